@@ -1,0 +1,97 @@
+// A scenario file in memory: hosts, settings, shaping, listeners, floods, sweep.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace synq::controller {
+
+struct HostSpec {
+  std::string name;
+  std::string agent;  // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
+  bool embedded() const { return agent.empty(); }
+};
+
+enum class AcceptMode { kNever, kPaced, kImmediate };
+
+struct ListenerDef {
+  std::string name;
+  std::string host;
+  std::string address;  // empty = the host's default ("0.0.0.0")
+  int64_t port = 0;
+  int64_t backlog = 128;
+  AcceptMode accept = AcceptMode::kNever;
+  std::chrono::nanoseconds accept_interval{0};
+  bool close_on_accept = false;
+};
+
+struct FloodDef {
+  std::string name;
+  std::string host;
+  std::string target;  // listener name or "ADDRESS:PORT"
+  int64_t connections = 1;
+  int64_t concurrency = 1;
+  double rate = 0;
+  std::chrono::nanoseconds connect_timeout{std::chrono::seconds(1)};
+  std::chrono::nanoseconds start_after{0};
+  std::chrono::nanoseconds hold{std::chrono::seconds(1)};
+  std::string payload;
+};
+
+enum class ShapingBackend { kAuto, kNetem, kNfqueue };
+
+// Link shaping on packets leaving `host` (towards `to`, if set; else all peers).
+struct ShapingDef {
+  std::string host;
+  std::string to;  // optional peer host name
+  std::chrono::nanoseconds delay{0};
+  std::chrono::nanoseconds jitter{0};
+  double loss_percent = 0;
+  uint64_t rate_bits_per_second = 0;
+  ShapingBackend backend = ShapingBackend::kAuto;
+};
+
+// Packet capture on a host's interface during each run.
+struct CaptureDef {
+  std::string host;
+};
+
+// A sweep value: YAML scalar kept as text plus its kind, so params can be written back typed.
+struct SweepValue {
+  enum class Kind { kInt, kDouble, kString, kBool };
+  Kind kind = Kind::kString;
+  std::string text;
+};
+
+struct SweepAxis {
+  std::string path;  // "listeners.l1.backlog", "settings.server.net.core.somaxconn"
+  std::vector<SweepValue> values;
+};
+
+struct Scenario {
+  std::string name;
+  std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
+  std::vector<HostSpec> hosts;  // in file order; default one embedded "local"
+  // host -> sysctl key -> value
+  std::map<std::string, std::map<std::string, int64_t>> settings;
+  std::vector<ShapingDef> shaping;
+  std::vector<CaptureDef> captures;
+  std::vector<ListenerDef> listeners;
+  std::vector<FloodDef> floods;
+  std::vector<SweepAxis> sweep;  // in file order
+
+  const HostSpec* FindHost(const std::string& name) const;
+  const ListenerDef* FindListener(const std::string& name) const;
+};
+
+// One combination of sweep values: a concrete scenario plus the path -> value it was made with.
+struct RunPlan {
+  Scenario scenario;
+  std::vector<std::pair<std::string, SweepValue>> params;
+};
+
+}  // namespace synq::controller
