@@ -1,1 +1,134 @@
-int main() { return 0; }
+// synq-agent: the per-host daemon. Serves AgentService over gRPC until SIGTERM/SIGINT, and
+// restores every kernel setting and shaping rule it changed: at run end, when the controller
+// goes away, on SIGTERM, and after a crash (from its journal, at the next start).
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/run/run_session.h"
+#include "agent/service/agent_service.h"
+#include "agent/shaping/shaper.h"
+#include "common/unique_fd.h"
+#include "grpcpp/grpcpp.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "synq-agent: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"synq-agent: opens listeners, runs io_uring connect floods, applies and restores "
+               "kernel settings and link shaping, and samples kernel counters, on command of "
+               "the synq controller over gRPC."};
+  std::string listen = "0.0.0.0:7700";
+  std::string netns;
+  std::string state_dir = "/var/lib/synq-agent";
+  std::string port_file;
+  std::string log_level = "info";
+  bool parent_death = false;
+  app.add_option("--listen", listen,
+                 "gRPC address: HOST:PORT (port 0 = any free port) or unix:/path")
+      ->capture_default_str();
+  app.add_option("--netns", netns, "enter this named network namespace (/var/run/netns/NAME) first");
+  app.add_option("--state-dir", state_dir, "where journals of changed settings are kept")
+      ->capture_default_str();
+  app.add_option("--port-file", port_file, "write the bound gRPC address to this file when ready");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_flag("--parent-death", parent_death, "end (and restore) when the parent process dies");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [agent] [%l] %v");
+
+  // Signals are taken by sigwait below; block them before any thread exists so all inherit it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (parent_death) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) return Fail("parent already gone");
+  }
+
+  if (!netns.empty()) {
+    // Before any thread: setns(CLONE_NEWNET) affects only the calling thread.
+    synq::common::UniqueFd ns(open(absl::StrCat("/var/run/netns/", netns).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) return Fail(absl::StrCat("network namespace '", netns, "': ", strerror(errno)));
+    if (setns(ns.get(), CLONE_NEWNET) != 0) {
+      return Fail(absl::StrCat("setns into '", netns, "': ", strerror(errno)));
+    }
+  }
+
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+
+  synq::agent::AgentPaths paths;
+  paths.state_dir = state_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return Fail(absl::StrCat("--state-dir ", state_dir, ": ", ec.message()));
+
+  // A previous agent that crashed mid-run left journals: put the host back first.
+  auto restored = synq::agent::RestoreFromJournal(paths.proc_sys_dir, paths.settings_journal());
+  if (!restored.ok()) {
+    spdlog::error("restoring settings from journal: {}", restored.status().ToString());
+  } else {
+    for (const auto& [key, value] : *restored) {
+      spdlog::warn("restored {} = {} left changed by a previous agent", key, value);
+    }
+  }
+  if (auto s = synq::agent::RemoveShapingFromJournal(paths.shaping_journal()); !s.ok()) {
+    spdlog::error("removing shaping left by a previous agent: {}", s.ToString());
+  }
+
+  synq::agent::RunManager runs(paths);
+  synq::agent::AgentServiceImpl service(runs);
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || (!absl::StartsWith(listen, "unix:") && bound_port == 0)) {
+    return Fail(absl::StrCat("--listen ", listen, ": cannot bind (in use or bad address)"));
+  }
+  std::string address = listen;
+  if (!absl::StartsWith(listen, "unix:")) {
+    address = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", bound_port);
+  }
+  spdlog::info("synq-agent listening on {}{}", address,
+               netns.empty() ? "" : absl::StrCat(" (netns ", netns, ")"));
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << address << "\n";
+    std::filesystem::rename(tmp, port_file, ec);
+    if (ec) return Fail(absl::StrCat("--port-file ", port_file, ": ", ec.message()));
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: ending the open run and restoring", sig);
+  runs.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}

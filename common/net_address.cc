@@ -39,7 +39,7 @@ std::string SocketAddress::ToString() const {
   return absl::StrCat(HostString(), ":", port());
 }
 
-absl::StatusOr<SocketAddress> ParseHostAddress(std::string_view host, uint16_t port) {
+absl::StatusOr<SocketAddress> ParseHostAddress(absl::string_view host, uint16_t port) {
   SocketAddress out;
   const std::string h(host);
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
@@ -59,19 +59,19 @@ absl::StatusOr<SocketAddress> ParseHostAddress(std::string_view host, uint16_t p
   return absl::InvalidArgumentError(absl::StrCat("'", host, "' is not an IPv4 or IPv6 address"));
 }
 
-absl::StatusOr<SocketAddress> ParseSocketAddress(std::string_view text) {
-  std::string_view host;
-  std::string_view port_text;
+absl::StatusOr<SocketAddress> ParseSocketAddress(absl::string_view text) {
+  absl::string_view host;
+  absl::string_view port_text;
   if (!text.empty() && text.front() == '[') {
     const size_t close = text.find("]:");
-    if (close == std::string_view::npos) {
+    if (close == absl::string_view::npos) {
       return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not [ADDRESS]:PORT"));
     }
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
   } else {
     const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || text.find(':') != colon) {
+    if (colon == absl::string_view::npos || text.find(':') != colon) {
       return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not ADDRESS:PORT"));
     }
     host = text.substr(0, colon);

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -29,10 +29,10 @@ struct SocketAddress {
 };
 
 // Parses "1.2.3.4:80", "[::1]:80". A missing or out-of-range port is an error.
-absl::StatusOr<SocketAddress> ParseSocketAddress(std::string_view text);
+absl::StatusOr<SocketAddress> ParseSocketAddress(absl::string_view text);
 
 // Parses a bare address ("1.2.3.4", "::1") with the given port.
-absl::StatusOr<SocketAddress> ParseHostAddress(std::string_view host, uint16_t port);
+absl::StatusOr<SocketAddress> ParseHostAddress(absl::string_view host, uint16_t port);
 
 // The local address of a socket (getsockname) / its peer (getpeername).
 absl::StatusOr<SocketAddress> LocalAddressOf(int fd);

@@ -1,0 +1,88 @@
+#include "agent/host_facts.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <liburing.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent/kernel/sock_diag.h"
+#include "agent/kernel/sysctl_settings.h"
+#include "agent/shaping/shaper.h"
+#include "agent/trace/drop_events.h"
+#include "common/net_address.h"
+
+namespace synq::agent {
+namespace {
+
+void Check(HostFacts& facts, Capability cap, bool ok, std::string why) {
+  if (ok) {
+    facts.capabilities.push_back(cap);
+  } else {
+    facts.missing.emplace_back(cap, std::move(why));
+  }
+}
+
+std::string ProbeIoUring() {
+  io_uring ring;
+  const int rc = io_uring_queue_init(2, &ring, 0);
+  if (rc < 0) return std::string("io_uring_setup failed: ") + strerror(-rc);
+  io_uring_queue_exit(&ring);
+  return "";
+}
+
+}  // namespace
+
+HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
+  HostFacts facts;
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) == 0) facts.hostname = name;
+  utsname uts{};
+  if (uname(&uts) == 0) facts.kernel_release = uts.release;
+  facts.settings = ReadSettings(proc_sys_dir);
+
+  const std::string uring = ProbeIoUring();
+  Check(facts, Capability::kIoUring, uring.empty(), uring);
+  auto diag = DumpTcpSockets(0, 1u << 10 /* TCP_LISTEN */);
+  Check(facts, Capability::kSockDiag, diag.ok(), diag.ok() ? "" : std::string(diag.status().message()));
+  const bool root = geteuid() == 0;
+  const std::string somaxconn = proc_sys_dir + "/net/core/somaxconn";
+  Check(facts, Capability::kSysctlWrite, root && access(somaxconn.c_str(), W_OK) == 0,
+        root ? somaxconn + " is not writable" : "the agent does not run as root");
+  const BackendSupport netem = ProbeNetem();
+  Check(facts, Capability::kNetem, netem.available, netem.reason);
+  const BackendSupport nfqueue = ProbeNfqueue();
+  Check(facts, Capability::kNfqueue, nfqueue.available, nfqueue.reason);
+  Check(facts, Capability::kPcap, root, "packet capture needs root (CAP_NET_RAW)");
+  const std::string tracefs = TracefsUnavailableReason();
+  Check(facts, Capability::kTracefs, tracefs.empty(), tracefs);
+
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+      const int family = i->ifa_addr->sa_family;
+      if (family != AF_INET && family != AF_INET6) continue;
+      common::SocketAddress addr;
+      addr.length = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+      std::memcpy(&addr.storage, i->ifa_addr, addr.length);
+      if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(
+                                    &reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_addr)) {
+        continue;
+      }
+      facts.addresses.push_back(addr.HostString());
+    }
+    freeifaddrs(list);
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    facts.fd_limit_soft = limit.rlim_cur;
+    facts.fd_limit_hard = limit.rlim_max;
+  }
+  return facts;
+}
+
+}  // namespace synq::agent

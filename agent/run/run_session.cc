@@ -1,0 +1,417 @@
+#include "agent/run/run_session.h"
+
+#include <netinet/tcp.h>
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/flood/flood_engine.h"
+#include "spdlog/spdlog.h"
+
+namespace synq::agent {
+
+struct RunManager::Run {
+  std::string id;
+  std::chrono::nanoseconds interval{std::chrono::milliseconds(100)};
+  std::chrono::steady_clock::time_point deadline;
+  std::unique_ptr<SettingsGuard> settings;
+  std::unique_ptr<ShapingSet> shaping;
+  common::Counters counters_before;
+  std::atomic<bool> stop{false};
+
+  // Guards everything below; flood threads and the sampler take only this lock.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::thread> flood_threads;
+  std::vector<FloodResult> flood_results;
+  std::vector<std::string> flood_errors;
+  int floods_running = 0;
+  std::vector<DoneCallback> waiters;
+  std::thread sampler;
+  bool sampler_stop = false;
+  std::unique_ptr<DropEventCounter> drop_events;
+  std::string drop_events_unavailable;
+};
+
+RunManager::RunManager(AgentPaths paths) : paths_(std::move(paths)) {
+  watchdog_ = std::thread([this] { WatchdogLoop(); });
+}
+
+RunManager::~RunManager() {
+  Shutdown();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+  }
+  watchdog_cv_.notify_all();
+  watchdog_.join();
+}
+
+void RunManager::WatchdogLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!closing_) {
+    if (run_ == nullptr) {
+      watchdog_cv_.wait(lock);
+      continue;
+    }
+    const auto deadline = run_->deadline;
+    const std::string id = run_->id;
+    if (watchdog_cv_.wait_until(lock, deadline) == std::cv_status::timeout && run_ != nullptr &&
+        run_->id == id && std::chrono::steady_clock::now() >= run_->deadline) {
+      lock.unlock();
+      Abandon(id, "its lease ran out");
+      lock.lock();
+    }
+  }
+}
+
+absl::Status RunManager::Begin(const std::string& run_id, std::chrono::nanoseconds sample_interval,
+                               std::chrono::nanoseconds lease) {
+  if (run_id.empty()) return absl::InvalidArgumentError("run_id: must not be empty");
+  if (sample_interval <= std::chrono::nanoseconds::zero()) {
+    return absl::InvalidArgumentError("sample_interval: must be positive");
+  }
+  if (lease <= std::chrono::nanoseconds::zero()) lease = std::chrono::minutes(30);
+  auto counters = common::ReadKernelCounters();
+  if (!counters.ok()) return counters.status();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (run_ != nullptr) {
+    if (run_->id == run_id) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("run '", run_->id, "' is still open on this agent; end it first"));
+  }
+  auto run = std::make_unique<Run>();
+  run->id = run_id;
+  run->interval = sample_interval;
+  run->deadline = std::chrono::steady_clock::now() + lease;
+  run->settings = std::make_unique<SettingsGuard>(paths_.proc_sys_dir, paths_.settings_journal());
+  run->shaping = std::make_unique<ShapingSet>(paths_.shaping_journal());
+  run->counters_before = *std::move(counters);
+  Run* raw = run.get();
+  run->sampler = std::thread([this, raw] { SampleLoop(raw); });
+  run_ = std::move(run);
+  watchdog_cv_.notify_all();
+  spdlog::info("run {} begun (sample interval {} ms, lease {} s)", run_id,
+               std::chrono::duration_cast<std::chrono::milliseconds>(sample_interval).count(),
+               std::chrono::duration_cast<std::chrono::seconds>(lease).count());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunManager::Run*> RunManager::Find(const std::string& run_id) {
+  if (run_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("no run is open (asked for '", run_id, "')"));
+  }
+  if (run_->id != run_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run '", run_id, "' is not open; the open run is '", run_->id, "'"));
+  }
+  return run_.get();
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::ApplySettings(
+    const std::string& run_id, const std::map<std::string, int64_t>& settings) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  return (*run)->settings->Apply(settings);
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::RestoreSettings(
+    const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  return (*run)->settings->Restore();
+}
+
+absl::StatusOr<std::vector<ShapingApplied>> RunManager::ApplyShaping(
+    const std::string& run_id, const std::vector<ShapingRequest>& specs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  return (*run)->shaping->Apply(specs);
+}
+
+namespace {
+ListenerSnapshot Snapshot(Listener& listener) {
+  ListenerSnapshot out;
+  out.name = listener.spec().name;
+  out.address = listener.bound().ToString();
+  out.backlog = listener.spec().backlog;
+  auto queue = QueryListenQueue(listener.bound().port());
+  if (queue.ok()) {
+    out.backlog_effective = queue->accept_queue_max;
+    listener.ObserveAcceptQueue(queue->accept_queue);
+  }
+  out.accepted = listener.accepted();
+  out.accept_queue_peak = listener.accept_queue_peak();
+  return out;
+}
+}  // namespace
+
+absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& run_id,
+                                                           const ListenerSpec& spec) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  std::lock_guard<std::mutex> run_lock((*run)->mu);
+  for (const auto& l : (*run)->listeners) {
+    if (l->spec().name == spec.name) {
+      return absl::AlreadyExistsError(absl::StrCat("listener '", spec.name, "' already runs"));
+    }
+  }
+  auto listener = Listener::Start(spec);
+  if (!listener.ok()) return listener.status();
+  ListenerSnapshot snapshot = Snapshot(**listener);
+  (*run)->listeners.push_back(*std::move(listener));
+  return snapshot;
+}
+
+absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run_id,
+                                                          const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  std::lock_guard<std::mutex> run_lock((*run)->mu);
+  auto& listeners = (*run)->listeners;
+  for (auto it = listeners.begin(); it != listeners.end(); ++it) {
+    if ((*it)->spec().name != name) continue;
+    ListenerSnapshot snapshot = Snapshot(**it);
+    (*it)->Stop();
+    listeners.erase(it);
+    return snapshot;
+  }
+  return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
+}
+
+absl::Status RunManager::StartFloods(const std::string& run_id,
+                                     std::chrono::system_clock::time_point start_at,
+                                     std::vector<FloodSpec> floods) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto found = Find(run_id);
+  if (!found.ok()) return found.status();
+  Run* run = *found;
+  uint64_t sockets = 0;
+  for (const auto& f : floods) sockets += f.connections;
+  // All floods of a host may hold all their sockets at once: check the sum up front.
+  if (absl::Status budget = EnsureFdBudget(sockets); !budget.ok()) return budget;
+
+  std::lock_guard<std::mutex> run_lock(run->mu);
+  if (run->floods_running > 0) {
+    return absl::FailedPreconditionError("floods of this run are still running");
+  }
+  StartDropEventsLocked(run);
+  for (auto& spec : floods) {
+    ++run->floods_running;
+    run->flood_threads.emplace_back([this, run, spec = std::move(spec), start_at] {
+      absl::StatusOr<FloodResult> result = RunFlood(spec, start_at, run->stop);
+      std::lock_guard<std::mutex> flood_lock(run->mu);
+      if (result.ok()) {
+        run->flood_results.push_back(*std::move(result));
+      } else {
+        spdlog::error("flood {} failed: {}", spec.name, result.status().ToString());
+        run->flood_errors.push_back(absl::StrCat("flood ", spec.name, ": ",
+                                                 result.status().message()));
+      }
+      --run->floods_running;
+      run->cv.notify_all();
+      if (run->floods_running == 0) {
+        std::vector<DoneCallback> waiters = std::move(run->waiters);
+        run->waiters.clear();
+        if (!waiters.empty()) {
+          absl::StatusOr<CollectedRun> collected = BuildCollectedLocked(run);
+          for (auto& w : waiters) w(collected);
+        }
+      }
+    });
+  }
+  return absl::OkStatus();
+}
+
+void RunManager::StartDropEventsLocked(Run* run) {
+  if (run->drop_events != nullptr || run->listeners.empty()) return;
+  std::vector<uint16_t> ports;
+  for (const auto& l : run->listeners) ports.push_back(l->bound().port());
+  auto counter = DropEventCounter::Start(ports);
+  if (counter.ok()) {
+    run->drop_events = *std::move(counter);
+  } else {
+    run->drop_events_unavailable = std::string(counter.status().message());
+  }
+}
+
+absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
+  if (!run->flood_errors.empty()) {
+    return absl::InternalError(absl::StrJoin(run->flood_errors, "; "));
+  }
+  CollectedRun out;
+  out.floods = run->flood_results;
+  std::set<std::pair<std::string, std::string>> accepted;
+  for (auto& listener : run->listeners) {
+    out.listeners.push_back(Snapshot(*listener));
+    for (const auto& a : listener->AcceptedConnections()) accepted.emplace(a.local, a.remote);
+    auto sockets = DumpTcpSockets(listener->bound().port());
+    if (!sockets.ok()) return sockets.status();
+    for (const auto& s : *sockets) {
+      if (s.state == TCP_LISTEN) continue;
+      out.server_sockets.push_back(ServerSocketView{s.local, s.remote, TcpStateName(s.state),
+                                                    accepted.contains({s.local, s.remote}),
+                                                    listener->spec().name});
+    }
+  }
+  auto after = common::ReadKernelCounters();
+  if (!after.ok()) return after.status();
+  out.counter_deltas = common::CounterDeltas(run->counters_before, *after);
+  if (run->drop_events != nullptr) {
+    auto events = run->drop_events->Read();
+    if (events.ok()) {
+      out.drop_events = *std::move(events);
+    } else {
+      out.drop_events_unavailable = std::string(events.status().message());
+    }
+  } else {
+    out.drop_events_unavailable = run->listeners.empty() ? "" : run->drop_events_unavailable;
+  }
+  return out;
+}
+
+absl::Status RunManager::Collect(const std::string& run_id, DoneCallback done) {
+  absl::StatusOr<CollectedRun> ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = Find(run_id);
+    if (!found.ok()) return found.status();
+    Run* run = *found;
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    if (run->floods_running > 0) {
+      run->waiters.push_back(std::move(done));
+      return absl::OkStatus();
+    }
+    ready = BuildCollectedLocked(run);
+  }
+  done(std::move(ready));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> RunManager::Subscribe(const std::string& run_id, SampleSink sink,
+                                               std::function<void()> on_end) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto found = Find(run_id);
+  if (!found.ok()) return found.status();
+  const uint64_t id = next_sink_++;
+  sinks_.emplace(id, std::make_pair(std::move(sink), std::move(on_end)));
+  return id;
+}
+
+void RunManager::Unsubscribe(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sinks_.erase(id);
+}
+
+SampleValue RunManager::TakeSample(Run* run) {
+  SampleValue sample;
+  sample.at = std::chrono::system_clock::now();
+  {
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    for (auto& listener : run->listeners) {
+      auto queue = QueryListenQueue(listener->bound().port());
+      if (!queue.ok()) continue;  // stopped between the lock and the query
+      listener->ObserveAcceptQueue(queue->accept_queue);
+      sample.listeners.push_back({listener->spec().name, *queue});
+    }
+  }
+  if (auto now = common::ReadKernelCounters(); now.ok()) {
+    sample.counter_deltas = common::NonZero(common::CounterDeltas(run->counters_before, *now));
+  }
+  return sample;
+}
+
+void RunManager::SampleLoop(Run* run) {
+  std::unique_lock<std::mutex> run_lock(run->mu);
+  auto next = std::chrono::steady_clock::now();
+  while (!run->sampler_stop) {
+    run_lock.unlock();
+    SampleValue sample = TakeSample(run);
+    std::vector<SampleSink> sinks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, s] : sinks_) sinks.push_back(s.first);
+    }
+    for (auto& sink : sinks) sink(sample);
+    run_lock.lock();
+    next += run->interval;
+    run->cv.wait_until(run_lock, next, [run] { return run->sampler_stop; });
+  }
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::End(const std::string& run_id) {
+  std::unique_ptr<Run> run;
+  std::vector<std::function<void()>> on_end;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run_ == nullptr || run_->id != run_id) return std::map<std::string, int64_t>{};
+    run = std::move(run_);
+    for (auto& [id, s] : sinks_) on_end.push_back(std::move(s.second));
+    sinks_.clear();
+  }
+  watchdog_cv_.notify_all();
+  return Teardown(std::move(run), std::move(on_end));
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
+    std::unique_ptr<Run> run, std::vector<std::function<void()>> on_end) {
+  // No manager lock here: flood threads and the sampler take run->mu and must be able to finish.
+  run->stop = true;
+  for (auto& t : run->flood_threads) t.join();
+  {
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    run->sampler_stop = true;
+  }
+  run->cv.notify_all();
+  run->sampler.join();
+  std::vector<DoneCallback> waiters;
+  {
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    waiters = std::move(run->waiters);
+  }
+  for (auto& w : waiters) {
+    w(absl::AbortedError(absl::StrCat("run '", run->id, "' ended before its floods finished")));
+  }
+  for (auto& listener : run->listeners) listener->Stop();
+  run->listeners.clear();
+  std::vector<std::string> problems;
+  if (absl::Status s = run->shaping->Remove(); !s.ok()) {
+    problems.push_back(absl::StrCat("removing shaping: ", s.message()));
+  }
+  absl::StatusOr<std::map<std::string, int64_t>> restored = run->settings->Restore();
+  if (!restored.ok()) problems.push_back(absl::StrCat("restoring settings: ", restored.status().message()));
+  for (auto& f : on_end) f();
+  spdlog::info("run {} ended", run->id);
+  if (!problems.empty()) return absl::InternalError(absl::StrJoin(problems, "; "));
+  return restored;
+}
+
+void RunManager::Abandon(const std::string& run_id, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run_ == nullptr || run_->id != run_id) return;
+  }
+  spdlog::warn("ending run {}: {}; restoring every setting", run_id, why);
+  if (auto s = End(run_id); !s.ok()) spdlog::error("restore after abandon: {}", s.status().ToString());
+}
+
+void RunManager::Shutdown() {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (run_ == nullptr) return;
+    id = run_->id;
+  }
+  Abandon(id, "the agent is shutting down");
+}
+
+}  // namespace synq::agent

@@ -1,0 +1,134 @@
+// One run on one agent: settings, listeners, floods, sampling, and the restore of all of it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/flood/flood_spec.h"
+#include "agent/kernel/sock_diag.h"
+#include "agent/kernel/sysctl_settings.h"
+#include "agent/listener/listener.h"
+#include "agent/shaping/shaper.h"
+#include "agent/trace/drop_events.h"
+#include "common/proc_counters.h"
+
+namespace synq::agent {
+
+struct ListenerSnapshot {
+  std::string name;
+  std::string address;
+  int backlog = 0;
+  int64_t backlog_effective = -1;
+  uint64_t accepted = 0;
+  int64_t accept_queue_peak = 0;
+};
+
+struct ListenerSampleValue {
+  std::string name;
+  ListenQueue queue;
+};
+
+struct SampleValue {
+  std::chrono::system_clock::time_point at;
+  std::vector<ListenerSampleValue> listeners;
+  common::Counters counter_deltas;  // non-zero deltas since the run began
+};
+
+// A server-side socket seen at collection time, for joining with client attempts.
+struct ServerSocketView {
+  std::string local;
+  std::string remote;
+  std::string state;
+  bool accepted = false;
+  std::string listener;
+};
+
+struct CollectedRun {
+  std::vector<FloodResult> floods;
+  std::vector<ListenerSnapshot> listeners;
+  common::Counters counter_deltas;
+  std::vector<ServerSocketView> server_sockets;
+  std::map<std::string, int64_t> drop_events;
+  std::string drop_events_unavailable;
+};
+
+// Where an agent keeps state that must survive a crash.
+struct AgentPaths {
+  std::string proc_sys_dir = "/proc/sys";
+  std::string state_dir = "/var/lib/synq-agent";
+  std::string settings_journal() const { return state_dir + "/settings-journal.json"; }
+  std::string shaping_journal() const { return state_dir + "/shaping-journal.json"; }
+};
+
+// Holds at most one open run. Every method is thread-safe. A run ends by End(), by its lease
+// running out, or by Abandon() when the controller's Watch stream breaks; each path stops floods
+// and listeners, removes shaping and restores settings.
+class RunManager {
+ public:
+  using SampleSink = std::function<void(const SampleValue&)>;
+  using DoneCallback = std::function<void(absl::StatusOr<CollectedRun>)>;
+
+  explicit RunManager(AgentPaths paths);
+  ~RunManager();
+
+  absl::Status Begin(const std::string& run_id, std::chrono::nanoseconds sample_interval,
+                     std::chrono::nanoseconds lease);
+  absl::StatusOr<std::map<std::string, int64_t>> ApplySettings(
+      const std::string& run_id, const std::map<std::string, int64_t>& settings);
+  absl::StatusOr<std::map<std::string, int64_t>> RestoreSettings(const std::string& run_id);
+  absl::StatusOr<std::vector<ShapingApplied>> ApplyShaping(const std::string& run_id,
+                                                           const std::vector<ShapingRequest>& specs);
+  absl::StatusOr<ListenerSnapshot> StartListener(const std::string& run_id,
+                                                 const ListenerSpec& spec);
+  absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
+  absl::Status StartFloods(const std::string& run_id, std::chrono::system_clock::time_point start_at,
+                           std::vector<FloodSpec> floods);
+  // Calls `done` once every flood has finished (at once if none runs), with the collected run.
+  absl::Status Collect(const std::string& run_id, DoneCallback done);
+  // Registers a sink for samples; returns an id for Unsubscribe. `on_end` runs when the run ends.
+  absl::StatusOr<uint64_t> Subscribe(const std::string& run_id, SampleSink sink,
+                                     std::function<void()> on_end);
+  void Unsubscribe(uint64_t id);
+  // Ends the run: stops everything, restores. Returns restored settings. Unknown/ended run: OK.
+  absl::StatusOr<std::map<std::string, int64_t>> End(const std::string& run_id);
+  // The controller went away: end the run if it is still open.
+  void Abandon(const std::string& run_id, const std::string& why);
+  // Ends whatever run is open (SIGTERM).
+  void Shutdown();
+
+ private:
+  struct Run;
+  absl::StatusOr<Run*> Find(const std::string& run_id);
+  void SampleLoop(Run* run);
+  SampleValue TakeSample(Run* run);
+  void WatchdogLoop();
+  // Starts counting drop trace events on this host's listener ports (caller holds run->mu).
+  void StartDropEventsLocked(Run* run);
+  // Snapshot for Collect; the caller holds run->mu.
+  absl::StatusOr<CollectedRun> BuildCollectedLocked(Run* run);
+  absl::StatusOr<std::map<std::string, int64_t>> Teardown(std::unique_ptr<Run> run,
+                                                          std::vector<std::function<void()>> on_end);
+
+  const AgentPaths paths_;
+  std::mutex mu_;
+  std::unique_ptr<Run> run_;
+  std::map<uint64_t, std::pair<SampleSink, std::function<void()>>> sinks_;
+  uint64_t next_sink_ = 1;
+  bool closing_ = false;
+  std::condition_variable watchdog_cv_;  // wakes the lease watchdog when the run changes
+  std::thread watchdog_;
+};
+
+}  // namespace synq::agent

@@ -1,0 +1,439 @@
+#include "agent/service/agent_service.h"
+
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "agent/host_facts.h"
+#include "proto/proto_time.h"
+#include "spdlog/spdlog.h"
+
+namespace synq::agent {
+
+namespace v1 = ::synq::agent::v1;
+using proto::FromProto;
+using proto::ToProto;
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl::StatusCode and grpc::StatusCode share their numbering by design.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+namespace {
+
+using proto::FromProto;
+using proto::ToProto;
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+v1::Capability ToProto(Capability c) {
+  switch (c) {
+    case Capability::kIoUring: return v1::CAPABILITY_IO_URING;
+    case Capability::kSockDiag: return v1::CAPABILITY_SOCK_DIAG;
+    case Capability::kSysctlWrite: return v1::CAPABILITY_SYSCTL_WRITE;
+    case Capability::kNetem: return v1::CAPABILITY_NETEM;
+    case Capability::kNfqueue: return v1::CAPABILITY_NFQUEUE;
+    case Capability::kPcap: return v1::CAPABILITY_PCAP;
+    case Capability::kTracefs: return v1::CAPABILITY_TRACEFS;
+  }
+  return v1::CAPABILITY_UNSPECIFIED;
+}
+
+void AddSettings(const std::map<std::string, int64_t>& settings,
+                 google::protobuf::RepeatedPtrField<v1::Setting>* out) {
+  for (const auto& [key, value] : settings) {
+    auto* s = out->Add();
+    s->set_key(key);
+    s->set_value(value);
+  }
+}
+
+void ToProto(const ListenerSnapshot& l, v1::ListenerInfo* out) {
+  out->set_name(l.name);
+  out->set_address(l.address);
+  out->set_backlog(l.backlog);
+  out->set_backlog_effective(l.backlog_effective);
+  out->set_accepted(l.accepted);
+  out->set_accept_queue_peak(l.accept_queue_peak);
+}
+
+void ToProto(const common::Counters& counters,
+             google::protobuf::RepeatedPtrField<v1::Counter>* out) {
+  for (const auto& [name, value] : counters) {
+    auto* c = out->Add();
+    c->set_name(name);
+    c->set_value(value);
+  }
+}
+
+void ToProto(const SampleValue& s, v1::Sample* out) {
+  ToProto(s.at, out->mutable_at());
+  for (const auto& l : s.listeners) {
+    auto* ls = out->add_listeners();
+    ls->set_name(l.name);
+    ls->set_accept_queue(l.queue.accept_queue);
+    ls->set_accept_queue_max(l.queue.accept_queue_max);
+    ls->set_syn_recv(l.queue.syn_recv);
+  }
+  ToProto(s.counter_deltas, out->mutable_counter_deltas());
+}
+
+v1::Outcome ToProto(Outcome o) {
+  switch (o) {
+    case Outcome::kEstablished: return v1::OUTCOME_ESTABLISHED;
+    case Outcome::kReset: return v1::OUTCOME_RESET;
+    case Outcome::kRefused: return v1::OUTCOME_REFUSED;
+    case Outcome::kTimedOut: return v1::OUTCOME_TIMED_OUT;
+    case Outcome::kError: return v1::OUTCOME_ERROR;
+  }
+  return v1::OUTCOME_UNSPECIFIED;
+}
+
+void ToProto(const FloodResult& f, v1::FloodResult* out) {
+  out->set_name(f.name);
+  out->set_attempted(f.attempted);
+  out->set_established(f.established);
+  out->set_reset(f.reset);
+  out->set_refused(f.refused);
+  out->set_timed_out(f.timed_out);
+  for (const auto& [name, n] : f.errors) (*out->mutable_errors())[name] = n;
+  const common::Histogram& h = f.connect_latency_us;
+  auto* summary = out->mutable_connect_latency();
+  summary->set_count(h.count());
+  summary->set_p50_ms(static_cast<double>(h.Quantile(0.50)) / 1000.0);
+  summary->set_p90_ms(static_cast<double>(h.Quantile(0.90)) / 1000.0);
+  summary->set_p99_ms(static_cast<double>(h.Quantile(0.99)) / 1000.0);
+  summary->set_max_ms(static_cast<double>(h.max()) / 1000.0);
+  auto* hist = out->mutable_connect_latency_histogram();
+  hist->set_sub_bucket_bits(h.sub_bucket_bits());
+  hist->set_count(h.count());
+  hist->set_max_us(h.max());
+  for (const auto& [index, n] : h.buckets()) (*hist->mutable_buckets())[index] = n;
+  for (const auto& c : f.connections) {
+    auto* rec = out->add_connections();
+    rec->set_local(c.local);
+    rec->set_remote(c.remote);
+    rec->set_outcome(ToProto(c.outcome));
+    rec->set_error_name(c.error_name);
+    if (c.connect_latency.count() >= 0) ToProto(c.connect_latency, rec->mutable_connect_latency());
+    if (c.outcome_after.count() >= 0) ToProto(c.outcome_after, rec->mutable_outcome_after());
+    ToProto(c.started_at, rec->mutable_started_at());
+  }
+  ToProto(f.started_at, out->mutable_started_at());
+  ToProto(f.start_lateness, out->mutable_start_lateness());
+}
+
+absl::StatusOr<AcceptMode> FromProto(v1::AcceptMode mode) {
+  switch (mode) {
+    case v1::ACCEPT_MODE_NEVER: return AcceptMode::kNever;
+    case v1::ACCEPT_MODE_PACED: return AcceptMode::kPaced;
+    case v1::ACCEPT_MODE_IMMEDIATE: return AcceptMode::kImmediate;
+    default:
+      return absl::InvalidArgumentError("listener.accept: must be NEVER, PACED or IMMEDIATE");
+  }
+}
+
+absl::StatusOr<ShapingBackend> FromProto(v1::ShapingBackend backend) {
+  switch (backend) {
+    case v1::SHAPING_BACKEND_AUTO: return ShapingBackend::kAuto;
+    case v1::SHAPING_BACKEND_NETEM: return ShapingBackend::kNetem;
+    case v1::SHAPING_BACKEND_NFQUEUE: return ShapingBackend::kNfqueue;
+    default: return absl::InvalidArgumentError("shaping.backend: must be AUTO, NETEM or NFQUEUE");
+  }
+}
+
+v1::ShapingBackend ToProto(ShapingBackend backend) {
+  switch (backend) {
+    case ShapingBackend::kAuto: return v1::SHAPING_BACKEND_AUTO;
+    case ShapingBackend::kNetem: return v1::SHAPING_BACKEND_NETEM;
+    case ShapingBackend::kNfqueue: return v1::SHAPING_BACKEND_NFQUEUE;
+  }
+  return v1::SHAPING_BACKEND_UNSPECIFIED;
+}
+
+absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {
+  FloodSpec spec;
+  spec.name = f.name();
+  auto target = common::ParseSocketAddress(f.target());
+  if (!target.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("floods.", f.name(), ".target: ",
+                                                   target.status().message()));
+  }
+  spec.target = *target;
+  spec.source = f.source();
+  spec.connections = f.connections();
+  spec.concurrency = f.concurrency();
+  spec.rate = f.rate();
+  spec.connect_timeout = FromProto(f.connect_timeout());
+  spec.start_after = FromProto(f.start_after());
+  spec.hold = FromProto(f.hold());
+  spec.payload = f.payload();
+  return spec;
+}
+
+// Streams samples of the open run until it ends or the controller goes away. A broken stream
+// while the run is open means the controller is gone: the run is abandoned and restored.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
+ public:
+  WatchReactor(RunManager& runs, std::string run_id) : runs_(runs), run_id_(std::move(run_id)) {}
+
+  void Subscribe() {
+    auto id = runs_.Subscribe(
+        run_id_, [this](const SampleValue& s) { Push(s); }, [this] { EndOfRun(); });
+    if (!id.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishLocked(ToGrpcStatus(id.status()));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    sink_id_ = *id;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) return;  // OnCancel follows
+    if (!queue_.empty()) queue_.pop_front();
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    uint64_t sink = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sink = sink_id_;
+      FinishLocked(grpc::Status::CANCELLED);
+    }
+    if (sink != 0) runs_.Unsubscribe(sink);
+    runs_.Abandon(run_id_, "the controller's watch stream broke");
+  }
+
+  void OnDone() override {
+    uint64_t sink = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sink = sink_id_;
+    }
+    if (sink != 0) runs_.Unsubscribe(sink);
+    // The run may still call Push/EndOfRun until Unsubscribe returns; after it, nothing does.
+    delete this;
+  }
+
+ private:
+  void Push(const SampleValue& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    ToProto(s, &queue_.emplace_back());
+    MaybeWriteLocked();
+  }
+
+  void EndOfRun() {
+    std::lock_guard<std::mutex> lock(mu_);
+    run_ended_ = true;
+    if (!writing_) FinishLocked(grpc::Status::OK);
+  }
+
+  void MaybeWriteLocked() {
+    if (finished_ || writing_) return;
+    if (queue_.empty()) {
+      if (run_ended_) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  RunManager& runs_;
+  const std::string run_id_;
+  std::mutex mu_;
+  std::deque<v1::Sample> queue_;
+  uint64_t sink_id_ = 0;
+  bool writing_ = false;
+  bool finished_ = false;
+  bool run_ended_ = false;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerContext* context,
+                                                        const v1::GetHostInfoRequest*,
+                                                        v1::HostInfo* response) {
+  const HostFacts facts = ProbeHostFacts();
+  response->set_hostname(facts.hostname);
+  response->set_kernel_release(facts.kernel_release);
+  response->set_agent_version(SYNQ_VERSION);
+  AddSettings(facts.settings, response->mutable_settings());
+  for (Capability c : facts.capabilities) response->add_capabilities(ToProto(c));
+  for (const auto& [c, why] : facts.missing) {
+    auto* m = response->add_missing_capabilities();
+    m->set_capability(ToProto(c));
+    m->set_reason(why);
+  }
+  for (const auto& a : facts.addresses) response->add_addresses(a);
+  response->set_fd_limit_soft(facts.fd_limit_soft);
+  response->set_fd_limit_hard(facts.fd_limit_hard);
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::GetClock(grpc::CallbackServerContext* context,
+                                                     const v1::GetClockRequest*,
+                                                     v1::GetClockResponse* response) {
+  ToProto(std::chrono::system_clock::now(), response->mutable_now());
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::BeginRun(grpc::CallbackServerContext* context,
+                                                     const v1::BeginRunRequest* request,
+                                                     v1::BeginRunResponse*) {
+  return Done(context, runs_.Begin(request->run_id(), FromProto(request->sample_interval()),
+                                   FromProto(request->lease())));
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ApplySettings(grpc::CallbackServerContext* context,
+                                                          const v1::ApplySettingsRequest* request,
+                                                          v1::ApplySettingsResponse* response) {
+  std::map<std::string, int64_t> settings;
+  for (const auto& s : request->settings()) settings[s.key()] = s.value();
+  auto applied = runs_.ApplySettings(request->run_id(), settings);
+  if (applied.ok()) AddSettings(*applied, response->mutable_settings());
+  return Done(context, applied.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::RestoreSettings(
+    grpc::CallbackServerContext* context, const v1::RestoreSettingsRequest* request,
+    v1::RestoreSettingsResponse* response) {
+  auto restored = runs_.RestoreSettings(request->run_id());
+  if (restored.ok()) AddSettings(*restored, response->mutable_settings());
+  return Done(context, restored.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ApplyShaping(grpc::CallbackServerContext* context,
+                                                         const v1::ApplyShapingRequest* request,
+                                                         v1::ApplyShapingResponse* response) {
+  std::vector<ShapingRequest> specs;
+  for (const auto& s : request->shapings()) {
+    auto backend = FromProto(s.backend());
+    if (!backend.ok()) return Done(context, backend.status());
+    specs.push_back(ShapingRequest{s.interface(), *backend, FromProto(s.delay()),
+                                   FromProto(s.jitter()), s.loss_percent(),
+                                   s.rate_bits_per_second(), s.destination()});
+  }
+  auto applied = runs_.ApplyShaping(request->run_id(), specs);
+  if (applied.ok()) {
+    for (const auto& a : *applied) {
+      auto* out = response->add_shapings();
+      out->set_interface(a.interface);
+      out->set_backend(ToProto(a.backend));
+      ToProto(a.delay, out->mutable_delay());
+      ToProto(a.jitter, out->mutable_jitter());
+      out->set_loss_percent(a.loss_percent);
+      out->set_rate_bits_per_second(a.rate_bits_per_second);
+      out->set_destination(a.destination);
+    }
+  }
+  return Done(context, applied.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerContext* context,
+                                                          const v1::StartListenerRequest* request,
+                                                          v1::StartListenerResponse* response) {
+  const v1::ListenerSpec& l = request->listener();
+  auto mode = FromProto(l.accept());
+  if (!mode.ok()) return Done(context, mode.status());
+  if (l.port() > 65535) {
+    return Done(context, absl::InvalidArgumentError("listener.port: must be 0..65535"));
+  }
+  ListenerSpec spec;
+  spec.name = l.name();
+  spec.address = l.address().empty() ? "0.0.0.0" : l.address();
+  spec.port = static_cast<uint16_t>(l.port());
+  spec.backlog = l.backlog();
+  spec.accept = *mode;
+  spec.accept_interval = FromProto(l.accept_interval());
+  spec.close_on_accept = l.close_on_accept();
+  auto started = runs_.StartListener(request->run_id(), spec);
+  if (started.ok()) ToProto(*started, response->mutable_listener());
+  return Done(context, started.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerContext* context,
+                                                         const v1::StopListenerRequest* request,
+                                                         v1::StopListenerResponse* response) {
+  auto stopped = runs_.StopListener(request->run_id(), request->name());
+  if (stopped.ok()) ToProto(*stopped, response->mutable_listener());
+  return Done(context, stopped.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerContext* context,
+                                                        const v1::StartFloodsRequest* request,
+                                                        v1::StartFloodsResponse*) {
+  std::vector<FloodSpec> floods;
+  for (const auto& f : request->floods()) {
+    auto spec = FromProto(f);
+    if (!spec.ok()) return Done(context, spec.status());
+    floods.push_back(*std::move(spec));
+  }
+  return Done(context, runs_.StartFloods(request->run_id(), FromProto(request->start_at()),
+                                         std::move(floods)));
+}
+
+grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext*,
+                                                              const v1::WatchRequest* request) {
+  auto* reactor = new WatchReactor(runs_, request->run_id());
+  reactor->Subscribe();
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(
+    grpc::CallbackServerContext* context, const v1::CollectResultsRequest* request,
+    v1::CollectResultsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  // Finishes when the floods finish, from the last flood's thread: no gRPC thread blocks.
+  absl::Status queued = runs_.Collect(
+      request->run_id(), [reactor, response](absl::StatusOr<CollectedRun> collected) {
+        if (!collected.ok()) {
+          reactor->Finish(ToGrpcStatus(collected.status()));
+          return;
+        }
+        for (const auto& f : collected->floods) ToProto(f, response->add_floods());
+        for (const auto& l : collected->listeners) ToProto(l, response->add_listeners());
+        ToProto(collected->counter_deltas, response->mutable_counter_deltas());
+        for (const auto& s : collected->server_sockets) {
+          auto* out = response->add_server_sockets();
+          out->set_local(s.local);
+          out->set_remote(s.remote);
+          out->set_state(s.state);
+          out->set_accepted(s.accepted);
+          out->set_listener(s.listener);
+        }
+        for (const auto& [name, n] : collected->drop_events) {
+          (*response->mutable_drop_events())[name] = n;
+        }
+        response->set_drop_events_unavailable(collected->drop_events_unavailable);
+        reactor->Finish(grpc::Status::OK);
+      });
+  if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::EndRun(grpc::CallbackServerContext* context,
+                                                   const v1::EndRunRequest* request,
+                                                   v1::EndRunResponse* response) {
+  auto restored = runs_.End(request->run_id());
+  if (restored.ok()) AddSettings(*restored, response->mutable_restored());
+  return Done(context, restored.status());
+}
+
+}  // namespace synq::agent

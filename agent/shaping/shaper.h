@@ -1,0 +1,66 @@
+// Link shaping (delay, jitter, loss, rate) on a host's interface, with two backends behind one
+// interface: netem through rtnetlink, and an NFQUEUE userspace delayer for kernels without netem.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace synq::agent {
+
+enum class ShapingBackend { kAuto, kNetem, kNfqueue };
+
+// Packets leaving `interface` (towards `destination`, a prefix like "198.18.0.3/32", if set).
+struct ShapingRequest {
+  std::string interface;
+  ShapingBackend backend = ShapingBackend::kAuto;
+  std::chrono::nanoseconds delay{0};
+  std::chrono::nanoseconds jitter{0};
+  double loss_percent = 0;
+  uint64_t rate_bits_per_second = 0;
+  std::string destination;
+};
+
+// What is in force, read back from the kernel or the delayer; backend is never kAuto.
+using ShapingApplied = ShapingRequest;
+
+// Whether a backend can work on this host, and why not.
+struct BackendSupport {
+  bool available = false;
+  std::string reason;  // "sch_netem not in this kernel"
+};
+BackendSupport ProbeNetem();
+BackendSupport ProbeNfqueue();
+
+// Owns every shaping rule of a run; removing restores the interface. Journals what it installs
+// (journal_path) so a restarted agent can remove leftovers with RemoveShapingFromJournal.
+class ShapingSet {
+ public:
+  explicit ShapingSet(std::string journal_path);
+  ~ShapingSet();  // Removes everything.
+  ShapingSet(const ShapingSet&) = delete;
+  ShapingSet& operator=(const ShapingSet&) = delete;
+
+  // Validates and installs all requests; on failure removes what it installed. A backend that
+  // cannot work here fails with FailedPrecondition naming the reason.
+  absl::StatusOr<std::vector<ShapingApplied>> Apply(const std::vector<ShapingRequest>& requests);
+  // Removes every rule and stops delayers. Idempotent.
+  absl::Status Remove();
+
+  class Rule;
+
+ private:
+  std::string journal_path_;
+  std::vector<std::unique_ptr<Rule>> rules_;
+  bool wrote_journal_ = false;  // the journal at journal_path_ is this set's, not a leftover
+};
+
+// Removes qdiscs / firewall rules a crashed agent left behind, per its journal. No journal: OK.
+absl::Status RemoveShapingFromJournal(const std::string& journal_path);
+
+}  // namespace synq::agent

@@ -1,0 +1,144 @@
+#include "agent/trace/drop_events.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace synq::agent {
+namespace {
+
+constexpr char kTracefs[] = "/sys/kernel/tracing";
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  if (!out) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  out << text;
+  out.flush();
+  if (!out) return absl::ErrnoToStatus(errno, absl::StrCat("write ", path));
+  return absl::OkStatus();
+}
+
+// The numeric value of a drop reason in this kernel's kfree_skb format ({ 40, "TCP_..." }).
+absl::StatusOr<int> DropReasonValue(const std::string& reason) {
+  std::string format;
+  if (!ReadFile(absl::StrCat(kTracefs, "/events/skb/kfree_skb/format"), &format)) {
+    return absl::UnavailableError("no skb:kfree_skb trace event");
+  }
+  std::smatch m;
+  if (!std::regex_search(format, m, std::regex("\\{ *([0-9]+), *\"" + reason + "\" *\\}"))) {
+    return absl::UnavailableError(absl::StrCat("kfree_skb has no drop reason ", reason));
+  }
+  return std::stoi(m[1].str());
+}
+
+}  // namespace
+
+std::string TracefsUnavailableReason() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(absl::StrCat(kTracefs, "/instances"), ec)) {
+    if (geteuid() != 0) return "tracefs is not mounted and mounting it needs root";
+    if (mount("nodev", kTracefs, "tracefs", 0, nullptr) != 0) {
+      return absl::StrCat("tracefs is not mounted at ", kTracefs, " and mount failed: ",
+                          strerror(errno));
+    }
+  }
+  for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
+    if (!fs::exists(absl::StrCat(kTracefs, "/events/", e), ec)) {
+      return absl::StrCat("trace event ", e, " is not in this kernel");
+    }
+  }
+  if (access(absl::StrCat(kTracefs, "/instances").c_str(), W_OK) != 0) {
+    return "tracefs instances are not writable (needs root)";
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
+    const std::vector<uint16_t>& ports) {
+  if (std::string why = TracefsUnavailableReason(); !why.empty()) {
+    return absl::FailedPreconditionError(why);
+  }
+  static std::atomic<int> counter{0};
+  const std::string dir =
+      absl::StrCat(kTracefs, "/instances/synq-", getpid(), "-", counter.fetch_add(1));
+  if (mkdir(dir.c_str(), 0700) != 0) return absl::ErrnoToStatus(errno, "mkdir " + dir);
+  std::unique_ptr<DropEventCounter> self(new DropEventCounter(dir));
+  if (absl::Status s = WriteFile(dir + "/buffer_size_kb", "4096"); !s.ok()) return s;
+  auto reason = DropReasonValue("TCP_LISTEN_OVERFLOW");
+  if (!reason.ok()) return reason.status();
+  if (absl::Status s = WriteFile(dir + "/events/skb/kfree_skb/filter",
+                                 absl::StrCat("reason == ", *reason));
+      !s.ok()) {
+    return s;
+  }
+  std::vector<std::string> sport;
+  for (uint16_t p : ports) sport.push_back(absl::StrCat("sport == ", p));
+  const std::string port_filter = sport.empty() ? "" : absl::StrJoin(sport, " || ");
+  if (!port_filter.empty()) {
+    if (absl::Status s = WriteFile(dir + "/events/tcp/tcp_retransmit_synack/filter", port_filter);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
+    if (absl::Status s = WriteFile(absl::StrCat(dir, "/events/", e, "/enable"), "1"); !s.ok()) {
+      return s;
+    }
+  }
+  self->ports_ = ports;
+  return self;
+}
+
+DropEventCounter::~DropEventCounter() {
+  for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
+    (void)WriteFile(absl::StrCat(dir_, "/events/", e, "/enable"), "0");
+  }
+  rmdir(dir_.c_str());
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> DropEventCounter::Read() {
+  std::string trace;
+  if (!ReadFile(dir_ + "/trace", &trace)) return absl::ErrnoToStatus(errno, "read " + dir_);
+  std::map<std::string, int64_t> counts = {{"kfree_skb:TCP_LISTEN_OVERFLOW", 0},
+                                           {"tcp_retransmit_synack", 0},
+                                           {"tcp_send_reset", 0}};
+  std::istringstream lines(trace);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.find(" kfree_skb:") != std::string::npos) {
+      ++counts["kfree_skb:TCP_LISTEN_OVERFLOW"];
+    } else if (line.find(" tcp_retransmit_synack:") != std::string::npos) {
+      ++counts["tcp_retransmit_synack"];
+    } else if (line.find(" tcp_send_reset:") != std::string::npos) {
+      // tcp_send_reset has no port fields to filter on: match "src=ADDR:PORT" in the text.
+      bool ours = ports_.empty();
+      for (uint16_t p : ports_) {
+        if (line.find(absl::StrCat(":", p, " dest=")) != std::string::npos) ours = true;
+      }
+      if (ours) ++counts["tcp_send_reset"];
+    }
+  }
+  return counts;
+}
+
+}  // namespace synq::agent

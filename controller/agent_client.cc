@@ -1,0 +1,150 @@
+#include "controller/agent_client.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "synq/agent/v1/agent.grpc.pb.h"
+
+namespace synq::controller {
+namespace {
+
+constexpr auto kCallTimeout = std::chrono::seconds(30);
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& address, const char* rpc) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("agent ", address, ": ", rpc, ": ", status.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context, std::chrono::nanoseconds timeout = kCallTimeout) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+}
+
+class GrpcWatch final : public WatchHandle {
+ public:
+  GrpcWatch(v1::AgentService::Stub& stub, const std::string& run_id,
+            std::function<void(const v1::Sample&)> on_sample, std::string address)
+      : address_(std::move(address)) {
+    v1::WatchRequest request;
+    request.set_run_id(run_id);
+    reader_ = stub.Watch(&context_, request);
+    thread_ = std::thread([this, on_sample = std::move(on_sample)] {
+      v1::Sample sample;
+      while (reader_->Read(&sample)) on_sample(sample);
+      status_ = reader_->Finish();
+    });
+  }
+  ~GrpcWatch() override {
+    context_.TryCancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  absl::Status Wait() override {
+    if (thread_.joinable()) thread_.join();
+    return FromGrpc(status_, address_, "Watch");
+  }
+
+ private:
+  std::string address_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::Sample>> reader_;
+  grpc::Status status_;
+  std::thread thread_;
+};
+
+class GrpcAgentClient final : public AgentClient {
+ public:
+  GrpcAgentClient(std::string address, std::shared_ptr<grpc::Channel> channel)
+      : address_(std::move(address)), stub_(v1::AgentService::NewStub(channel)) {}
+
+  const std::string& address() const override { return address_; }
+
+  absl::StatusOr<v1::HostInfo> GetHostInfo() override {
+    return Call<v1::HostInfo>(&v1::AgentService::Stub::GetHostInfo, v1::GetHostInfoRequest(),
+                              "GetHostInfo");
+  }
+  absl::StatusOr<v1::GetClockResponse> GetClock() override {
+    return Call<v1::GetClockResponse>(&v1::AgentService::Stub::GetClock, v1::GetClockRequest(),
+                                      "GetClock");
+  }
+  absl::Status BeginRun(const v1::BeginRunRequest& request) override {
+    return Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request, "BeginRun")
+        .status();
+  }
+  absl::StatusOr<v1::ApplySettingsResponse> ApplySettings(
+      const v1::ApplySettingsRequest& request) override {
+    return Call<v1::ApplySettingsResponse>(&v1::AgentService::Stub::ApplySettings, request,
+                                           "ApplySettings");
+  }
+  absl::StatusOr<v1::ApplyShapingResponse> ApplyShaping(
+      const v1::ApplyShapingRequest& request) override {
+    return Call<v1::ApplyShapingResponse>(&v1::AgentService::Stub::ApplyShaping, request,
+                                          "ApplyShaping");
+  }
+  absl::StatusOr<v1::StartListenerResponse> StartListener(
+      const v1::StartListenerRequest& request) override {
+    return Call<v1::StartListenerResponse>(&v1::AgentService::Stub::StartListener, request,
+                                           "StartListener");
+  }
+  absl::Status StartFloods(const v1::StartFloodsRequest& request) override {
+    return Call<v1::StartFloodsResponse>(&v1::AgentService::Stub::StartFloods, request,
+                                         "StartFloods")
+        .status();
+  }
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
+      const std::string& run_id, std::function<void(const v1::Sample&)> on_sample) override {
+    return std::unique_ptr<WatchHandle>(
+        std::make_unique<GrpcWatch>(*stub_, run_id, std::move(on_sample), address_));
+  }
+  absl::StatusOr<v1::CollectResultsResponse> CollectResults(
+      const std::string& run_id, std::chrono::nanoseconds timeout) override {
+    v1::CollectResultsRequest request;
+    request.set_run_id(run_id);
+    return Call<v1::CollectResultsResponse>(&v1::AgentService::Stub::CollectResults, request,
+                                            "CollectResults", timeout);
+  }
+  absl::StatusOr<v1::EndRunResponse> EndRun(const std::string& run_id) override {
+    v1::EndRunRequest request;
+    request.set_run_id(run_id);
+    return Call<v1::EndRunResponse>(&v1::AgentService::Stub::EndRun, request, "EndRun");
+  }
+
+ private:
+  template <typename Response, typename Request, typename Method>
+  absl::StatusOr<Response> Call(Method method, const Request& request, const char* name,
+                                std::chrono::nanoseconds timeout = kCallTimeout) {
+    grpc::ClientContext context;
+    SetDeadline(context, timeout);
+    Response response;
+    grpc::Status status = ((*stub_).*method)(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status, address_, name);
+    return response;
+  }
+
+  std::string address_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
+                                                          std::chrono::nanoseconds connect_timeout) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  const auto deadline =
+      std::chrono::system_clock::now() +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(connect_timeout);
+  if (!channel->WaitForConnected(deadline)) {
+    return absl::UnavailableError(absl::StrCat(
+        "agent ", address, " is unreachable (no connection within ",
+        std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count(), " ms)"));
+  }
+  return std::unique_ptr<AgentClient>(std::make_unique<GrpcAgentClient>(address, channel));
+}
+
+}  // namespace synq::controller

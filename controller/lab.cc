@@ -1,0 +1,312 @@
+#include "controller/lab.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/command.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace synq::controller {
+namespace fs = std::filesystem;
+using common::RunChecked;
+
+namespace {
+
+constexpr char kBenchmarkNet[] = "198.18.0.0/15";
+constexpr char kNetnsDir[] = "/var/run/netns";
+
+absl::Status Ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunChecked(argv).status();
+}
+
+bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+// Waits for a child (or any process) to exit, up to `timeout`.
+bool WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD && !ProcessAlive(pid))) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status EnsureBenchmarkBlackhole() {
+  ASSIGN_OR_RETURN(std::string routes, RunChecked({"ip", "route", "show", kBenchmarkNet}));
+  if (absl::StrContains(routes, "blackhole")) return absl::OkStatus();
+  if (!routes.empty()) {
+    spdlog::warn("root namespace routes {} as: {}; adding a blackhole route in front", kBenchmarkNet,
+                 routes);
+  }
+  return Ip({"route", "add", "blackhole", kBenchmarkNet});
+}
+
+void RemoveStaleNamespaces() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(kNetnsDir, ec)) {
+    const std::string name = entry.path().filename();
+    std::vector<std::string> parts = absl::StrSplit(name, '-');
+    pid_t pid = 0;
+    if (parts.size() < 3 || parts[0] != "synq" || !absl::SimpleAtoi(parts[1], &pid)) continue;
+    if (ProcessAlive(pid)) continue;
+    spdlog::warn("deleting network namespace {} left by synq process {}", name, pid);
+    (void)Ip({"netns", "del", name});
+  }
+}
+
+std::string FindAgentBinary() {
+  if (const char* env = std::getenv("SYNQ_AGENT"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& candidate :
+       {self.parent_path() / "synq-agent", self.parent_path().parent_path() / "agent" / "synq-agent"}) {
+    if (fs::exists(candidate, ec)) return candidate;
+  }
+  return "synq-agent";
+}
+
+absl::StatusOr<std::unique_ptr<Lab>> Lab::Create(const LabOptions& options) {
+  std::unique_ptr<Lab> lab(new Lab(options));
+  if (absl::Status s = lab->Build(); !s.ok()) {
+    (void)lab->Destroy();
+    return s;
+  }
+  return lab;
+}
+
+Lab::~Lab() {
+  if (!options_.persistent) (void)Destroy();
+  if (reaper_pipe_ >= 0) close(reaper_pipe_);
+}
+
+const LabHost* Lab::Find(const std::string& name) const {
+  for (const auto& h : hosts_) {
+    if (h.name == name) return &h;
+  }
+  return nullptr;
+}
+
+absl::Status Lab::Build() {
+  std::error_code ec;
+  fs::create_directories(options_.state_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(options_.state_dir, ": ", ec.message()));
+  if (options_.hosts.size() > 250) {
+    return absl::InvalidArgumentError("hosts: at most 250 embedded hosts per run");
+  }
+
+  if (options_.isolated) {
+    RETURN_IF_ERROR(EnsureBenchmarkBlackhole());
+    if (!options_.persistent) {
+      // A reaper outlives us: when our end of its pipe closes (exit, crash, SIGKILL) it deletes
+      // this run's namespaces. Exec'd at once, so forking from a threaded process is safe.
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+      const std::string script = absl::StrCat(
+          "trap '' INT TERM HUP; cat >/dev/null; for n in $(ls ", kNetnsDir,
+          " 2>/dev/null | grep '^", options_.prefix, "-'); do ip netns del \"$n\"; done");
+      const pid_t pid = fork();
+      if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
+      if (pid == 0) {
+        setsid();
+        dup2(fds[0], STDIN_FILENO);
+        const int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      close(fds[0]);
+      reaper_pipe_ = fds[1];
+    }
+    const std::string hub = options_.prefix + "-hub";
+    RETURN_IF_ERROR(Ip({"netns", "add", hub}));
+    namespaces_.push_back(hub);
+    RETURN_IF_ERROR(Ip({"-n", hub, "link", "set", "lo", "up"}));
+    RETURN_IF_ERROR(Ip({"-n", hub, "link", "add", "br0", "type", "bridge"}));
+    RETURN_IF_ERROR(Ip({"-n", hub, "link", "set", "br0", "up"}));
+    int index = 0;
+    for (const auto& name : options_.hosts) {
+      ++index;
+      LabHost host;
+      host.name = name;
+      host.netns = absl::StrCat(options_.prefix, "-", name);
+      host.address = absl::StrCat("198.18.0.", index + 1);
+      host.interface = "eth0";
+      RETURN_IF_ERROR(Ip({"netns", "add", host.netns}));
+      namespaces_.push_back(host.netns);
+      const std::string port = absl::StrCat("p", index);
+      RETURN_IF_ERROR(Ip({"-n", host.netns, "link", "set", "lo", "up"}));
+      RETURN_IF_ERROR(Ip({"-n", host.netns, "link", "add", "eth0", "type", "veth", "peer", "name",
+                          port, "netns", hub}));
+      RETURN_IF_ERROR(Ip({"-n", hub, "link", "set", port, "master", "br0"}));
+      RETURN_IF_ERROR(Ip({"-n", hub, "link", "set", port, "up"}));
+      RETURN_IF_ERROR(Ip({"-n", host.netns, "addr", "add", host.address + "/24", "dev", "eth0"}));
+      RETURN_IF_ERROR(Ip({"-n", host.netns, "link", "set", "eth0", "up"}));
+      hosts_.push_back(host);
+    }
+  } else {
+    for (const auto& name : options_.hosts) {
+      LabHost host;
+      host.name = name;
+      host.address = "127.0.0.1";
+      hosts_.push_back(host);
+    }
+  }
+  for (auto& host : hosts_) RETURN_IF_ERROR(StartAgent(host));
+  return absl::OkStatus();
+}
+
+absl::Status Lab::StartAgent(LabHost& host) {
+  const std::string dir = absl::StrCat(options_.state_dir, "/", host.name);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string socket = absl::StrCat(dir, "/agent.sock");
+  const std::string ready = absl::StrCat(dir, "/agent.addr");
+  const std::string log = absl::StrCat(dir, "/agent.log");
+  fs::remove(socket, ec);
+  fs::remove(ready, ec);
+  host.agent_address = "unix:" + socket;
+
+  std::vector<std::string> argv = {options_.agent_binary, "--listen", host.agent_address,
+                                   "--state-dir", dir, "--port-file", ready, "--log-level", "info"};
+  if (!host.netns.empty()) {
+    argv.push_back("--netns");
+    argv.push_back(host.netns);
+  }
+  if (!options_.persistent) argv.push_back("--parent-death");
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (log_fd < 0) return absl::ErrnoToStatus(errno, "open " + log);
+  const bool persistent = options_.persistent;
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(log_fd);
+    return absl::ErrnoToStatus(errno, "fork");
+  }
+  if (pid == 0) {
+    if (persistent) setsid();
+    // Keep Ctrl-C at the controller: it ends runs itself, in order.
+    else setpgid(0, 0);
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(log_fd);
+  host.pid = pid;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!fs::exists(ready, ec)) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      host.pid = -1;
+      std::ifstream in(log);
+      std::stringstream text;
+      text << in.rdbuf();
+      return absl::InternalError(absl::StrCat("agent for host '", host.name, "' (", argv[0],
+                                              ") exited at start: ", text.str()));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("agent for host '", host.name, "' not ready after 15 s; see ", log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Lab::Destroy() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (destroyed_) return absl::OkStatus();
+  destroyed_ = true;
+  for (auto& host : hosts_) {
+    if (host.pid > 0) kill(host.pid, SIGTERM);
+  }
+  for (auto& host : hosts_) {
+    if (host.pid <= 0) continue;
+    if (!WaitExit(host.pid, std::chrono::seconds(5))) {
+      spdlog::warn("agent of host {} (pid {}) ignored SIGTERM; killing it", host.name, host.pid);
+      kill(host.pid, SIGKILL);
+      WaitExit(host.pid, std::chrono::seconds(2));
+    }
+    host.pid = -1;
+  }
+  std::string failures;
+  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) {
+    if (absl::Status s = Ip({"netns", "del", *it}); !s.ok()) {
+      absl::StrAppend(&failures, s.message(), "; ");
+    }
+  }
+  namespaces_.clear();
+  std::error_code ec;
+  fs::remove_all(options_.state_dir, ec);
+  if (!failures.empty()) return absl::InternalError(failures);
+  return absl::OkStatus();
+}
+
+absl::Status Lab::Save() const {
+  nlohmann::json j;
+  j["prefix"] = options_.prefix;
+  j["state_dir"] = options_.state_dir;
+  j["isolated"] = options_.isolated;
+  j["namespaces"] = namespaces_;
+  for (const auto& h : hosts_) {
+    j["hosts"].push_back({{"name", h.name}, {"netns", h.netns}, {"address", h.address},
+                          {"interface", h.interface}, {"agent", h.agent_address}, {"pid", h.pid}});
+  }
+  std::ofstream out(options_.state_dir + "/lab.json");
+  out << j.dump(2) << "\n";
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", options_.state_dir, "/lab.json"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Lab>> Lab::Load(const std::string& state_dir) {
+  std::ifstream in(state_dir + "/lab.json");
+  if (!in) return absl::NotFoundError(absl::StrCat("no lab is up (", state_dir, "/lab.json missing)"));
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::DataLossError(absl::StrCat(state_dir, "/lab.json is corrupt"));
+  }
+  LabOptions options;
+  options.prefix = j.value("prefix", "");
+  options.state_dir = state_dir;
+  options.isolated = j.value("isolated", true);
+  options.persistent = true;
+  std::unique_ptr<Lab> lab(new Lab(options));
+  lab->namespaces_ = j.value("namespaces", std::vector<std::string>{});
+  for (const auto& h : j.value("hosts", nlohmann::json::array())) {
+    LabHost host;
+    host.name = h.value("name", "");
+    host.netns = h.value("netns", "");
+    host.address = h.value("address", "");
+    host.interface = h.value("interface", "");
+    host.agent_address = h.value("agent", "");
+    host.pid = h.value("pid", -1);
+    lab->hosts_.push_back(host);
+  }
+  return lab;
+}
+
+}  // namespace synq::controller

@@ -1,0 +1,344 @@
+// synq: the controller. Reads a scenario, drives every agent over gRPC, writes result.json and
+// prints a table. Exit codes: 0 success, 1 an expectation failed, 2 invalid input, 3 an agent or
+// host failed.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/net_address.h"
+#include "controller/agent_client.h"
+#include "controller/lab.h"
+#include "controller/orchestrator.h"
+#include "controller/report.h"
+#include "controller/scenario_loader.h"
+#include "spdlog/spdlog.h"
+
+namespace synq::controller {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvalidInput = 2;
+constexpr int kExitHostFailed = 3;
+constexpr char kLabStateDir[] = "/run/synq/lab";
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+
+// The lab of the run in progress, torn down by the signal thread on Ctrl-C / SIGTERM.
+std::mutex g_lab_mu;
+Lab* g_lab = nullptr;
+
+void StartSignalThread() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "synq: signal %d: stopping agents and removing test hosts\n", sig);
+    {
+      std::lock_guard<std::mutex> lock(g_lab_mu);
+      if (g_lab != nullptr) (void)g_lab->Destroy();
+    }
+    // Remote agents see their Watch streams break when we exit and restore by themselves.
+    _exit(128 + sig);
+  }).detach();
+}
+
+int Error(int code, const std::string& message) {
+  std::fprintf(stderr, "synq: %s\n", message.c_str());
+  return code;
+}
+
+// Where peers reach a remote agent's listeners: the agent's own IP, else its first address.
+std::string RemoteHostAddress(const std::string& agent, const v1::HostInfo& info) {
+  if (!absl::StartsWith(agent, "unix:")) {
+    auto parsed = common::ParseSocketAddress(agent);
+    if (parsed.ok()) {
+      const std::string host = parsed->HostString();
+      if (host != "0.0.0.0" && host != "::") return host;
+    }
+  }
+  if (!info.addresses().empty()) return info.addresses(0);
+  return "127.0.0.1";
+}
+
+void PrintErrors(const std::vector<ScenarioError>& errors, const std::string& file) {
+  for (const auto& e : errors) std::fprintf(stderr, "%s: %s\n", file.c_str(), e.ToString().c_str());
+}
+
+int Validate(const std::string& file) {
+  LoadResult loaded = LoadScenarioFile(file);
+  if (!loaded.ok()) {
+    PrintErrors(loaded.errors, file);
+    return kExitInvalidInput;
+  }
+  auto plans = ExpandSweep(loaded.scenario);
+  if (!plans.ok()) return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
+  std::printf("%s: valid: %zu host(s), %zu listener(s), %zu flood(s), %zu run(s)\n", file.c_str(),
+              loaded.scenario.hosts.size(), loaded.scenario.listeners.size(),
+              loaded.scenario.floods.size(), plans->size());
+  return kExitOk;
+}
+
+int Info(const std::vector<std::string>& agents) {
+  int code = kExitOk;
+  for (const auto& address : agents) {
+    auto client = ConnectAgent(address, kConnectTimeout);
+    if (!client.ok()) {
+      code = Error(kExitHostFailed, std::string(client.status().message()));
+      continue;
+    }
+    auto info = (*client)->GetHostInfo();
+    if (!info.ok()) {
+      code = Error(kExitHostFailed, std::string(info.status().message()));
+      continue;
+    }
+    std::printf("%s\n  hostname  %s\n  kernel    %s\n  agent     %s\n  fd limit  %lu (hard %lu)\n",
+                address.c_str(), info->hostname().c_str(), info->kernel_release().c_str(),
+                info->agent_version().c_str(), static_cast<unsigned long>(info->fd_limit_soft()),
+                static_cast<unsigned long>(info->fd_limit_hard()));
+    std::printf("  addresses %s\n", absl::StrJoin(info->addresses(), " ").c_str());
+    for (const auto& s : info->settings()) {
+      std::printf("  %-32s %ld\n", s.key().c_str(), static_cast<long>(s.value()));
+    }
+    for (int c : info->capabilities()) {
+      std::printf("  can       %s\n", v1::Capability_Name(static_cast<v1::Capability>(c)).c_str());
+    }
+    for (const auto& m : info->missing_capabilities()) {
+      std::printf("  cannot    %s: %s\n", v1::Capability_Name(m.capability()).c_str(),
+                  m.reason().c_str());
+    }
+  }
+  return code;
+}
+
+std::vector<std::string> EmbeddedHosts(const Scenario& scenario) {
+  std::vector<std::string> names;
+  for (const auto& h : scenario.hosts) {
+    if (h.embedded()) names.push_back(h.name);
+  }
+  return names;
+}
+
+int Run(const std::string& file, const std::string& out_dir, bool connections) {
+  LoadResult loaded = LoadScenarioFile(file);
+  if (!loaded.ok()) {
+    PrintErrors(loaded.errors, file);
+    return kExitInvalidInput;
+  }
+  const Scenario& scenario = loaded.scenario;
+  auto plans = ExpandSweep(scenario);
+  if (!plans.ok()) return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
+
+  const std::vector<std::string> embedded = EmbeddedHosts(scenario);
+  const bool root = geteuid() == 0;
+  if (!root) {
+    for (const auto& name : embedded) {
+      if (scenario.settings.contains(name)) {
+        return Error(kExitInvalidInput,
+                     absl::StrCat(file, ": settings.", name, ": changing kernel settings on an "
+                                  "embedded host needs root (each embedded host is then its own "
+                                  "network namespace); run synq as root or point the host at an "
+                                  "agent"));
+      }
+      for (const auto& s : scenario.shaping) {
+        if (s.host == name) {
+          return Error(kExitInvalidInput, absl::StrCat(file, ": shaping: link shaping on embedded "
+                                                       "host '", name, "' needs root"));
+        }
+      }
+    }
+  }
+
+  std::unique_ptr<Lab> lab;
+  if (!embedded.empty()) {
+    if (root) RemoveStaleNamespaces();
+    LabOptions options;
+    options.hosts = embedded;
+    options.prefix = absl::StrCat("synq-", getpid());
+    options.state_dir = root ? absl::StrCat("/run/synq/run-", getpid())
+                             : absl::StrCat("/tmp/synq-", getuid(), "-", getpid());
+    options.isolated = root;
+    options.agent_binary = FindAgentBinary();
+    auto created = Lab::Create(options);
+    if (!created.ok()) {
+      return Error(kExitHostFailed,
+                   absl::StrCat("starting embedded hosts: ", created.status().message()));
+    }
+    lab = *std::move(created);
+    std::lock_guard<std::mutex> lock(g_lab_mu);
+    g_lab = lab.get();
+  }
+  auto forget_lab = [&] {
+    std::lock_guard<std::mutex> lock(g_lab_mu);
+    g_lab = nullptr;
+  };
+
+  std::vector<HostHandle> hosts;
+  for (const auto& spec : scenario.hosts) {
+    HostHandle h;
+    h.name = spec.name;
+    std::string address = spec.agent;
+    if (spec.embedded()) {
+      const LabHost* lh = lab->Find(spec.name);
+      address = lh->agent_address;
+      h.address = lh->address;
+      h.interface = lh->interface;
+    }
+    auto client = ConnectAgent(address, kConnectTimeout);
+    if (!client.ok()) {
+      forget_lab();
+      return Error(kExitHostFailed,
+                   absl::StrCat("hosts.", spec.name, ": ", client.status().message()));
+    }
+    h.client = *std::move(client);
+    auto info = h.client->GetHostInfo();
+    if (!info.ok()) {
+      forget_lab();
+      return Error(kExitHostFailed, absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
+    }
+    h.info = *std::move(info);
+    if (!spec.embedded()) h.address = RemoteHostAddress(spec.agent, h.info);
+    hosts.push_back(std::move(h));
+  }
+
+  RunOptions options;
+  options.connections = connections;
+  options.out_dir = out_dir;
+  Orchestrator orchestrator(hosts, options);
+  if (auto problems = orchestrator.CheckCapabilities(scenario); !problems.empty()) {
+    for (const auto& p : problems) Error(kExitHostFailed, absl::StrCat("hosts.", p.host, ": ", p.message));
+    forget_lab();
+    return kExitHostFailed;
+  }
+
+  nlohmann::json result = {{"scenario", scenario.name}, {"file", file}, {"runs", nlohmann::json::array()}};
+  std::vector<RunFailure> failures;
+  for (size_t i = 0; i < plans->size(); ++i) {
+    std::vector<std::string> params;
+    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.text);
+    std::fprintf(stderr, "synq: run %zu/%zu %s\n", i + 1, plans->size(),
+                 absl::StrJoin(params, " ").c_str());
+    result["runs"].push_back(orchestrator.Run((*plans)[i], static_cast<int>(i), &failures));
+  }
+  hosts.clear();  // close channels before the agents go away
+  forget_lab();
+  if (lab != nullptr) {
+    if (absl::Status s = lab->Destroy(); !s.ok()) {
+      failures.push_back({"lab", absl::StrCat("removing embedded hosts: ", s.message())});
+    }
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  const std::string path = out_dir + "/result.json";
+  std::ofstream out(path);
+  out << result.dump(2) << "\n";
+  out.close();
+  std::cout << RenderTable(result);
+  if (!out) return Error(kExitHostFailed, absl::StrCat("cannot write ", path));
+  std::fprintf(stderr, "synq: wrote %s\n", path.c_str());
+  if (!failures.empty()) {
+    for (const auto& f : failures) Error(kExitHostFailed, absl::StrCat(f.host, ": ", f.message));
+    return kExitHostFailed;
+  }
+  return kExitOk;
+}
+
+int LabUp(const std::string& file) {
+  if (geteuid() != 0) return Error(kExitInvalidInput, "lab up: needs root (network namespaces)");
+  LoadResult loaded = LoadScenarioFile(file);
+  if (!loaded.ok()) {
+    PrintErrors(loaded.errors, file);
+    return kExitInvalidInput;
+  }
+  if (std::filesystem::exists(absl::StrCat(kLabStateDir, "/lab.json"))) {
+    return Error(kExitInvalidInput, "lab up: a lab is already up; run `synq lab down` first");
+  }
+  LabOptions options;
+  options.hosts = EmbeddedHosts(loaded.scenario);
+  options.prefix = "synq-lab";
+  options.state_dir = kLabStateDir;
+  options.isolated = true;
+  options.persistent = true;
+  options.agent_binary = FindAgentBinary();
+  auto lab = Lab::Create(options);
+  if (!lab.ok()) return Error(kExitHostFailed, absl::StrCat("lab up: ", lab.status().message()));
+  if (absl::Status s = (*lab)->Save(); !s.ok()) {
+    (void)(*lab)->Destroy();
+    return Error(kExitHostFailed, std::string(s.message()));
+  }
+  for (const auto& h : (*lab)->hosts()) {
+    std::printf("%-12s agent %-40s address %-14s netns %s\n", h.name.c_str(),
+                h.agent_address.c_str(), h.address.c_str(), h.netns.c_str());
+  }
+  return kExitOk;
+}
+
+int LabDown() {
+  auto lab = Lab::Load(kLabStateDir);
+  if (!lab.ok()) return Error(kExitInvalidInput, absl::StrCat("lab down: ", lab.status().message()));
+  if (absl::Status s = (*lab)->Destroy(); !s.ok()) {
+    return Error(kExitHostFailed, absl::StrCat("lab down: ", s.message()));
+  }
+  std::printf("lab down: agents stopped, namespaces deleted\n");
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace synq::controller
+
+int main(int argc, char** argv) {
+  using namespace synq::controller;
+  CLI::App app{"synq: runs TCP handshake load-test scenarios (listen backlogs, somaxconn, SYN and "
+               "accept queues) on synq-agents and reports outcomes and kernel counters."};
+  app.require_subcommand(1);
+  std::string file;
+  std::string out_dir = "synq-out";
+  bool connections = false;
+  std::vector<std::string> agents;
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+
+  auto* run = app.add_subcommand("run", "run a scenario; writes OUT/result.json and prints a table");
+  run->add_option("scenario", file, "scenario YAML file")->required();
+  run->add_option("--out", out_dir, "output folder")->capture_default_str();
+  run->add_flag("--connections", connections, "include every connection attempt in result.json");
+  auto* validate = app.add_subcommand("validate", "check a scenario file and list every error");
+  validate->add_option("scenario", file, "scenario YAML file")->required();
+  auto* info = app.add_subcommand("info", "show host info of running agents");
+  info->add_option("agents", agents, "agent addresses (HOST:PORT or unix:/path)")->required();
+  auto* lab = app.add_subcommand("lab", "keep a set of namespace hosts with agents up");
+  lab->require_subcommand(1);
+  auto* lab_up = lab->add_subcommand("up", "create the scenario's hosts and start their agents");
+  lab_up->add_option("scenario", file, "scenario YAML file")->required();
+  auto* lab_down = lab->add_subcommand("down", "stop the lab's agents and delete its namespaces");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports through exceptions; this is the boundary where they become exit codes.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitInvalidInput;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  StartSignalThread();
+  if (*run) return Run(file, out_dir, connections);
+  if (*validate) return Validate(file);
+  if (*info) return Info(agents);
+  if (*lab_up) return LabUp(file);
+  if (*lab_down) return LabDown();
+  return kExitInvalidInput;
+}
