@@ -13,11 +13,14 @@ namespace synq::common {
 class Histogram {
  public:
   static constexpr uint32_t kDefaultSubBucketBits = 5;
+  // Larger values are clamped to this: 2^20 sub-buckets per power of two is already ~1 ppm.
+  static constexpr uint32_t kMaxSubBucketBits = 20;
 
   explicit Histogram(uint32_t sub_bucket_bits = kDefaultSubBucketBits);
 
   void Record(uint64_t value_us);
-  // Adds `other` into this one. Both must use the same sub_bucket_bits (checked).
+  // Adds `other` into this one. Both must use the same sub_bucket_bits (checked): returns false
+  // and leaves this one unchanged when they differ.
   bool Merge(const Histogram& other);
 
   uint64_t count() const { return count_; }
@@ -35,9 +38,10 @@ class Histogram {
   uint64_t BucketLower(uint32_t index) const;
   uint64_t BucketUpper(uint32_t index) const;
 
-  // Rebuilds a histogram from serialized parts.
-  static Histogram FromBuckets(uint32_t sub_bucket_bits, const std::map<uint32_t, uint64_t>& buckets,
-                               uint64_t max_us);
+  // Rebuilds a histogram from serialized parts; count() is the sum of the bucket counts and
+  // buckets with a zero count are dropped.
+  static Histogram FromBuckets(uint32_t sub_bucket_bits,
+                               const std::map<uint32_t, uint64_t>& buckets, uint64_t max_us);
 
  private:
   uint32_t sub_bucket_bits_;

@@ -36,7 +36,7 @@ struct ListenQueue {
 };
 
 // The LISTEN socket bound to `local_port` (any address) and its SYN_RECV count. NotFound when
-// nothing listens there.
+// nothing listens there. Several listeners on the port (IPv4 and IPv6, SO_REUSEPORT) are summed.
 absl::StatusOr<ListenQueue> QueryListenQueue(uint16_t local_port);
 
 }  // namespace synq::agent

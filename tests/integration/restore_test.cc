@@ -1,0 +1,194 @@
+// Proves that nothing an agent changes outlives the run: settings come back when the controller
+// is killed mid-run, when the agent gets SIGTERM, and (from its journal) when a crashed agent
+// starts again; embedded hosts' namespaces go away even when synq is SIGKILLed; bad input and
+// unreachable agents are clear errors with the documented exit codes.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/harness.h"
+
+namespace synq::testing {
+namespace {
+
+const std::vector<std::string> kKeys = {
+    "net.core.somaxconn",          "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_syn_retries",    "net.ipv4.tcp_syncookies",        "net.ipv4.tcp_max_syn_backlog"};
+
+std::map<std::string, long> ReadAll(const TestNetns& ns) {
+  std::map<std::string, long> out;
+  for (const auto& k : kKeys) out[k] = ns.Sysctl(k);
+  return out;
+}
+
+// Polls until `pred` holds or `limit` passes.
+template <typename Pred>
+bool Eventually(Pred pred, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+class Restore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!IsRoot()) GTEST_SKIP() << "needs root: the agent runs in a test network namespace";
+    ns_ = std::make_unique<TestNetns>("restore");
+    original_ = ReadAll(*ns_);
+    socket_ = dir_.path() + "/agent.sock";
+    StartAgent();
+    // Every setting changed, a listener and a flood that holds for long enough to be killed.
+    scenario_ = dir_.Write("s.yaml", absl::StrCat(R"(name: restore
+hosts:
+  server: { agent: "unix:)", socket_, R"(" }
+settings:
+  server: { net.core.somaxconn: 7, net.ipv4.tcp_abort_on_overflow: 1,
+            net.ipv4.tcp_synack_retries: 1, net.ipv4.tcp_syn_retries: 2,
+            net.ipv4.tcp_syncookies: 0, net.ipv4.tcp_max_syn_backlog: 33 }
+listeners:
+  - { name: l1, backlog: 3 }
+floods:
+  - { name: f1, target: l1, connections: 4, hold: 30s }
+)"));
+    ASSERT_NE(original_["net.core.somaxconn"], 7);
+  }
+  void TearDown() override {
+    if (agent_ > 0) {
+      kill(agent_, SIGKILL);
+      WaitFor(agent_, std::chrono::seconds(5));
+    }
+    ns_.reset();
+  }
+  void StartAgent() {
+    std::filesystem::remove(dir_.path() + "/addr");
+    agent_ = Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen",
+                    "unix:" + socket_, "--state-dir", dir_.path() + "/state", "--port-file",
+                    dir_.path() + "/addr"},
+                   dir_.path() + "/agent.log");
+    ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(dir_.path() + "/addr"); },
+                           std::chrono::seconds(10)));
+  }
+  // Starts synq on the scenario and waits until the agent has applied the settings.
+  pid_t StartRunAndWaitForSettings() {
+    const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario_, "--out", dir_.path()},
+                             dir_.path() + "/synq.log");
+    EXPECT_TRUE(Eventually([&] { return ns_->Sysctl("net.core.somaxconn") == 7; },
+                           std::chrono::seconds(15)));
+    EXPECT_EQ(ns_->Sysctl("net.ipv4.tcp_max_syn_backlog"), 33);
+    return synq;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<TestNetns> ns_;
+  std::map<std::string, long> original_;
+  std::string socket_;
+  std::string scenario_;
+  pid_t agent_ = -1;
+};
+
+TEST_F(Restore, ControllerKilledMidRunAgentRestoresEverySetting) {
+  const pid_t synq = StartRunAndWaitForSettings();
+  kill(synq, SIGKILL);
+  WaitFor(synq, std::chrono::seconds(5));
+  EXPECT_TRUE(Eventually([&] { return ReadAll(*ns_) == original_; }, std::chrono::seconds(10)));
+  // The agent survives and takes the next run.
+  EXPECT_EQ(WaitFor(agent_, std::chrono::milliseconds(10)), -1) << "agent died";
+  ProcessResult info = synq::testing::Run({Binary("controller/synq"), "info", "unix:" + socket_});
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+}
+
+TEST_F(Restore, AgentSigtermMidRunRestoresEverySetting) {
+  const pid_t synq = StartRunAndWaitForSettings();
+  kill(agent_, SIGTERM);
+  EXPECT_EQ(WaitFor(agent_, std::chrono::seconds(10)), 0);
+  agent_ = -1;
+  EXPECT_EQ(ReadAll(*ns_), original_);
+  // The controller reports the lost agent as a host failure.
+  EXPECT_EQ(WaitFor(synq, std::chrono::seconds(60)), 3);
+}
+
+TEST_F(Restore, CrashedAgentRestoresFromItsJournalAtNextStart) {
+  const pid_t synq = StartRunAndWaitForSettings();
+  kill(agent_, SIGKILL);
+  WaitFor(agent_, std::chrono::seconds(5));
+  agent_ = -1;
+  kill(synq, SIGKILL);
+  WaitFor(synq, std::chrono::seconds(5));
+  EXPECT_EQ(ns_->Sysctl("net.core.somaxconn"), 7) << "a SIGKILLed agent cannot restore";
+  StartAgent();
+  EXPECT_EQ(ReadAll(*ns_), original_);
+}
+
+TEST(EmbeddedHosts, NamespacesAreGoneAfterControllerIsKilledMidRun) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: killed
+hosts: { server: {}, client: {} }
+listeners: [ { name: l1, host: server, backlog: 3 } ]
+floods: [ { name: f1, host: client, target: l1, connections: 4, hold: 30s } ]
+)");
+  const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario, "--out", dir.path()},
+                           dir.path() + "/synq.log");
+  const std::string prefix = absl::StrCat("synq-", synq, "-");
+  auto ours = [&] {
+    int n = 0;
+    for (const auto& ns : SynqNamespaces()) n += ns.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(Eventually([&] { return ours() == 3; }, std::chrono::seconds(15)));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  kill(synq, SIGKILL);
+  WaitFor(synq, std::chrono::seconds(5));
+  EXPECT_TRUE(Eventually([&] { return ours() == 0; }, std::chrono::seconds(15)));
+}
+
+TEST(EmbeddedHosts, NormalRunLeavesNothingBehind) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  const auto before = SynqNamespaces();
+  SynqRun r = RunSynq(Source("examples/single-host.yaml"), dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(SynqNamespaces(), before);
+  const auto& f1 = r.result["runs"][0]["floods"]["f1"];
+  EXPECT_EQ(f1["established"].get<int>(), 200);
+  EXPECT_EQ(r.result["runs"][0]["listeners"]["l1"]["accepted"].get<int>(), 200);
+}
+
+TEST(BadInput, UnreachableAgentIsExitThreeNamingTheHost) {
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: unreachable
+hosts: { far: { agent: "unix:/nonexistent/agent.sock" } }
+listeners: [ { name: l1 } ]
+floods: [ { name: f1, target: l1 } ]
+)");
+  SynqRun r = RunSynq(scenario, dir.path());
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.output.find("hosts.far"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("unreachable"), std::string::npos) << r.output;
+}
+
+TEST(BadInput, InvalidScenarioIsExitTwoListingEveryError) {
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: broken
+listeners: [ { name: l1, backlog: many } ]
+floods: [ { name: f1, target: l9, connections: -3 } ]
+)");
+  ProcessResult v = synq::testing::Run({Binary("controller/synq"), "validate", scenario});
+  EXPECT_EQ(v.exit_code, 2);
+  EXPECT_NE(v.output.find("listeners.l1.backlog"), std::string::npos) << v.output;
+  EXPECT_NE(v.output.find("floods.f1.target"), std::string::npos) << v.output;
+  EXPECT_NE(v.output.find("floods.f1.connections"), std::string::npos) << v.output;
+  SynqRun r = RunSynq(scenario, dir.path());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(r.result.is_null()) << "no result for a scenario that never ran";
+}
+
+}  // namespace
+}  // namespace synq::testing
