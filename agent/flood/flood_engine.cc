@@ -500,6 +500,7 @@ void Flood::Shutdown() {
     ConnectionRecord& record = result_.connections[slot.attempt];
     if (slot.state == SlotState::kConnected) {
       Tally(record, Outcome::kEstablished, "", nanoseconds{-1});
+      if (!stop_.load()) result_.held_sockets->push_back(std::move(slot.fd));
     } else {
       record.local = LocalAddressString(slot.fd.get());
       Tally(record, Outcome::kError, ErrnoName(ECANCELED), end - slot.started);

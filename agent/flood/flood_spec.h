@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/histogram.h"
 #include "common/net_address.h"
+#include "common/unique_fd.h"
 
 namespace synq::agent {
 
@@ -50,6 +52,10 @@ struct FloodResult {
   std::vector<ConnectionRecord> connections;
   std::chrono::system_clock::time_point started_at;  // actual start
   std::chrono::nanoseconds start_lateness{0};          // actual - scheduled
+  // Connections still established at the end of hold, left open so the server's view can be
+  // read before the client closes them; the run closes them when it ends.
+  std::shared_ptr<std::vector<common::UniqueFd>> held_sockets =
+      std::make_shared<std::vector<common::UniqueFd>>();
 };
 
 }  // namespace synq::agent
