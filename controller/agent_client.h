@@ -36,6 +36,8 @@ class AgentClient {
       const v1::ApplyShapingRequest& request) = 0;
   virtual absl::StatusOr<v1::StartListenerResponse> StartListener(
       const v1::StartListenerRequest& request) = 0;
+  virtual absl::StatusOr<v1::StartCaptureResponse> StartCapture(
+      const v1::StartCaptureRequest& request) = 0;
   virtual absl::Status StartFloods(const v1::StartFloodsRequest& request) = 0;
   // Calls `on_sample` from a stream thread for each sample until the run ends.
   virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -149,6 +151,35 @@ absl::StatusOr<nanoseconds> MeasureClockOffset(AgentClient& client, int rounds, 
   }
   if (rtt != nullptr) *rtt = best_rtt;
   return best_offset;
+}
+
+json Orchestrator::CaptureJson(const v1::CaptureResult& capture, int index,
+                               const std::string& host) const {
+  auto counts = [](const v1::PacketCounts& c) {
+    return json{{"syn", c.syn()},           {"syn_retransmit", c.syn_retransmit()},
+                {"synack", c.synack()},     {"synack_retransmit", c.synack_retransmit()},
+                {"pure_ack", c.pure_ack()}, {"rst", c.rst()},
+                {"fin", c.fin()},           {"data", c.data()},
+                {"total", c.total()}};
+  };
+  json out = {{"interface", capture.interface()}};
+  if (!capture.error().empty()) {
+    out["error"] = capture.error();
+    return out;
+  }
+  out["to_server"] = counts(capture.to_server());
+  out["from_server"] = counts(capture.from_server());
+  out["dropped_by_kernel"] = capture.dropped_by_kernel();
+  if (!capture.pcap().empty() && !options_.out_dir.empty()) {
+    const std::string file = absl::StrCat(options_.out_dir, "/run-", index, "-", host, ".pcap");
+    std::error_code ec;
+    std::filesystem::create_directories(options_.out_dir, ec);
+    std::ofstream(file, std::ios::binary) << capture.pcap();
+    out["file"] = file;
+  } else {
+    out["agent_file"] = capture.agent_file();
+  }
+  return out;
 }
 
 HostHandle* Orchestrator::Host(const std::string& name) {
@@ -353,6 +384,19 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
     }
   }
 
+  // Packet capture on the listed hosts, on their listener ports, before any flood starts.
+  if (ok()) {
+    for (const auto& c : s.captures) {
+      HostHandle* h = Host(c.host);
+      v1::StartCaptureRequest request;
+      request.set_run_id(run_id);
+      request.set_interface(h->interface);
+      if (auto started = h->client->StartCapture(request); !started.ok()) {
+        fail(h->name, absl::StrCat("capture: ", started.status().message()));
+      }
+    }
+  }
+
   // 4. Clock offsets, then floods scheduled for one instant on every agent.
   std::map<std::string, std::vector<const FloodDef*>> floods_by_host;
   for (const auto& f : s.floods) floods_by_host[f.host].push_back(&f);
@@ -463,6 +507,7 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
     json counters = json::object();
     for (const auto& counter : c.counter_deltas()) counters[counter.name()] = counter.value();
     if (!c.counter_deltas().empty()) hosts_json[hosts_[i].name]["counters"] = counters;
+    if (c.has_capture()) hosts_json[hosts_[i].name]["packets"] = CaptureJson(c.capture(), index, hosts_[i].name);
     if (!c.drop_events().empty()) {
       json events = json::object();
       for (const auto& [name, n] : c.drop_events()) events[name] = n;

@@ -51,6 +51,9 @@ class Orchestrator {
 
  private:
   HostHandle* Host(const std::string& name);
+  // The capture's packet counts; writes the pcap into the output folder.
+  nlohmann::json CaptureJson(const v1::CaptureResult& capture, int index,
+                             const std::string& host) const;
   std::vector<HostHandle>& hosts_;
   RunOptions options_;
 };

@@ -34,6 +34,8 @@ struct RunManager::Run {
   bool sampler_stop = false;
   std::unique_ptr<DropEventCounter> drop_events;
   std::string drop_events_unavailable;
+  std::unique_ptr<PacketCapture> capture;
+  std::optional<absl::StatusOr<CaptureSummary>> capture_summary;  // once stopped
 };
 
 RunManager::RunManager(AgentPaths paths) : paths_(std::move(paths)) {
@@ -168,6 +170,9 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& ru
   if (!listener.ok()) return listener.status();
   ListenerSnapshot snapshot = Snapshot(**listener);
   (*run)->listeners.push_back(*std::move(listener));
+  // Count drop events from now on, filtered on every listener port of the run so far.
+  (*run)->drop_events.reset();
+  StartDropEventsLocked(*run);
   return snapshot;
 }
 
@@ -188,6 +193,26 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run
   return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
 }
 
+absl::StatusOr<std::string> RunManager::StartCapture(const std::string& run_id,
+                                                     const std::string& interface) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto found = Find(run_id);
+  if (!found.ok()) return found.status();
+  Run* run = *found;
+  std::lock_guard<std::mutex> run_lock(run->mu);
+  if (run->capture != nullptr) return absl::AlreadyExistsError("a capture already runs");
+  std::vector<uint16_t> ports;
+  for (const auto& l : run->listeners) ports.push_back(l->bound().port());
+  if (ports.empty()) {
+    return absl::FailedPreconditionError("capture: this host has no listeners to capture");
+  }
+  const std::string file = absl::StrCat(paths_.state_dir, "/capture-", run_id, ".pcap");
+  auto capture = PacketCapture::Start(interface.empty() ? "any" : interface, ports, file);
+  if (!capture.ok()) return capture.status();
+  run->capture = *std::move(capture);
+  return file;
+}
+
 absl::Status RunManager::StartFloods(const std::string& run_id,
                                      std::chrono::system_clock::time_point start_at,
                                      std::vector<FloodSpec> floods) {
@@ -204,7 +229,6 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   if (run->floods_running > 0) {
     return absl::FailedPreconditionError("floods of this run are still running");
   }
-  StartDropEventsLocked(run);
   for (auto& spec : floods) {
     ++run->floods_running;
     run->flood_threads.emplace_back([this, run, spec = std::move(spec), start_at] {
@@ -275,6 +299,16 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
     }
   } else {
     out.drop_events_unavailable = run->listeners.empty() ? "" : run->drop_events_unavailable;
+  }
+  if (run->capture != nullptr) {
+    // The first collection after this host's floods ends the capture; later ones reuse it.
+    if (!run->capture_summary.has_value()) run->capture_summary = run->capture->Stop();
+    out.capture_interface = run->capture->interface();
+    if (run->capture_summary->ok()) {
+      out.capture = **run->capture_summary;
+    } else {
+      out.capture_error = std::string(run->capture_summary->status().message());
+    }
   }
   return out;
 }

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/capture/packet_capture.h"
 #include "agent/flood/flood_spec.h"
 #include "agent/kernel/sock_diag.h"
 #include "agent/kernel/sysctl_settings.h"
@@ -62,6 +63,10 @@ struct CollectedRun {
   std::vector<ServerSocketView> server_sockets;
   std::map<std::string, int64_t> drop_events;
   std::string drop_events_unavailable;
+  // Set when the run captured packets.
+  std::optional<CaptureSummary> capture;
+  std::string capture_interface;
+  std::string capture_error;
 };
 
 // Where an agent keeps state that must survive a crash.
@@ -93,6 +98,9 @@ class RunManager {
   absl::StatusOr<ListenerSnapshot> StartListener(const std::string& run_id,
                                                  const ListenerSpec& spec);
   absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
+  // Starts capturing this run's listener ports on `interface` ("" = any) into the state dir.
+  // Returns the file. Listeners must have been started.
+  absl::StatusOr<std::string> StartCapture(const std::string& run_id, const std::string& interface);
   absl::Status StartFloods(const std::string& run_id, std::chrono::system_clock::time_point start_at,
                            std::vector<FloodSpec> floods);
   // Calls `done` once every flood has finished (at once if none runs), with the collected run.

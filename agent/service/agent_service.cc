@@ -1,6 +1,9 @@
 #include "agent/service/agent_service.h"
 
 #include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 
@@ -127,6 +130,38 @@ void ToProto(const FloodResult& f, v1::FloodResult* out) {
   }
   ToProto(f.started_at, out->mutable_started_at());
   ToProto(f.start_lateness, out->mutable_start_lateness());
+}
+
+void ToProto(const PacketCounts& c, v1::PacketCounts* out) {
+  out->set_syn(c.syn);
+  out->set_syn_retransmit(c.syn_retransmit);
+  out->set_synack(c.synack);
+  out->set_synack_retransmit(c.synack_retransmit);
+  out->set_pure_ack(c.pure_ack);
+  out->set_rst(c.rst);
+  out->set_fin(c.fin);
+  out->set_data(c.data);
+  out->set_total(c.total);
+}
+
+// The capture's counts, and the pcap itself when it is small enough to ship in one message.
+void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
+  constexpr uintmax_t kMaxShipped = 64u << 20;
+  out->set_interface(run.capture_interface);
+  if (!run.capture.has_value()) {
+    out->set_error(run.capture_error);
+    return;
+  }
+  const CaptureSummary& c = *run.capture;
+  out->set_agent_file(c.file);
+  ToProto(c.to_server, out->mutable_to_server());
+  ToProto(c.from_server, out->mutable_from_server());
+  out->set_dropped_by_kernel(c.dropped_by_kernel);
+  std::error_code ec;
+  if (std::filesystem::file_size(c.file, ec) <= kMaxShipped && !ec) {
+    std::ifstream in(c.file, std::ios::binary);
+    out->mutable_pcap()->assign(std::istreambuf_iterator<char>(in), {});
+  }
 }
 
 absl::StatusOr<AcceptMode> FromProto(v1::AcceptMode mode) {
@@ -376,6 +411,17 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerCon
   return Done(context, stopped.status());
 }
 
+grpc::ServerUnaryReactor* AgentServiceImpl::StartCapture(grpc::CallbackServerContext* context,
+                                                         const v1::StartCaptureRequest* request,
+                                                         v1::StartCaptureResponse* response) {
+  auto file = runs_.StartCapture(request->run_id(), request->interface());
+  if (file.ok()) {
+    response->set_interface(request->interface().empty() ? "any" : request->interface());
+    response->set_file(*file);
+  }
+  return Done(context, file.status());
+}
+
 grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerContext* context,
                                                         const v1::StartFloodsRequest* request,
                                                         v1::StartFloodsResponse*) {
@@ -422,6 +468,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(
           (*response->mutable_drop_events())[name] = n;
         }
         response->set_drop_events_unavailable(collected->drop_events_unavailable);
+        if (collected->capture.has_value() || !collected->capture_error.empty()) {
+          ToProto(*collected, response->mutable_capture());
+        }
         reactor->Finish(grpc::Status::OK);
       });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));

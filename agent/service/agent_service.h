@@ -36,6 +36,9 @@ class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackSer
   grpc::ServerUnaryReactor* StopListener(grpc::CallbackServerContext* context,
                                          const v1::StopListenerRequest* request,
                                          v1::StopListenerResponse* response) override;
+  grpc::ServerUnaryReactor* StartCapture(grpc::CallbackServerContext* context,
+                                         const v1::StartCaptureRequest* request,
+                                         v1::StartCaptureResponse* response) override;
   grpc::ServerUnaryReactor* StartFloods(grpc::CallbackServerContext* context,
                                         const v1::StartFloodsRequest* request,
                                         v1::StartFloodsResponse* response) override;

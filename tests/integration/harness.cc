@@ -67,7 +67,7 @@ int WaitFor(pid_t pid, std::chrono::milliseconds limit) {
   return -1;
 }
 
-ProcessResult Run(const std::vector<std::string>& argv, std::chrono::seconds limit) {
+ProcessResult RunProcess(const std::vector<std::string>& argv, std::chrono::seconds limit) {
   TempDir dir;
   const std::string log = dir.path() + "/out";
   const pid_t pid = Spawn(argv, log);
@@ -89,7 +89,7 @@ SynqRun RunSynq(const std::string& scenario_file, const std::string& out_dir,
   std::vector<std::string> argv = {Binary("controller/synq"), "run", scenario_file, "--out",
                                    out_dir};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  ProcessResult p = Run(argv);
+  ProcessResult p = RunProcess(argv);
   SynqRun out;
   out.exit_code = p.exit_code;
   out.output = p.output;
@@ -99,14 +99,14 @@ SynqRun RunSynq(const std::string& scenario_file, const std::string& out_dir,
 }
 
 TestNetns::TestNetns(const std::string& name) : name_(absl::StrCat("synq-t", getpid(), "-", name)) {
-  Run({"/usr/bin/env", "ip", "netns", "del", name_});
-  Run({"/usr/bin/env", "ip", "netns", "add", name_});
-  Run({"/usr/bin/env", "ip", "-n", name_, "link", "set", "lo", "up"});
+  RunProcess({"/usr/bin/env", "ip", "netns", "del", name_});
+  RunProcess({"/usr/bin/env", "ip", "netns", "add", name_});
+  RunProcess({"/usr/bin/env", "ip", "-n", name_, "link", "set", "lo", "up"});
 }
-TestNetns::~TestNetns() { Run({"/usr/bin/env", "ip", "netns", "del", name_}); }
+TestNetns::~TestNetns() { RunProcess({"/usr/bin/env", "ip", "netns", "del", name_}); }
 
 long TestNetns::Sysctl(const std::string& key) const {
-  ProcessResult p = Run({"/usr/bin/env", "ip", "netns", "exec", name_, "sysctl", "-n", key});
+  ProcessResult p = RunProcess({"/usr/bin/env", "ip", "netns", "exec", name_, "sysctl", "-n", key});
   return std::strtol(p.output.c_str(), nullptr, 10);
 }
 

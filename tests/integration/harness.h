@@ -35,7 +35,7 @@ struct ProcessResult {
 };
 
 // Runs argv (no shell) to completion, with a time limit after which it is killed.
-ProcessResult Run(const std::vector<std::string>& argv,
+ProcessResult RunProcess(const std::vector<std::string>& argv,
                   std::chrono::seconds limit = std::chrono::seconds(600));
 
 // Starts argv in the background with output to `log`; returns the pid.

@@ -100,7 +100,7 @@ TEST_F(Restore, ControllerKilledMidRunAgentRestoresEverySetting) {
   EXPECT_TRUE(Eventually([&] { return ReadAll(*ns_) == original_; }, std::chrono::seconds(10)));
   // The agent survives and takes the next run.
   EXPECT_EQ(WaitFor(agent_, std::chrono::milliseconds(10)), -1) << "agent died";
-  ProcessResult info = synq::testing::Run({Binary("controller/synq"), "info", "unix:" + socket_});
+  ProcessResult info = RunProcess({Binary("controller/synq"), "info", "unix:" + socket_});
   EXPECT_EQ(info.exit_code, 0) << info.output;
 }
 
@@ -180,7 +180,7 @@ TEST(BadInput, InvalidScenarioIsExitTwoListingEveryError) {
 listeners: [ { name: l1, backlog: many } ]
 floods: [ { name: f1, target: l9, connections: -3 } ]
 )");
-  ProcessResult v = synq::testing::Run({Binary("controller/synq"), "validate", scenario});
+  ProcessResult v = RunProcess({Binary("controller/synq"), "validate", scenario});
   EXPECT_EQ(v.exit_code, 2);
   EXPECT_NE(v.output.find("listeners.l1.backlog"), std::string::npos) << v.output;
   EXPECT_NE(v.output.find("floods.f1.target"), std::string::npos) << v.output;

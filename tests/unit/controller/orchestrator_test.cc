@@ -79,6 +79,9 @@ class FakeClockAgent : public AgentClient {
   absl::StatusOr<v1::StartListenerResponse> StartListener(const v1::StartListenerRequest&) override {
     return Unused();
   }
+  absl::StatusOr<v1::StartCaptureResponse> StartCapture(const v1::StartCaptureRequest&) override {
+    return Unused();
+  }
   absl::Status StartFloods(const v1::StartFloodsRequest&) override { return Unused(); }
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const std::string&, std::function<void(const v1::Sample&)>) override {
