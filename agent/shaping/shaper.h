@@ -47,7 +47,9 @@ class ShapingSet {
   ShapingSet& operator=(const ShapingSet&) = delete;
 
   // Validates and installs all requests; on failure removes what it installed. A backend that
-  // cannot work here fails with FailedPrecondition naming the reason.
+  // cannot work here fails with FailedPrecondition naming the reason. Rules go on interfaces of
+  // the calling thread's network namespace. A journal at journal_path that this set did not
+  // write (a crashed run's) is FailedPrecondition: RemoveShapingFromJournal it first.
   absl::StatusOr<std::vector<ShapingApplied>> Apply(const std::vector<ShapingRequest>& requests);
   // Removes every rule and stops delayers. Idempotent.
   absl::Status Remove();
@@ -60,7 +62,8 @@ class ShapingSet {
   bool wrote_journal_ = false;  // the journal at journal_path_ is this set's, not a leftover
 };
 
-// Removes qdiscs / firewall rules a crashed agent left behind, per its journal. No journal: OK.
+// Removes qdiscs / firewall rules a crashed agent left behind, per its journal, in the calling
+// thread's network namespace; deletes the journal when all is gone. No journal: OK.
 absl::Status RemoveShapingFromJournal(const std::string& journal_path);
 
 }  // namespace synq::agent
