@@ -1,10 +1,14 @@
 #include "agent/shaping/nfqueue_rule.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/shaping/command_runner.h"
+#include "common/command.h"
 #include "common/status_macros.h"
 
 namespace synq::agent {
+using common::CommandResult;
+using common::JoinArgv;
+using common::RunCommand;
+
 namespace {
 
 IptablesRule MakeRule(const std::string& program, const std::string& interface,

@@ -18,7 +18,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/shaping/command_runner.h"
+#include "common/command.h"
 #include "agent/shaping/netem_netlink.h"
 #include "agent/shaping/nfqueue_delayer.h"
 #include "agent/shaping/nfqueue_rule.h"
@@ -29,6 +29,7 @@
 
 namespace synq::agent {
 
+using common::FindProgram;
 using common::UniqueFd;
 
 // One installed shaping rule. Holds the network namespace it was installed in, so removal

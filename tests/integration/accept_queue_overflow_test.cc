@@ -81,7 +81,9 @@ TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
     const json& events = server["drop_events"];
     EXPECT_EQ(Get(events, "tcp_retransmit_synack"), abort == 1 ? 0 : 2);
     EXPECT_GE(Get(events, "tcp_send_reset"), 1);
-    if (abort == 0) EXPECT_GT(Get(events, "kfree_skb:TCP_LISTEN_OVERFLOW"), 0);
+    if (abort == 0) {
+      EXPECT_GT(Get(events, "kfree_skb:TCP_LISTEN_OVERFLOW"), 0);
+    }
     EXPECT_EQ(Get(burst["fates"], "queued"), 1);
     EXPECT_GT(Get(counters, "TcpExtListenOverflows"), 0);
     // The pcap is kept in the output folder.

@@ -11,12 +11,16 @@
 #include <limits>
 #include <vector>
 
-#include "agent/shaping/command_runner.h"
+#include "common/command.h"
 #include "agent/shaping/netem_netlink.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace synq::agent {
+using common::CommandResult;
+using common::FindProgram;
+using common::RunCommand;
+
 namespace {
 
 using ::testing::HasSubstr;

@@ -30,7 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/shaping/command_runner.h"
+#include "common/command.h"
 #include "agent/shaping/nfqueue_rule.h"
 #include "agent/shaping/shaper.h"
 #include "agent/shaping/shaping_journal.h"
@@ -39,6 +39,10 @@
 #include "gtest/gtest.h"
 
 namespace synq::agent {
+using common::CommandResult;
+using common::FindProgram;
+using common::RunCommand;
+
 namespace {
 
 using common::UniqueFd;
