@@ -211,7 +211,10 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
       return Error(kExitHostFailed, absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
     }
     h.info = *std::move(info);
-    if (!spec.embedded()) h.address = RemoteHostAddress(spec.agent, h.info);
+    if (!spec.embedded()) {
+      h.address = RemoteHostAddress(spec.agent, h.info);
+      h.interface = spec.interface;
+    }
     hosts.push_back(std::move(h));
   }
 

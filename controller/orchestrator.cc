@@ -228,8 +228,8 @@ std::vector<RunFailure> Orchestrator::CheckCapabilities(const Scenario& scenario
                                 MissingReason(h->info, v1::CAPABILITY_NFQUEUE))});
     }
     if (h->interface.empty()) {
-      problems.push_back({s.host, "shaping needs the host's interface; only embedded hosts "
-                                  "(lab namespaces) name it today"});
+      problems.push_back({s.host, "shaping needs the host's interface: set hosts." + s.host +
+                                      ".interface"});
     }
   }
   return problems;

@@ -764,6 +764,16 @@ void Loader::ParseHosts(const YAML::Node* node) {
     if (spec.IsMap()) {
       for (const auto& [key, value] : MapEntries(spec, path)) {
         const std::string field_path = JoinPath(path, key);
+        if (key == "interface") {
+          std::optional<Scalar> interface = GetScalar(value, field_path, "an interface name");
+          if (!interface) continue;
+          if (interface->text.empty() || interface->text.size() > 15 ||
+              interface->text.find_first_of("/ \t") != std::string::npos) {
+            Error(field_path, "expected an interface name of 1 to 15 characters");
+          }
+          host.interface = interface->text;
+          continue;
+        }
         if (key != "agent") {
           Error(field_path, "unknown field");
           continue;
@@ -785,6 +795,9 @@ void Loader::ParseHosts(const YAML::Node* node) {
       }
     } else if (!spec.IsNull()) {
       Error(path, absl::StrCat("expected {} or {agent: ADDRESS}, got ", Describe(spec)));
+    }
+    if (host.embedded() && !host.interface.empty()) {
+      Error(JoinPath(path, "interface"), "only for hosts with an agent: embedded hosts use eth0");
     }
     s_.hosts.push_back(std::move(host));
   }

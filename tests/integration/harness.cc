@@ -110,6 +110,12 @@ long TestNetns::Sysctl(const std::string& key) const {
   return std::strtol(p.output.c_str(), nullptr, 10);
 }
 
+std::string TestNetns::Exec(const std::vector<std::string>& argv) const {
+  std::vector<std::string> full = {"/usr/bin/env", "ip", "netns", "exec", name_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return RunProcess(full).output;
+}
+
 std::vector<std::string> SynqNamespaces() {
   std::vector<std::string> out;
   std::error_code ec;

@@ -61,6 +61,8 @@ class TestNetns {
   const std::string& name() const { return name_; }
   // Reads a sysctl ("net.core.somaxconn") inside the namespace.
   long Sysctl(const std::string& key) const;
+  // Runs argv inside the namespace (ip netns exec) and returns its output.
+  std::string Exec(const std::vector<std::string>& argv) const;
 
  private:
   std::string name_;

@@ -1,6 +1,6 @@
-// Proves that nothing an agent changes outlives the run: settings come back when the controller
-// is killed mid-run, when the agent gets SIGTERM, and (from its journal) when a crashed agent
-// starts again; embedded hosts' namespaces go away even when synq is SIGKILLed; bad input and
+// Proves that nothing an agent changes outlives the run: settings come back and shaping (the
+// NFQUEUE rule) goes away when the controller is killed mid-run, when the agent gets SIGTERM, and
+// (from its journals) when a crashed agent starts again; embedded hosts' namespaces go away even when synq is SIGKILLed; bad input and
 // unreachable agents are clear errors with the documented exit codes.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -41,13 +41,21 @@ class Restore : public ::testing::Test {
   void SetUp() override {
     if (!IsRoot()) GTEST_SKIP() << "needs root: the agent runs in a test network namespace";
     ns_ = std::make_unique<TestNetns>("restore");
+    // An interface to shape: a veth pair inside the namespace (no dummy module everywhere).
+    ns_->Exec({"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"});
+    ns_->Exec({"ip", "addr", "add", "198.18.1.1/24", "dev", "v0"});
+    ns_->Exec({"ip", "link", "set", "v0", "up"});
+    ns_->Exec({"ip", "link", "set", "v1", "up"});
     original_ = ReadAll(*ns_);
+    ASSERT_FALSE(Shaped());
     socket_ = dir_.path() + "/agent.sock";
     StartAgent();
     // Every setting changed, a listener and a flood that holds for long enough to be killed.
     scenario_ = dir_.Write("s.yaml", absl::StrCat(R"(name: restore
 hosts:
-  server: { agent: "unix:)", socket_, R"(" }
+  server: { agent: "unix:)", socket_, R"(", interface: v0 }
+shaping:
+  - { host: server, delay: 50ms, backend: nfqueue }
 settings:
   server: { net.core.somaxconn: 7, net.ipv4.tcp_abort_on_overflow: 1,
             net.ipv4.tcp_synack_retries: 1, net.ipv4.tcp_syn_retries: 2,
@@ -66,6 +74,9 @@ floods:
     }
     ns_.reset();
   }
+  bool Shaped() const {
+    return ns_->Exec({"iptables", "-w", "-t", "mangle", "-S"}).find("NFQUEUE") != std::string::npos;
+  }
   void StartAgent() {
     std::filesystem::remove(dir_.path() + "/addr");
     agent_ = Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen",
@@ -82,6 +93,7 @@ floods:
     EXPECT_TRUE(Eventually([&] { return ns_->Sysctl("net.core.somaxconn") == 7; },
                            std::chrono::seconds(15)));
     EXPECT_EQ(ns_->Sysctl("net.ipv4.tcp_max_syn_backlog"), 33);
+    EXPECT_TRUE(Eventually([&] { return Shaped(); }, std::chrono::seconds(10)));
     return synq;
   }
 
@@ -98,6 +110,7 @@ TEST_F(Restore, ControllerKilledMidRunAgentRestoresEverySetting) {
   kill(synq, SIGKILL);
   WaitFor(synq, std::chrono::seconds(5));
   EXPECT_TRUE(Eventually([&] { return ReadAll(*ns_) == original_; }, std::chrono::seconds(10)));
+  EXPECT_FALSE(Shaped());
   // The agent survives and takes the next run.
   EXPECT_EQ(WaitFor(agent_, std::chrono::milliseconds(10)), -1) << "agent died";
   ProcessResult info = RunProcess({Binary("controller/synq"), "info", "unix:" + socket_});
@@ -110,6 +123,7 @@ TEST_F(Restore, AgentSigtermMidRunRestoresEverySetting) {
   EXPECT_EQ(WaitFor(agent_, std::chrono::seconds(10)), 0);
   agent_ = -1;
   EXPECT_EQ(ReadAll(*ns_), original_);
+  EXPECT_FALSE(Shaped());
   // The controller reports the lost agent as a host failure.
   EXPECT_EQ(WaitFor(synq, std::chrono::seconds(60)), 3);
 }
@@ -122,8 +136,10 @@ TEST_F(Restore, CrashedAgentRestoresFromItsJournalAtNextStart) {
   kill(synq, SIGKILL);
   WaitFor(synq, std::chrono::seconds(5));
   EXPECT_EQ(ns_->Sysctl("net.core.somaxconn"), 7) << "a SIGKILLed agent cannot restore";
+  EXPECT_TRUE(Shaped());
   StartAgent();
   EXPECT_EQ(ReadAll(*ns_), original_);
+  EXPECT_FALSE(Shaped());
 }
 
 TEST(EmbeddedHosts, NamespacesAreGoneAfterControllerIsKilledMidRun) {
@@ -159,6 +175,46 @@ TEST(EmbeddedHosts, NormalRunLeavesNothingBehind) {
   const auto& f1 = r.result["runs"][0]["floods"]["f1"];
   EXPECT_EQ(f1["established"].get<int>(), 200);
   EXPECT_EQ(r.result["runs"][0]["listeners"]["l1"]["accepted"].get<int>(), 200);
+}
+
+TEST(EmbeddedHosts, CtrlCRemovesNamespacesAndExits) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: interrupted
+hosts: { server: {}, client: {} }
+listeners: [ { name: l1, host: server, backlog: 3 } ]
+floods: [ { name: f1, host: client, target: l1, connections: 4, hold: 30s } ]
+)");
+  const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario, "--out", dir.path()},
+                           dir.path() + "/synq.log");
+  const std::string prefix = absl::StrCat("synq-", synq, "-");
+  auto ours = [&] {
+    int n = 0;
+    for (const auto& ns : SynqNamespaces()) n += ns.rfind(prefix, 0) == 0 ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(Eventually([&] { return ours() == 3; }, std::chrono::seconds(15)));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  kill(synq, SIGINT);
+  EXPECT_EQ(WaitFor(synq, std::chrono::seconds(20)), 128 + SIGINT);
+  EXPECT_EQ(ours(), 0) << "namespaces must be gone when synq exits";
+}
+
+TEST(BadInput, PortInUseIsAHostFailureNamingTheListener) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: port-in-use
+listeners:
+  - { name: first, port: 7777 }
+  - { name: second, port: 7777 }
+floods: [ { name: f1, target: first } ]
+)");
+  SynqRun r = RunSynq(scenario, dir.path());
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("listeners.second"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("in use"), std::string::npos) << r.output;
+  ASSERT_TRUE(r.result.is_object()) << "the failed run is still reported";
+  EXPECT_FALSE(r.result["runs"][0]["errors"].empty());
 }
 
 TEST(BadInput, UnreachableAgentIsExitThreeNamingTheHost) {

@@ -158,6 +158,15 @@ TEST(ScenarioLoader, AgentAddressWithoutPortIsAnError) {
                           "hosts.s.agent: unix: needs a socket path"));
 }
 
+TEST(ScenarioLoader, AgentHostsMayNameTheirInterfaceEmbeddedOnesMayNot) {
+  const Scenario s = LoadOk("name: x\nhosts: {a: {agent: 'h:7700', interface: eth1}}\n");
+  EXPECT_EQ(s.hosts[0].interface, "eth1");
+  EXPECT_THAT(ErrorsOf("name: x\nhosts: {a: {interface: eth1}, "
+                       "b: {agent: 'h:1', interface: 'a/b'}}\n"),
+              ElementsAre(StartsWith("hosts.a.interface: only for hosts with an agent"),
+                          StartsWith("hosts.b.interface: expected an interface name")));
+}
+
 TEST(ScenarioLoader, HostNameMustBeUsableAsANamespaceName) {
   EXPECT_THAT(ErrorsOf("name: x\nhosts: {Server: {}, -a: {}, abcdefghijklmnop: {}, "
                        "abcdefghijklmno: {}, a-1: {}}\n"),
