@@ -1,8 +1,8 @@
 #include "agent/host_facts.h"
 
 #include <ifaddrs.h>
-#include <net/if.h>
 #include <liburing.h>
+#include <net/if.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -47,7 +47,8 @@ HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
   const std::string uring = ProbeIoUring();
   Check(facts, Capability::kIoUring, uring.empty(), uring);
   auto diag = DumpTcpSockets(0, 1u << 10 /* TCP_LISTEN */);
-  Check(facts, Capability::kSockDiag, diag.ok(), diag.ok() ? "" : std::string(diag.status().message()));
+  Check(facts, Capability::kSockDiag, diag.ok(),
+        diag.ok() ? "" : std::string(diag.status().message()));
   const bool root = geteuid() == 0;
   const std::string somaxconn = proc_sys_dir + "/net/core/somaxconn";
   Check(facts, Capability::kSysctlWrite, root && access(somaxconn.c_str(), W_OK) == 0,
@@ -69,8 +70,8 @@ HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
       common::SocketAddress addr;
       addr.length = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
       std::memcpy(&addr.storage, i->ifa_addr, addr.length);
-      if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(
-                                    &reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_addr)) {
+      if (family == AF_INET6 &&
+          IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_addr)) {
         continue;
       }
       facts.addresses.push_back(addr.HostString());

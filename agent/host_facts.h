@@ -16,7 +16,7 @@ struct HostFacts {
   std::map<std::string, int64_t> settings;
   std::vector<Capability> capabilities;
   std::vector<std::pair<Capability, std::string>> missing;  // capability, reason
-  std::vector<std::string> addresses;  // non-loopback interface addresses
+  std::vector<std::string> addresses;                       // non-loopback interface addresses
   uint64_t fd_limit_soft = 0;
   uint64_t fd_limit_hard = 0;
 };

@@ -34,9 +34,10 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"synq-agent: opens listeners, runs io_uring connect floods, applies and restores "
-               "kernel settings and link shaping, and samples kernel counters, on command of "
-               "the synq controller over gRPC."};
+  CLI::App app{
+      "synq-agent: opens listeners, runs io_uring connect floods, applies and restores "
+      "kernel settings and link shaping, and samples kernel counters, on command of "
+      "the synq controller over gRPC."};
   std::string listen = "0.0.0.0:7700";
   std::string netns;
   std::string state_dir = "/var/lib/synq-agent";
@@ -46,11 +47,13 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen,
                  "gRPC address: HOST:PORT (port 0 = any free port) or unix:/path")
       ->capture_default_str();
-  app.add_option("--netns", netns, "enter this named network namespace (/var/run/netns/NAME) first");
+  app.add_option("--netns", netns,
+                 "enter this named network namespace (/var/run/netns/NAME) first");
   app.add_option("--state-dir", state_dir, "where journals of changed settings are kept")
       ->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound gRPC address to this file when ready");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
   app.add_flag("--parent-death", parent_death, "end (and restore) when the parent process dies");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -70,7 +73,8 @@ int main(int argc, char** argv) {
 
   if (!netns.empty()) {
     // Before any thread: setns(CLONE_NEWNET) affects only the calling thread.
-    synq::common::UniqueFd ns(open(absl::StrCat("/var/run/netns/", netns).c_str(), O_RDONLY | O_CLOEXEC));
+    synq::common::UniqueFd ns(
+        open(absl::StrCat("/var/run/netns/", netns).c_str(), O_RDONLY | O_CLOEXEC));
     if (!ns) return Fail(absl::StrCat("network namespace '", netns, "': ", strerror(errno)));
     if (setns(ns.get(), CLONE_NEWNET) != 0) {
       return Fail(absl::StrCat("setns into '", netns, "': ", strerror(errno)));

@@ -8,9 +8,9 @@
 #define SYNQ_CONCAT_(a, b) SYNQ_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    ::absl::Status synq_status_ = (expr);       \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status synq_status_ = (expr);        \
     if (!synq_status_.ok()) return synq_status_; \
   } while (0)
 

@@ -133,8 +133,8 @@ class GrpcAgentClient final : public AgentClient {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
-                                                          std::chrono::nanoseconds connect_timeout) {
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(
+    const std::string& address, std::chrono::nanoseconds connect_timeout) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);

@@ -56,8 +56,8 @@ absl::Status EnsureBenchmarkBlackhole() {
   ASSIGN_OR_RETURN(std::string routes, RunChecked({"ip", "route", "show", kBenchmarkNet}));
   if (absl::StrContains(routes, "blackhole")) return absl::OkStatus();
   if (!routes.empty()) {
-    spdlog::warn("root namespace routes {} as: {}; adding a blackhole route in front", kBenchmarkNet,
-                 routes);
+    spdlog::warn("root namespace routes {} as: {}; adding a blackhole route in front",
+                 kBenchmarkNet, routes);
   }
   return Ip({"route", "add", "blackhole", kBenchmarkNet});
 }
@@ -79,8 +79,8 @@ std::string FindAgentBinary() {
   if (const char* env = std::getenv("SYNQ_AGENT"); env != nullptr && *env != '\0') return env;
   std::error_code ec;
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  for (const fs::path& candidate :
-       {self.parent_path() / "synq-agent", self.parent_path().parent_path() / "agent" / "synq-agent"}) {
+  for (const fs::path& candidate : {self.parent_path() / "synq-agent",
+                                    self.parent_path().parent_path() / "agent" / "synq-agent"}) {
     if (fs::exists(candidate, ec)) return candidate;
   }
   return "synq-agent";
@@ -188,8 +188,9 @@ absl::Status Lab::StartAgent(LabHost& host) {
   fs::remove(ready, ec);
   host.agent_address = "unix:" + socket;
 
-  std::vector<std::string> argv = {options_.agent_binary, "--listen", host.agent_address,
-                                   "--state-dir", dir, "--port-file", ready, "--log-level", "info"};
+  std::vector<std::string> argv = {
+      options_.agent_binary, "--listen", host.agent_address, "--state-dir", dir,
+      "--port-file",         ready,      "--log-level",      "info"};
   if (!host.netns.empty()) {
     argv.push_back("--netns");
     argv.push_back(host.netns);
@@ -209,7 +210,8 @@ absl::Status Lab::StartAgent(LabHost& host) {
   if (pid == 0) {
     if (persistent) setsid();
     // Keep Ctrl-C at the controller: it ends runs itself, in order.
-    else setpgid(0, 0);
+    else
+      setpgid(0, 0);
     dup2(log_fd, STDOUT_FILENO);
     dup2(log_fd, STDERR_FILENO);
     execv(args[0], args.data());
@@ -273,18 +275,24 @@ absl::Status Lab::Save() const {
   j["isolated"] = options_.isolated;
   j["namespaces"] = namespaces_;
   for (const auto& h : hosts_) {
-    j["hosts"].push_back({{"name", h.name}, {"netns", h.netns}, {"address", h.address},
-                          {"interface", h.interface}, {"agent", h.agent_address}, {"pid", h.pid}});
+    j["hosts"].push_back({{"name", h.name},
+                          {"netns", h.netns},
+                          {"address", h.address},
+                          {"interface", h.interface},
+                          {"agent", h.agent_address},
+                          {"pid", h.pid}});
   }
   std::ofstream out(options_.state_dir + "/lab.json");
   out << j.dump(2) << "\n";
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", options_.state_dir, "/lab.json"));
+  if (!out)
+    return absl::InternalError(absl::StrCat("cannot write ", options_.state_dir, "/lab.json"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Lab>> Lab::Load(const std::string& state_dir) {
   std::ifstream in(state_dir + "/lab.json");
-  if (!in) return absl::NotFoundError(absl::StrCat("no lab is up (", state_dir, "/lab.json missing)"));
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("no lab is up (", state_dir, "/lab.json missing)"));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::DataLossError(absl::StrCat(state_dir, "/lab.json is corrupt"));

@@ -28,9 +28,9 @@ struct LabOptions {
   std::vector<std::string> hosts;  // embedded host names
   // Namespace prefix: "synq-<pid>" for a run, "synq-lab" for `synq lab up`.
   std::string prefix;
-  std::string state_dir;           // sockets, agent logs and journals
-  bool isolated = true;            // namespaces (needs root)
-  bool persistent = false;         // lab up: agents outlive synq, no reaper
+  std::string state_dir;    // sockets, agent logs and journals
+  bool isolated = true;     // namespaces (needs root)
+  bool persistent = false;  // lab up: agents outlive synq, no reaper
   std::string agent_binary;
 };
 

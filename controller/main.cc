@@ -86,7 +86,8 @@ int Validate(const std::string& file) {
     return kExitInvalidInput;
   }
   auto plans = ExpandSweep(loaded.scenario);
-  if (!plans.ok()) return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
+  if (!plans.ok())
+    return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
   std::printf("%s: valid: %zu host(s), %zu listener(s), %zu flood(s), %zu run(s)\n", file.c_str(),
               loaded.scenario.hosts.size(), loaded.scenario.listeners.size(),
               loaded.scenario.floods.size(), plans->size());
@@ -141,7 +142,8 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
   }
   const Scenario& scenario = loaded.scenario;
   auto plans = ExpandSweep(scenario);
-  if (!plans.ok()) return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
+  if (!plans.ok())
+    return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
 
   const std::vector<std::string> embedded = EmbeddedHosts(scenario);
   const bool root = geteuid() == 0;
@@ -149,15 +151,18 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     for (const auto& name : embedded) {
       if (scenario.settings.contains(name)) {
         return Error(kExitInvalidInput,
-                     absl::StrCat(file, ": settings.", name, ": changing kernel settings on an "
+                     absl::StrCat(file, ": settings.", name,
+                                  ": changing kernel settings on an "
                                   "embedded host needs root (each embedded host is then its own "
                                   "network namespace); run synq as root or point the host at an "
                                   "agent"));
       }
       for (const auto& s : scenario.shaping) {
         if (s.host == name) {
-          return Error(kExitInvalidInput, absl::StrCat(file, ": shaping: link shaping on embedded "
-                                                       "host '", name, "' needs root"));
+          return Error(kExitInvalidInput, absl::StrCat(file,
+                                                       ": shaping: link shaping on embedded "
+                                                       "host '",
+                                                       name, "' needs root"));
         }
       }
     }
@@ -208,7 +213,8 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     auto info = h.client->GetHostInfo();
     if (!info.ok()) {
       forget_lab();
-      return Error(kExitHostFailed, absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
+      return Error(kExitHostFailed,
+                   absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
     }
     h.info = *std::move(info);
     if (!spec.embedded()) {
@@ -223,12 +229,14 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
   options.out_dir = out_dir;
   Orchestrator orchestrator(hosts, options);
   if (auto problems = orchestrator.CheckCapabilities(scenario); !problems.empty()) {
-    for (const auto& p : problems) Error(kExitHostFailed, absl::StrCat("hosts.", p.host, ": ", p.message));
+    for (const auto& p : problems)
+      Error(kExitHostFailed, absl::StrCat("hosts.", p.host, ": ", p.message));
     forget_lab();
     return kExitHostFailed;
   }
 
-  nlohmann::json result = {{"scenario", scenario.name}, {"file", file}, {"runs", nlohmann::json::array()}};
+  nlohmann::json result = {
+      {"scenario", scenario.name}, {"file", file}, {"runs", nlohmann::json::array()}};
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
@@ -293,7 +301,8 @@ int LabUp(const std::string& file) {
 
 int LabDown() {
   auto lab = Lab::Load(kLabStateDir);
-  if (!lab.ok()) return Error(kExitInvalidInput, absl::StrCat("lab down: ", lab.status().message()));
+  if (!lab.ok())
+    return Error(kExitInvalidInput, absl::StrCat("lab down: ", lab.status().message()));
   if (absl::Status s = (*lab)->Destroy(); !s.ok()) {
     return Error(kExitHostFailed, absl::StrCat("lab down: ", s.message()));
   }
@@ -306,17 +315,20 @@ int LabDown() {
 
 int main(int argc, char** argv) {
   using namespace synq::controller;
-  CLI::App app{"synq: runs TCP handshake load-test scenarios (listen backlogs, somaxconn, SYN and "
-               "accept queues) on synq-agents and reports outcomes and kernel counters."};
+  CLI::App app{
+      "synq: runs TCP handshake load-test scenarios (listen backlogs, somaxconn, SYN and "
+      "accept queues) on synq-agents and reports outcomes and kernel counters."};
   app.require_subcommand(1);
   std::string file;
   std::string out_dir = "synq-out";
   bool connections = false;
   std::vector<std::string> agents;
   std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
 
-  auto* run = app.add_subcommand("run", "run a scenario; writes OUT/result.json and prints a table");
+  auto* run =
+      app.add_subcommand("run", "run a scenario; writes OUT/result.json and prints a table");
   run->add_option("scenario", file, "scenario YAML file")->required();
   run->add_option("--out", out_dir, "output folder")->capture_default_str();
   run->add_flag("--connections", connections, "include every connection attempt in result.json");

@@ -35,39 +35,55 @@ double Ms(nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
 
 v1::AcceptMode ToProto(AcceptMode mode) {
   switch (mode) {
-    case AcceptMode::kNever: return v1::ACCEPT_MODE_NEVER;
-    case AcceptMode::kPaced: return v1::ACCEPT_MODE_PACED;
-    case AcceptMode::kImmediate: return v1::ACCEPT_MODE_IMMEDIATE;
+    case AcceptMode::kNever:
+      return v1::ACCEPT_MODE_NEVER;
+    case AcceptMode::kPaced:
+      return v1::ACCEPT_MODE_PACED;
+    case AcceptMode::kImmediate:
+      return v1::ACCEPT_MODE_IMMEDIATE;
   }
   return v1::ACCEPT_MODE_UNSPECIFIED;
 }
 
 v1::ShapingBackend ToProto(ShapingBackend backend) {
   switch (backend) {
-    case ShapingBackend::kAuto: return v1::SHAPING_BACKEND_AUTO;
-    case ShapingBackend::kNetem: return v1::SHAPING_BACKEND_NETEM;
-    case ShapingBackend::kNfqueue: return v1::SHAPING_BACKEND_NFQUEUE;
+    case ShapingBackend::kAuto:
+      return v1::SHAPING_BACKEND_AUTO;
+    case ShapingBackend::kNetem:
+      return v1::SHAPING_BACKEND_NETEM;
+    case ShapingBackend::kNfqueue:
+      return v1::SHAPING_BACKEND_NFQUEUE;
   }
   return v1::SHAPING_BACKEND_UNSPECIFIED;
 }
 
 const char* BackendName(v1::ShapingBackend backend) {
   switch (backend) {
-    case v1::SHAPING_BACKEND_NETEM: return "netem";
-    case v1::SHAPING_BACKEND_NFQUEUE: return "nfqueue";
-    case v1::SHAPING_BACKEND_AUTO: return "auto";
-    default: return "unspecified";
+    case v1::SHAPING_BACKEND_NETEM:
+      return "netem";
+    case v1::SHAPING_BACKEND_NFQUEUE:
+      return "nfqueue";
+    case v1::SHAPING_BACKEND_AUTO:
+      return "auto";
+    default:
+      return "unspecified";
   }
 }
 
 const char* OutcomeName(v1::Outcome outcome) {
   switch (outcome) {
-    case v1::OUTCOME_ESTABLISHED: return "established";
-    case v1::OUTCOME_RESET: return "reset";
-    case v1::OUTCOME_REFUSED: return "refused";
-    case v1::OUTCOME_TIMED_OUT: return "timed_out";
-    case v1::OUTCOME_ERROR: return "error";
-    default: return "unspecified";
+    case v1::OUTCOME_ESTABLISHED:
+      return "established";
+    case v1::OUTCOME_RESET:
+      return "reset";
+    case v1::OUTCOME_REFUSED:
+      return "refused";
+    case v1::OUTCOME_TIMED_OUT:
+      return "timed_out";
+    case v1::OUTCOME_ERROR:
+      return "error";
+    default:
+      return "unspecified";
   }
 }
 
@@ -92,7 +108,10 @@ nanoseconds FloodBudget(const FloodDef& f) {
 }
 
 json Summary(const v1::LatencySummary& s) {
-  return {{"p50", s.p50_ms()}, {"p90", s.p90_ms()}, {"p99", s.p99_ms()}, {"max", s.max_ms()},
+  return {{"p50", s.p50_ms()},
+          {"p90", s.p90_ms()},
+          {"p99", s.p99_ms()},
+          {"max", s.max_ms()},
           {"count", s.count()}};
 }
 
@@ -192,16 +211,17 @@ HostHandle* Orchestrator::Host(const std::string& name) {
 std::vector<RunFailure> Orchestrator::CheckCapabilities(const Scenario& scenario) const {
   std::vector<RunFailure> problems;
   for (const auto& h : hosts_) {
-    if (scenario.settings.contains(h.name) &&
-        !HasCapability(h.info, v1::CAPABILITY_SYSCTL_WRITE)) {
-      problems.push_back({h.name, absl::StrCat("cannot change kernel settings: ",
-                                               MissingReason(h.info, v1::CAPABILITY_SYSCTL_WRITE))});
+    if (scenario.settings.contains(h.name) && !HasCapability(h.info, v1::CAPABILITY_SYSCTL_WRITE)) {
+      problems.push_back(
+          {h.name, absl::StrCat("cannot change kernel settings: ",
+                                MissingReason(h.info, v1::CAPABILITY_SYSCTL_WRITE))});
     }
     if (!HasCapability(h.info, v1::CAPABILITY_IO_URING)) {
       for (const auto& f : scenario.floods) {
         if (f.host == h.name) {
-          problems.push_back({h.name, absl::StrCat("cannot flood: io_uring unavailable: ",
-                                                   MissingReason(h.info, v1::CAPABILITY_IO_URING))});
+          problems.push_back(
+              {h.name, absl::StrCat("cannot flood: io_uring unavailable: ",
+                                    MissingReason(h.info, v1::CAPABILITY_IO_URING))});
           break;
         }
       }
@@ -224,12 +244,12 @@ std::vector<RunFailure> Orchestrator::CheckCapabilities(const Scenario& scenario
     } else if (s.backend == ShapingBackend::kAuto && !netem && !nfqueue) {
       problems.push_back(
           {s.host, absl::StrCat("no shaping backend works here: netem: ",
-                                MissingReason(h->info, v1::CAPABILITY_NETEM), "; nfqueue: ",
-                                MissingReason(h->info, v1::CAPABILITY_NFQUEUE))});
+                                MissingReason(h->info, v1::CAPABILITY_NETEM),
+                                "; nfqueue: ", MissingReason(h->info, v1::CAPABILITY_NFQUEUE))});
     }
     if (h->interface.empty()) {
-      problems.push_back({s.host, "shaping needs the host's interface: set hosts." + s.host +
-                                      ".interface"});
+      problems.push_back(
+          {s.host, "shaping needs the host's interface: set hosts." + s.host + ".interface"});
     }
   }
   return problems;
@@ -241,8 +261,8 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
   run["index"] = index;
   run["params"] = json::object();
   for (const auto& [path, value] : plan.params) run["params"][path] = SweepValueJson(value);
-  const std::string run_id = absl::StrCat(s.name, "-", index, "-", getpid(), "-",
-                                          Clock::now().time_since_epoch().count());
+  const std::string run_id =
+      absl::StrCat(s.name, "-", index, "-", getpid(), "-", Clock::now().time_since_epoch().count());
   run["run_id"] = run_id;
 
   std::mutex mu;  // guards run errors, samples and per-host results below
@@ -496,18 +516,18 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
   for (size_t i = 0; i < hosts_.size(); ++i) {
     const v1::CollectResultsResponse& c = collected[i];
     for (const auto& l : c.listeners()) {
-      listeners_json[l.name()] = {{"host", hosts_[i].name},
-                                  {"address", l.address()},
-                                  {"backlog", l.backlog()},
-                                  {"backlog_effective", l.backlog_effective()},
-                                  {"accepted", l.accepted()},
-                                  {"accept_queue_peak", l.accept_queue_peak()}};
+      listeners_json[l.name()] = {
+          {"host", hosts_[i].name},   {"address", l.address()},
+          {"backlog", l.backlog()},   {"backlog_effective", l.backlog_effective()},
+          {"accepted", l.accepted()}, {"accept_queue_peak", l.accept_queue_peak()}};
     }
-    for (const auto& sock : c.server_sockets()) server_by_tuple[{sock.local(), sock.remote()}] = &sock;
+    for (const auto& sock : c.server_sockets())
+      server_by_tuple[{sock.local(), sock.remote()}] = &sock;
     json counters = json::object();
     for (const auto& counter : c.counter_deltas()) counters[counter.name()] = counter.value();
     if (!c.counter_deltas().empty()) hosts_json[hosts_[i].name]["counters"] = counters;
-    if (c.has_capture()) hosts_json[hosts_[i].name]["packets"] = CaptureJson(c.capture(), index, hosts_[i].name);
+    if (c.has_capture())
+      hosts_json[hosts_[i].name]["packets"] = CaptureJson(c.capture(), index, hosts_[i].name);
     if (!c.drop_events().empty()) {
       json events = json::object();
       for (const auto& [name, n] : c.drop_events()) events[name] = n;
@@ -529,10 +549,13 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
         const std::string fate = ConnectionFate(c, server_by_tuple);
         fates[fate] = fates.value(fate, 0) + 1;
         if (options_.connections) {
-          json row = {{"local", c.local()}, {"remote", c.remote()},
-                      {"outcome", OutcomeName(c.outcome())}, {"fate", fate}};
+          json row = {{"local", c.local()},
+                      {"remote", c.remote()},
+                      {"outcome", OutcomeName(c.outcome())},
+                      {"fate", fate}};
           if (!c.error_name().empty()) row["error"] = c.error_name();
-          if (c.has_connect_latency()) row["connect_ms"] = Ms(proto::FromProto(c.connect_latency()));
+          if (c.has_connect_latency())
+            row["connect_ms"] = Ms(proto::FromProto(c.connect_latency()));
           if (c.has_outcome_after()) row["outcome_ms"] = Ms(proto::FromProto(c.outcome_after()));
           connections.push_back(row);
         }
@@ -572,7 +595,8 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
       if (def != nullptr && offsets.contains(hosts_[i].name)) {
         const auto actual = proto::FromProto(f.started_at()) -
                             std::chrono::duration_cast<Clock::duration>(offsets[hosts_[i].name]);
-        const auto scheduled = start_at + std::chrono::duration_cast<Clock::duration>(def->start_after);
+        const auto scheduled =
+            start_at + std::chrono::duration_cast<Clock::duration>(def->start_after);
         const double late = Ms(actual - scheduled);
         fj["start_lateness_ms"] = late;
         lateness_ms.push_back(late);

@@ -60,9 +60,9 @@ class Orchestrator {
 
 // Joins client attempts with the server's sockets into per-connection fates
 // (accepted, queued, syn_recv, unknown_to_server, or the client's own outcome).
-std::string ConnectionFate(const v1::ConnectionRecord& attempt,
-                           const std::map<std::pair<std::string, std::string>,
-                                          const v1::ServerSocket*>& server_by_tuple);
+std::string ConnectionFate(
+    const v1::ConnectionRecord& attempt,
+    const std::map<std::pair<std::string, std::string>, const v1::ServerSocket*>& server_by_tuple);
 
 // Estimated clock offset of an agent: agent clock minus controller clock, from the GetClock
 // round trip with the smallest RTT. `rtt` receives that RTT.

@@ -12,12 +12,20 @@ namespace {
 using json = nlohmann::json;
 
 // The counters that explain handshake outcomes, in the order a reader wants them.
-constexpr const char* kKeyCounters[] = {
-    "TcpExtListenOverflows", "TcpExtListenDrops",   "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed", "TcpExtTCPSynRetrans", "TcpPassiveOpens",
-    "TcpActiveOpens",        "TcpAttemptFails",     "TcpEstabResets",
-    "TcpOutRsts",            "TcpRetransSegs"};
+constexpr const char* kKeyCounters[] = {"TcpExtListenOverflows",
+                                        "TcpExtListenDrops",
+                                        "TcpExtTCPReqQFullDrop",
+                                        "TcpExtTCPReqQFullDoCookies",
+                                        "TcpExtSyncookiesSent",
+                                        "TcpExtSyncookiesRecv",
+                                        "TcpExtSyncookiesFailed",
+                                        "TcpExtTCPSynRetrans",
+                                        "TcpPassiveOpens",
+                                        "TcpActiveOpens",
+                                        "TcpAttemptFails",
+                                        "TcpEstabResets",
+                                        "TcpOutRsts",
+                                        "TcpRetransSegs"};
 
 std::string Scalar(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -41,10 +49,10 @@ std::string RenderTable(const json& result) {
                     absl::StrFormat("  (start skew %.2f ms)\n", run.value("start_skew_ms", 0.0)));
     const json floods = run.value("floods", json::object());
     if (!floods.empty()) {
-      absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %6s %6s %6s %7s %7s %-28s %9s %9s %9s %9s\n",
-                                            "flood", "host", "tried", "estab", "reset", "refused",
-                                            "timeout", "fates", "p50 ms", "p90 ms", "p99 ms",
-                                            "max ms"));
+      absl::StrAppend(
+          &out, absl::StrFormat("  %-10s %-8s %6s %6s %6s %7s %7s %-28s %9s %9s %9s %9s\n", "flood",
+                                "host", "tried", "estab", "reset", "refused", "timeout", "fates",
+                                "p50 ms", "p90 ms", "p99 ms", "max ms"));
       for (const auto& [name, f] : floods.items()) {
         std::vector<std::string> fates;
         const json fate_counts = f.value("fates", json::object());
@@ -58,28 +66,27 @@ std::string RenderTable(const json& result) {
         }
         const json lat = f.value("connect_latency_ms", json::object());
         absl::StrAppend(
-            &out, absl::StrFormat("  %-10s %-8s %6d %6d %6d %7d %7d %-28s %9.3f %9.3f %9.3f %9.3f\n",
-                                  name, f.value("host", std::string()), f.value("attempted", 0),
-                                  f.value("established", 0), f.value("reset", 0),
-                                  f.value("refused", 0), f.value("timed_out", 0),
-                                  absl::StrJoin(fates, " "), lat.value("p50", 0.0),
-                                  lat.value("p90", 0.0), lat.value("p99", 0.0),
-                                  lat.value("max", 0.0)));
-        if (!errors.empty()) absl::StrAppend(&out, "    errors: ", absl::StrJoin(errors, " "), "\n");
+            &out, absl::StrFormat(
+                      "  %-10s %-8s %6d %6d %6d %7d %7d %-28s %9.3f %9.3f %9.3f %9.3f\n", name,
+                      f.value("host", std::string()), f.value("attempted", 0),
+                      f.value("established", 0), f.value("reset", 0), f.value("refused", 0),
+                      f.value("timed_out", 0), absl::StrJoin(fates, " "), lat.value("p50", 0.0),
+                      lat.value("p90", 0.0), lat.value("p99", 0.0), lat.value("max", 0.0)));
+        if (!errors.empty())
+          absl::StrAppend(&out, "    errors: ", absl::StrJoin(errors, " "), "\n");
       }
     }
     const json listeners = run.value("listeners", json::object());
     if (!listeners.empty()) {
-      absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8s %9s %9s %6s\n", "listener",
-                                            "host", "address", "backlog", "effective", "accepted",
-                                            "peak"));
+      absl::StrAppend(&out,
+                      absl::StrFormat("  %-10s %-8s %-22s %8s %9s %9s %6s\n", "listener", "host",
+                                      "address", "backlog", "effective", "accepted", "peak"));
       for (const auto& [name, l] : listeners.items()) {
-        absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8d %9d %9d %6d\n", name,
-                                              l.value("host", std::string()),
-                                              l.value("address", std::string()),
-                                              l.value("backlog", 0), l.value("backlog_effective", 0),
-                                              l.value("accepted", 0),
-                                              l.value("accept_queue_peak", 0)));
+        absl::StrAppend(
+            &out, absl::StrFormat("  %-10s %-8s %-22s %8d %9d %9d %6d\n", name,
+                                  l.value("host", std::string()), l.value("address", std::string()),
+                                  l.value("backlog", 0), l.value("backlog_effective", 0),
+                                  l.value("accepted", 0), l.value("accept_queue_peak", 0)));
       }
     }
     const json hosts = run.value("hosts", json::object());

@@ -12,7 +12,7 @@ namespace synq::controller {
 
 struct HostSpec {
   std::string name;
-  std::string agent;  // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
+  std::string agent;      // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
   std::string interface;  // the agent host's interface for shaping and capture ("eth0")
   bool embedded() const { return agent.empty(); }
 };

@@ -18,9 +18,9 @@ inline void ToProto(std::chrono::nanoseconds d, google::protobuf::Duration* out)
 }
 
 inline std::chrono::system_clock::time_point FromProto(const google::protobuf::Timestamp& t) {
-  return std::chrono::system_clock::time_point(std::chrono::duration_cast<
-      std::chrono::system_clock::duration>(std::chrono::seconds(t.seconds()) +
-                                           std::chrono::nanoseconds(t.nanos())));
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
 
 inline void ToProto(std::chrono::system_clock::time_point t, google::protobuf::Timestamp* out) {

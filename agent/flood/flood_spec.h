@@ -19,19 +19,20 @@ struct FloodSpec {
   common::SocketAddress target;
   std::string source;  // local address to bind before connect; empty = kernel's choice
   uint64_t connections = 1;
-  uint32_t concurrency = 1;                       // connects in flight at most
-  double rate = 0;                                // connects/s; 0 = as fast as concurrency allows
+  uint32_t concurrency = 1;  // connects in flight at most
+  double rate = 0;           // connects/s; 0 = as fast as concurrency allows
   std::chrono::nanoseconds connect_timeout{std::chrono::seconds(1)};
-  std::chrono::nanoseconds start_after{0};        // offset from the run's start instant
-  std::chrono::nanoseconds hold{std::chrono::seconds(1)};  // watch for resets after the last connect
-  std::string payload;                            // sent right after connect, if not empty
+  std::chrono::nanoseconds start_after{0};  // offset from the run's start instant
+  std::chrono::nanoseconds hold{
+      std::chrono::seconds(1)};  // watch for resets after the last connect
+  std::string payload;           // sent right after connect, if not empty
 };
 
 enum class Outcome { kEstablished, kReset, kRefused, kTimedOut, kError };
 
 // One attempt. Times are from the attempt's start (socket creation).
 struct ConnectionRecord {
-  std::string local;   // "ip:port" (empty if the socket never got one)
+  std::string local;  // "ip:port" (empty if the socket never got one)
   std::string remote;
   Outcome outcome = Outcome::kError;
   std::string error_name;  // errno name for kError ("EADDRNOTAVAIL")
@@ -51,7 +52,7 @@ struct FloodResult {
   common::Histogram connect_latency_us;
   std::vector<ConnectionRecord> connections;
   std::chrono::system_clock::time_point started_at;  // actual start
-  std::chrono::nanoseconds start_lateness{0};          // actual - scheduled
+  std::chrono::nanoseconds start_lateness{0};        // actual - scheduled
   // Connections still established at the end of hold, left open so the server's view can be
   // read before the client closes them; the run closes them when it ends.
   std::shared_ptr<std::vector<common::UniqueFd>> held_sockets =

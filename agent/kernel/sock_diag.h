@@ -11,11 +11,11 @@ namespace synq::agent {
 
 // One TCP socket as inet_diag reports it.
 struct DiagSocket {
-  std::string local;   // "ip:port"
-  std::string remote;  // "ip:port"
-  int state = 0;       // TCP_ESTABLISHED, TCP_SYN_RECV, TCP_LISTEN ... (netinet/tcp.h)
-  uint32_t rqueue = 0; // LISTEN: accept-queue depth; otherwise bytes in the receive queue
-  uint32_t wqueue = 0; // LISTEN: accept-queue maximum (the effective backlog)
+  std::string local;    // "ip:port"
+  std::string remote;   // "ip:port"
+  int state = 0;        // TCP_ESTABLISHED, TCP_SYN_RECV, TCP_LISTEN ... (netinet/tcp.h)
+  uint32_t rqueue = 0;  // LISTEN: accept-queue depth; otherwise bytes in the receive queue
+  uint32_t wqueue = 0;  // LISTEN: accept-queue maximum (the effective backlog)
   uint64_t inode = 0;
 };
 

@@ -14,7 +14,7 @@ namespace synq::agent {
 
 // An allowed sysctl: name, /proc/sys path, valid range.
 struct SettingDef {
-  std::string key;   // "net.core.somaxconn"
+  std::string key;  // "net.core.somaxconn"
   int64_t min = 0;
   int64_t max = 0;
 };
@@ -42,7 +42,8 @@ class SettingsGuard {
   // Validates all first (nothing is written if one is bad), journals originals, writes each
   // value and reads it back. Returns the effective values. On a write failure, restores what it
   // wrote and returns the error naming the key.
-  absl::StatusOr<std::map<std::string, int64_t>> Apply(const std::map<std::string, int64_t>& settings);
+  absl::StatusOr<std::map<std::string, int64_t>> Apply(
+      const std::map<std::string, int64_t>& settings);
 
   // Writes every original value back (reads back to check), then deletes the journal.
   // Returns the values restored. Idempotent.

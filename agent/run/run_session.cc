@@ -238,8 +238,8 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
         run->flood_results.push_back(*std::move(result));
       } else {
         spdlog::error("flood {} failed: {}", spec.name, result.status().ToString());
-        run->flood_errors.push_back(absl::StrCat("flood ", spec.name, ": ",
-                                                 result.status().message()));
+        run->flood_errors.push_back(
+            absl::StrCat("flood ", spec.name, ": ", result.status().message()));
       }
       --run->floods_running;
       run->cv.notify_all();
@@ -422,7 +422,8 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
     problems.push_back(absl::StrCat("removing shaping: ", s.message()));
   }
   absl::StatusOr<std::map<std::string, int64_t>> restored = run->settings->Restore();
-  if (!restored.ok()) problems.push_back(absl::StrCat("restoring settings: ", restored.status().message()));
+  if (!restored.ok())
+    problems.push_back(absl::StrCat("restoring settings: ", restored.status().message()));
   for (auto& f : on_end) f();
   spdlog::info("run {} ended", run->id);
   if (!problems.empty()) return absl::InternalError(absl::StrJoin(problems, "; "));
@@ -435,7 +436,8 @@ void RunManager::Abandon(const std::string& run_id, const std::string& why) {
     if (run_ == nullptr || run_->id != run_id) return;
   }
   spdlog::warn("ending run {}: {}; restoring every setting", run_id, why);
-  if (auto s = End(run_id); !s.ok()) spdlog::error("restore after abandon: {}", s.status().ToString());
+  if (auto s = End(run_id); !s.ok())
+    spdlog::error("restore after abandon: {}", s.status().ToString());
 }
 
 void RunManager::Shutdown() {

@@ -93,15 +93,16 @@ class RunManager {
   absl::StatusOr<std::map<std::string, int64_t>> ApplySettings(
       const std::string& run_id, const std::map<std::string, int64_t>& settings);
   absl::StatusOr<std::map<std::string, int64_t>> RestoreSettings(const std::string& run_id);
-  absl::StatusOr<std::vector<ShapingApplied>> ApplyShaping(const std::string& run_id,
-                                                           const std::vector<ShapingRequest>& specs);
+  absl::StatusOr<std::vector<ShapingApplied>> ApplyShaping(
+      const std::string& run_id, const std::vector<ShapingRequest>& specs);
   absl::StatusOr<ListenerSnapshot> StartListener(const std::string& run_id,
                                                  const ListenerSpec& spec);
   absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
   // Starts capturing this run's listener ports on `interface` ("" = any) into the state dir.
   // Returns the file. Listeners must have been started.
   absl::StatusOr<std::string> StartCapture(const std::string& run_id, const std::string& interface);
-  absl::Status StartFloods(const std::string& run_id, std::chrono::system_clock::time_point start_at,
+  absl::Status StartFloods(const std::string& run_id,
+                           std::chrono::system_clock::time_point start_at,
                            std::vector<FloodSpec> floods);
   // Calls `done` once every flood has finished (at once if none runs), with the collected run.
   absl::Status Collect(const std::string& run_id, DoneCallback done);
@@ -126,8 +127,8 @@ class RunManager {
   void StartDropEventsLocked(Run* run);
   // Snapshot for Collect; the caller holds run->mu.
   absl::StatusOr<CollectedRun> BuildCollectedLocked(Run* run);
-  absl::StatusOr<std::map<std::string, int64_t>> Teardown(std::unique_ptr<Run> run,
-                                                          std::vector<std::function<void()>> on_end);
+  absl::StatusOr<std::map<std::string, int64_t>> Teardown(
+      std::unique_ptr<Run> run, std::vector<std::function<void()>> on_end);
 
   const AgentPaths paths_;
   std::mutex mu_;

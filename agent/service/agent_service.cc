@@ -37,13 +37,20 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
 
 v1::Capability ToProto(Capability c) {
   switch (c) {
-    case Capability::kIoUring: return v1::CAPABILITY_IO_URING;
-    case Capability::kSockDiag: return v1::CAPABILITY_SOCK_DIAG;
-    case Capability::kSysctlWrite: return v1::CAPABILITY_SYSCTL_WRITE;
-    case Capability::kNetem: return v1::CAPABILITY_NETEM;
-    case Capability::kNfqueue: return v1::CAPABILITY_NFQUEUE;
-    case Capability::kPcap: return v1::CAPABILITY_PCAP;
-    case Capability::kTracefs: return v1::CAPABILITY_TRACEFS;
+    case Capability::kIoUring:
+      return v1::CAPABILITY_IO_URING;
+    case Capability::kSockDiag:
+      return v1::CAPABILITY_SOCK_DIAG;
+    case Capability::kSysctlWrite:
+      return v1::CAPABILITY_SYSCTL_WRITE;
+    case Capability::kNetem:
+      return v1::CAPABILITY_NETEM;
+    case Capability::kNfqueue:
+      return v1::CAPABILITY_NFQUEUE;
+    case Capability::kPcap:
+      return v1::CAPABILITY_PCAP;
+    case Capability::kTracefs:
+      return v1::CAPABILITY_TRACEFS;
   }
   return v1::CAPABILITY_UNSPECIFIED;
 }
@@ -89,11 +96,16 @@ void ToProto(const SampleValue& s, v1::Sample* out) {
 
 v1::Outcome ToProto(Outcome o) {
   switch (o) {
-    case Outcome::kEstablished: return v1::OUTCOME_ESTABLISHED;
-    case Outcome::kReset: return v1::OUTCOME_RESET;
-    case Outcome::kRefused: return v1::OUTCOME_REFUSED;
-    case Outcome::kTimedOut: return v1::OUTCOME_TIMED_OUT;
-    case Outcome::kError: return v1::OUTCOME_ERROR;
+    case Outcome::kEstablished:
+      return v1::OUTCOME_ESTABLISHED;
+    case Outcome::kReset:
+      return v1::OUTCOME_RESET;
+    case Outcome::kRefused:
+      return v1::OUTCOME_REFUSED;
+    case Outcome::kTimedOut:
+      return v1::OUTCOME_TIMED_OUT;
+    case Outcome::kError:
+      return v1::OUTCOME_ERROR;
   }
   return v1::OUTCOME_UNSPECIFIED;
 }
@@ -166,9 +178,12 @@ void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
 
 absl::StatusOr<AcceptMode> FromProto(v1::AcceptMode mode) {
   switch (mode) {
-    case v1::ACCEPT_MODE_NEVER: return AcceptMode::kNever;
-    case v1::ACCEPT_MODE_PACED: return AcceptMode::kPaced;
-    case v1::ACCEPT_MODE_IMMEDIATE: return AcceptMode::kImmediate;
+    case v1::ACCEPT_MODE_NEVER:
+      return AcceptMode::kNever;
+    case v1::ACCEPT_MODE_PACED:
+      return AcceptMode::kPaced;
+    case v1::ACCEPT_MODE_IMMEDIATE:
+      return AcceptMode::kImmediate;
     default:
       return absl::InvalidArgumentError("listener.accept: must be NEVER, PACED or IMMEDIATE");
   }
@@ -176,18 +191,25 @@ absl::StatusOr<AcceptMode> FromProto(v1::AcceptMode mode) {
 
 absl::StatusOr<ShapingBackend> FromProto(v1::ShapingBackend backend) {
   switch (backend) {
-    case v1::SHAPING_BACKEND_AUTO: return ShapingBackend::kAuto;
-    case v1::SHAPING_BACKEND_NETEM: return ShapingBackend::kNetem;
-    case v1::SHAPING_BACKEND_NFQUEUE: return ShapingBackend::kNfqueue;
-    default: return absl::InvalidArgumentError("shaping.backend: must be AUTO, NETEM or NFQUEUE");
+    case v1::SHAPING_BACKEND_AUTO:
+      return ShapingBackend::kAuto;
+    case v1::SHAPING_BACKEND_NETEM:
+      return ShapingBackend::kNetem;
+    case v1::SHAPING_BACKEND_NFQUEUE:
+      return ShapingBackend::kNfqueue;
+    default:
+      return absl::InvalidArgumentError("shaping.backend: must be AUTO, NETEM or NFQUEUE");
   }
 }
 
 v1::ShapingBackend ToProto(ShapingBackend backend) {
   switch (backend) {
-    case ShapingBackend::kAuto: return v1::SHAPING_BACKEND_AUTO;
-    case ShapingBackend::kNetem: return v1::SHAPING_BACKEND_NETEM;
-    case ShapingBackend::kNfqueue: return v1::SHAPING_BACKEND_NFQUEUE;
+    case ShapingBackend::kAuto:
+      return v1::SHAPING_BACKEND_AUTO;
+    case ShapingBackend::kNetem:
+      return v1::SHAPING_BACKEND_NETEM;
+    case ShapingBackend::kNfqueue:
+      return v1::SHAPING_BACKEND_NFQUEUE;
   }
   return v1::SHAPING_BACKEND_UNSPECIFIED;
 }
@@ -197,8 +219,8 @@ absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {
   spec.name = f.name();
   auto target = common::ParseSocketAddress(f.target());
   if (!target.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("floods.", f.name(), ".target: ",
-                                                   target.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("floods.", f.name(), ".target: ", target.status().message()));
   }
   spec.target = *target;
   spec.source = f.source();
@@ -442,13 +464,13 @@ grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServ
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(
-    grpc::CallbackServerContext* context, const v1::CollectResultsRequest* request,
-    v1::CollectResultsResponse* response) {
+grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(grpc::CallbackServerContext* context,
+                                                           const v1::CollectResultsRequest* request,
+                                                           v1::CollectResultsResponse* response) {
   auto* reactor = context->DefaultReactor();
   // Finishes when the floods finish, from the last flood's thread: no gRPC thread blocks.
-  absl::Status queued = runs_.Collect(
-      request->run_id(), [reactor, response](absl::StatusOr<CollectedRun> collected) {
+  absl::Status queued =
+      runs_.Collect(request->run_id(), [reactor, response](absl::StatusOr<CollectedRun> collected) {
         if (!collected.ok()) {
           reactor->Finish(ToGrpcStatus(collected.status()));
           return;

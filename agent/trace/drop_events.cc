@@ -57,8 +57,8 @@ std::string TracefsUnavailableReason() {
   if (!fs::exists(absl::StrCat(kTracefs, "/instances"), ec)) {
     if (geteuid() != 0) return "tracefs is not mounted and mounting it needs root";
     if (mount("nodev", kTracefs, "tracefs", 0, nullptr) != 0) {
-      return absl::StrCat("tracefs is not mounted at ", kTracefs, " and mount failed: ",
-                          strerror(errno));
+      return absl::StrCat("tracefs is not mounted at ", kTracefs,
+                          " and mount failed: ", strerror(errno));
     }
   }
   for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
@@ -85,8 +85,8 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
   if (absl::Status s = WriteFile(dir + "/buffer_size_kb", "4096"); !s.ok()) return s;
   auto reason = DropReasonValue("TCP_LISTEN_OVERFLOW");
   if (!reason.ok()) return reason.status();
-  if (absl::Status s = WriteFile(dir + "/events/skb/kfree_skb/filter",
-                                 absl::StrCat("reason == ", *reason));
+  if (absl::Status s =
+          WriteFile(dir + "/events/skb/kfree_skb/filter", absl::StrCat("reason == ", *reason));
       !s.ok()) {
     return s;
   }
@@ -118,9 +118,8 @@ DropEventCounter::~DropEventCounter() {
 absl::StatusOr<std::map<std::string, int64_t>> DropEventCounter::Read() {
   std::string trace;
   if (!ReadFile(dir_ + "/trace", &trace)) return absl::ErrnoToStatus(errno, "read " + dir_);
-  std::map<std::string, int64_t> counts = {{"kfree_skb:TCP_LISTEN_OVERFLOW", 0},
-                                           {"tcp_retransmit_synack", 0},
-                                           {"tcp_send_reset", 0}};
+  std::map<std::string, int64_t> counts = {
+      {"kfree_skb:TCP_LISTEN_OVERFLOW", 0}, {"tcp_retransmit_synack", 0}, {"tcp_send_reset", 0}};
   std::istringstream lines(trace);
   std::string line;
   while (std::getline(lines, line)) {

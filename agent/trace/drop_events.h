@@ -20,7 +20,8 @@ std::string TracefsUnavailableReason();
 class DropEventCounter {
  public:
   // Creates instance "synq-<pid>-<n>" and enables the events, TCP ones filtered on `ports`.
-  static absl::StatusOr<std::unique_ptr<DropEventCounter>> Start(const std::vector<uint16_t>& ports);
+  static absl::StatusOr<std::unique_ptr<DropEventCounter>> Start(
+      const std::vector<uint16_t>& ports);
   ~DropEventCounter();  // Removes the instance.
   DropEventCounter(const DropEventCounter&) = delete;
   DropEventCounter& operator=(const DropEventCounter&) = delete;

@@ -30,7 +30,8 @@ class AcceptQueueOverflow : public ::testing::Test {
 };
 
 TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
-  SynqRun r = RunSynq(Source("examples/accept-queue-overflow.yaml"), out_.path(), {"--connections"});
+  SynqRun r =
+      RunSynq(Source("examples/accept-queue-overflow.yaml"), out_.path(), {"--connections"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(r.result["runs"].size(), 4u) << r.output;
   for (const json& run : r.result["runs"]) {

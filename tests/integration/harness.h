@@ -36,7 +36,7 @@ struct ProcessResult {
 
 // Runs argv (no shell) to completion, with a time limit after which it is killed.
 ProcessResult RunProcess(const std::vector<std::string>& argv,
-                  std::chrono::seconds limit = std::chrono::seconds(600));
+                         std::chrono::seconds limit = std::chrono::seconds(600));
 
 // Starts argv in the background with output to `log`; returns the pid.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log);

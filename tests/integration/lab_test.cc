@@ -45,8 +45,9 @@ floods: [ { name: f1, host: client, target: l1, connections: 8, connect_timeout:
   ProcessResult down = RunProcess({Binary("controller/synq"), "lab", "down"});
   EXPECT_EQ(down.exit_code, 0) << down.output;
   for (const auto& ns : SynqNamespaces()) EXPECT_NE(ns.rfind("synq-lab", 0), 0u) << ns;
-  ProcessResult info = RunProcess({Binary("controller/synq"), "info", "unix:/run/synq/lab/server/agent.sock"},
-                           std::chrono::seconds(30));
+  ProcessResult info =
+      RunProcess({Binary("controller/synq"), "info", "unix:/run/synq/lab/server/agent.sock"},
+                 std::chrono::seconds(30));
   EXPECT_EQ(info.exit_code, 3) << "agent must be gone: " << info.output;
 }
 

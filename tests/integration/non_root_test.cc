@@ -12,8 +12,9 @@ namespace {
 constexpr char kNobody[] = "65534";
 
 ProcessResult RunAsNobody(const std::vector<std::string>& argv) {
-  std::vector<std::string> full = {"/usr/bin/setpriv", "--reuid", kNobody, "--regid", kNobody,
-                                   "--clear-groups", "--inh-caps=-all"};
+  std::vector<std::string> full = {"/usr/bin/setpriv", "--reuid", kNobody,
+                                   "--regid",          kNobody,   "--clear-groups",
+                                   "--inh-caps=-all"};
   full.insert(full.end(), argv.begin(), argv.end());
   return RunProcess(full);
 }

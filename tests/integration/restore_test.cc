@@ -1,7 +1,8 @@
 // Proves that nothing an agent changes outlives the run: settings come back and shaping (the
 // NFQUEUE rule) goes away when the controller is killed mid-run, when the agent gets SIGTERM, and
-// (from its journals) when a crashed agent starts again; embedded hosts' namespaces go away even when synq is SIGKILLed; bad input and
-// unreachable agents are clear errors with the documented exit codes.
+// (from its journals) when a crashed agent starts again; embedded hosts' namespaces go away even
+// when synq is SIGKILLed; bad input and unreachable agents are clear errors with the documented
+// exit codes.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -16,8 +17,8 @@ namespace synq::testing {
 namespace {
 
 const std::vector<std::string> kKeys = {
-    "net.core.somaxconn",          "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_synack_retries",
-    "net.ipv4.tcp_syn_retries",    "net.ipv4.tcp_syncookies",        "net.ipv4.tcp_max_syn_backlog"};
+    "net.core.somaxconn",       "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_syncookies",        "net.ipv4.tcp_max_syn_backlog"};
 
 std::map<std::string, long> ReadAll(const TestNetns& ns) {
   std::map<std::string, long> out;
@@ -53,7 +54,8 @@ class Restore : public ::testing::Test {
     // Every setting changed, a listener and a flood that holds for long enough to be killed.
     scenario_ = dir_.Write("s.yaml", absl::StrCat(R"(name: restore
 hosts:
-  server: { agent: "unix:)", socket_, R"(", interface: v0 }
+  server: { agent: "unix:)",
+                                                  socket_, R"(", interface: v0 }
 shaping:
   - { host: server, delay: 50ms, backend: nfqueue }
 settings:
@@ -79,10 +81,10 @@ floods:
   }
   void StartAgent() {
     std::filesystem::remove(dir_.path() + "/addr");
-    agent_ = Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen",
-                    "unix:" + socket_, "--state-dir", dir_.path() + "/state", "--port-file",
-                    dir_.path() + "/addr"},
-                   dir_.path() + "/agent.log");
+    agent_ =
+        Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen", "unix:" + socket_,
+               "--state-dir", dir_.path() + "/state", "--port-file", dir_.path() + "/addr"},
+              dir_.path() + "/agent.log");
     ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(dir_.path() + "/addr"); },
                            std::chrono::seconds(10)));
   }

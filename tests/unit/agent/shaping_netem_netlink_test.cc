@@ -11,8 +11,8 @@
 #include <limits>
 #include <vector>
 
-#include "common/command.h"
 #include "agent/shaping/netem_netlink.h"
+#include "common/command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

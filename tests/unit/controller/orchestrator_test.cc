@@ -38,9 +38,12 @@ TEST(ConnectionFate, JoinsClientAttemptsWithTheServerViewByFourTuple) {
   std::map<std::pair<std::string, std::string>, const v1::ServerSocket*> by_tuple;
   for (const auto* s : {&accepted, &queued, &syn_recv}) by_tuple[{s->local(), s->remote()}] = s;
 
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1001"), by_tuple), "accepted");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1002"), by_tuple), "queued");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1003"), by_tuple), "syn_recv");
+  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1001"), by_tuple),
+            "accepted");
+  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1002"), by_tuple),
+            "queued");
+  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1003"), by_tuple),
+            "syn_recv");
   EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1004"), by_tuple),
             "unknown_to_server");
 }
@@ -70,13 +73,15 @@ class FakeClockAgent : public AgentClient {
   }
   absl::StatusOr<v1::HostInfo> GetHostInfo() override { return Unused(); }
   absl::Status BeginRun(const v1::BeginRunRequest&) override { return Unused(); }
-  absl::StatusOr<v1::ApplySettingsResponse> ApplySettings(const v1::ApplySettingsRequest&) override {
+  absl::StatusOr<v1::ApplySettingsResponse> ApplySettings(
+      const v1::ApplySettingsRequest&) override {
     return Unused();
   }
   absl::StatusOr<v1::ApplyShapingResponse> ApplyShaping(const v1::ApplyShapingRequest&) override {
     return Unused();
   }
-  absl::StatusOr<v1::StartListenerResponse> StartListener(const v1::StartListenerRequest&) override {
+  absl::StatusOr<v1::StartListenerResponse> StartListener(
+      const v1::StartListenerRequest&) override {
     return Unused();
   }
   absl::StatusOr<v1::StartCaptureResponse> StartCapture(const v1::StartCaptureRequest&) override {
