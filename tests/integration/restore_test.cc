@@ -144,27 +144,54 @@ TEST_F(Restore, CrashedAgentRestoresFromItsJournalAtNextStart) {
   EXPECT_FALSE(Shaped());
 }
 
-TEST(EmbeddedHosts, NamespacesAreGoneAfterControllerIsKilledMidRun) {
-  if (!IsRoot()) GTEST_SKIP() << "needs root";
-  TempDir dir;
-  const std::string scenario = dir.Write("s.yaml", R"(name: killed
+// An embedded two-host run that holds its connections for 30 s, started in the background.
+class EmbeddedRun {
+ public:
+  EmbeddedRun() {
+    const std::string scenario = dir_.Write("s.yaml", R"(name: interrupted
 hosts: { server: {}, client: {} }
 listeners: [ { name: l1, host: server, backlog: 3 } ]
 floods: [ { name: f1, host: client, target: l1, connections: 4, hold: 30s } ]
 )");
-  const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario, "--out", dir.path()},
-                           dir.path() + "/synq.log");
-  const std::string prefix = absl::StrCat("synq-", synq, "-");
-  auto ours = [&] {
+    pid_ = Spawn({Binary("controller/synq"), "run", scenario, "--out", dir_.path()},
+                 dir_.path() + "/synq.log");
+  }
+  ~EmbeddedRun() {
+    if (!reaped_) Signal(SIGKILL, std::chrono::seconds(5));
+  }
+  // Sends `sig` and waits for synq to exit; returns its exit code (-1 if still running).
+  int Signal(int sig, std::chrono::milliseconds limit) {
+    kill(pid_, sig);
+    const int code = WaitFor(pid_, limit);
+    reaped_ = code != -1;
+    return code;
+  }
+  // How many of this run's namespaces (hub + 2 hosts) exist.
+  int Namespaces() const {
+    const std::string prefix = absl::StrCat("synq-", pid_, "-");
     int n = 0;
     for (const auto& ns : SynqNamespaces()) n += ns.rfind(prefix, 0) == 0 ? 1 : 0;
     return n;
-  };
-  ASSERT_TRUE(Eventually([&] { return ours() == 3; }, std::chrono::seconds(15)));
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  kill(synq, SIGKILL);
-  WaitFor(synq, std::chrono::seconds(5));
-  EXPECT_TRUE(Eventually([&] { return ours() == 0; }, std::chrono::seconds(15)));
+  }
+  // Waits until the hosts are up and the floods are holding.
+  bool WaitUntilHolding() const {
+    if (!Eventually([&] { return Namespaces() == 3; }, std::chrono::seconds(15))) return false;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    return true;
+  }
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+TEST(EmbeddedHosts, NamespacesAreGoneAfterControllerIsKilledMidRun) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  EmbeddedRun run;
+  ASSERT_TRUE(run.WaitUntilHolding());
+  run.Signal(SIGKILL, std::chrono::seconds(5));
+  EXPECT_TRUE(Eventually([&] { return run.Namespaces() == 0; }, std::chrono::seconds(15)));
 }
 
 TEST(EmbeddedHosts, NormalRunLeavesNothingBehind) {
@@ -181,25 +208,10 @@ TEST(EmbeddedHosts, NormalRunLeavesNothingBehind) {
 
 TEST(EmbeddedHosts, CtrlCRemovesNamespacesAndExits) {
   if (!IsRoot()) GTEST_SKIP() << "needs root";
-  TempDir dir;
-  const std::string scenario = dir.Write("s.yaml", R"(name: interrupted
-hosts: { server: {}, client: {} }
-listeners: [ { name: l1, host: server, backlog: 3 } ]
-floods: [ { name: f1, host: client, target: l1, connections: 4, hold: 30s } ]
-)");
-  const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario, "--out", dir.path()},
-                           dir.path() + "/synq.log");
-  const std::string prefix = absl::StrCat("synq-", synq, "-");
-  auto ours = [&] {
-    int n = 0;
-    for (const auto& ns : SynqNamespaces()) n += ns.rfind(prefix, 0) == 0 ? 1 : 0;
-    return n;
-  };
-  ASSERT_TRUE(Eventually([&] { return ours() == 3; }, std::chrono::seconds(15)));
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  kill(synq, SIGINT);
-  EXPECT_EQ(WaitFor(synq, std::chrono::seconds(20)), 128 + SIGINT);
-  EXPECT_EQ(ours(), 0) << "namespaces must be gone when synq exits";
+  EmbeddedRun run;
+  ASSERT_TRUE(run.WaitUntilHolding());
+  EXPECT_EQ(run.Signal(SIGINT, std::chrono::seconds(20)), 128 + SIGINT);
+  EXPECT_EQ(run.Namespaces(), 0) << "namespaces must be gone when synq exits";
 }
 
 TEST(BadInput, PortInUseIsAHostFailureNamingTheListener) {
