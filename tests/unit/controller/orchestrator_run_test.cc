@@ -1,0 +1,238 @@
+// Proves the orchestration of one run against fake agents: the order of calls, target resolution
+// (same host -> loopback, other host -> its address), one start instant corrected for each
+// agent's clock offset, the fixed result.json names, and that every agent's run is ended even
+// when a step fails.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "common/status_macros.h"
+#include "controller/orchestrator.h"
+#include "proto/proto_time.h"
+
+namespace synq::controller {
+namespace {
+
+using json = nlohmann::json;
+using std::chrono::seconds;
+
+// Records every call; answers like an agent whose clock runs `offset` ahead.
+class FakeAgent : public AgentClient {
+ public:
+  FakeAgent(std::string name, std::chrono::nanoseconds offset)
+      : name_(std::move(name)), offset_(offset) {}
+
+  const std::string& address() const override { return name_; }
+  absl::StatusOr<v1::HostInfo> GetHostInfo() override { return v1::HostInfo(); }
+  absl::StatusOr<v1::GetClockResponse> GetClock() override {
+    v1::GetClockResponse r;
+    proto::ToProto(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(offset_),
+                   r.mutable_now());
+    return r;
+  }
+  absl::Status BeginRun(const v1::BeginRunRequest&) override { return Record("BeginRun"); }
+  absl::StatusOr<v1::ApplySettingsResponse> ApplySettings(
+      const v1::ApplySettingsRequest& request) override {
+    RETURN_IF_ERROR(Record("ApplySettings"));
+    v1::ApplySettingsResponse r;
+    *r.mutable_settings() = request.settings();
+    return r;
+  }
+  absl::StatusOr<v1::ApplyShapingResponse> ApplyShaping(const v1::ApplyShapingRequest&) override {
+    RETURN_IF_ERROR(Record("ApplyShaping"));
+    return v1::ApplyShapingResponse();
+  }
+  absl::StatusOr<v1::StartListenerResponse> StartListener(
+      const v1::StartListenerRequest& request) override {
+    RETURN_IF_ERROR(Record("StartListener"));
+    v1::StartListenerResponse r;
+    r.mutable_listener()->set_name(request.listener().name());
+    r.mutable_listener()->set_address("0.0.0.0:4242");
+    listeners_.push_back(request.listener());
+    return r;
+  }
+  absl::StatusOr<v1::StartCaptureResponse> StartCapture(const v1::StartCaptureRequest&) override {
+    RETURN_IF_ERROR(Record("StartCapture"));
+    return v1::StartCaptureResponse();
+  }
+  absl::Status StartFloods(const v1::StartFloodsRequest& request) override {
+    RETURN_IF_ERROR(Record("StartFloods"));
+    floods_ = request;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
+      const std::string&, std::function<void(const v1::Sample&)> on_sample) override {
+    RETURN_IF_ERROR(Record("Watch"));
+    v1::Sample sample;
+    proto::ToProto(std::chrono::system_clock::now(), sample.mutable_at());
+    auto* l = sample.add_listeners();
+    l->set_name("l1");
+    l->set_accept_queue(3);
+    on_sample(sample);
+    struct Done : WatchHandle {
+      absl::Status Wait() override { return absl::OkStatus(); }
+    };
+    return std::unique_ptr<WatchHandle>(std::make_unique<Done>());
+  }
+  absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string&,
+                                                            std::chrono::nanoseconds) override {
+    RETURN_IF_ERROR(Record("CollectResults"));
+    v1::CollectResultsResponse r;
+    for (const auto& f : floods_.floods()) {
+      auto* out = r.add_floods();
+      out->set_name(f.name());
+      out->set_attempted(f.connections());
+      out->set_established(f.connections());
+      out->mutable_connect_latency()->set_p50_ms(0.05);
+      *out->mutable_started_at() = floods_.start_at();
+      auto* c = out->add_connections();
+      c->set_outcome(v1::OUTCOME_ESTABLISHED);
+      c->set_local("198.18.0.3:50000");
+      c->set_remote(f.target());
+    }
+    for (const auto& l : listeners_) {
+      auto* out = r.add_listeners();
+      out->set_name(l.name());
+      out->set_address("0.0.0.0:4242");
+      out->set_backlog(l.backlog());
+      out->set_backlog_effective(l.backlog());
+      auto* s = r.add_server_sockets();
+      s->set_local("198.18.0.2:4242");
+      s->set_remote("198.18.0.3:50000");
+      s->set_state("ESTABLISHED");
+    }
+    auto* counter = r.add_counter_deltas();
+    counter->set_name("TcpExtListenOverflows");
+    counter->set_value(name_ == "server" ? 6 : 0);
+    return r;
+  }
+  absl::StatusOr<v1::EndRunResponse> EndRun(const std::string&) override {
+    Record("EndRun").IgnoreError();
+    return v1::EndRunResponse();
+  }
+
+  std::vector<std::string> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  std::string fail_at;  // the call that fails, if any
+  v1::StartFloodsRequest floods_;
+
+ private:
+  absl::Status Record(const std::string& call) {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(call);
+    if (call == fail_at) return absl::UnavailableError(call + " failed on " + name_);
+    return absl::OkStatus();
+  }
+  std::string name_;
+  std::chrono::nanoseconds offset_;
+  std::mutex mu_;
+  std::vector<std::string> calls_;
+  std::vector<v1::ListenerSpec> listeners_;
+};
+
+Scenario TwoHosts() {
+  Scenario s;
+  s.name = "t";
+  s.hosts = {{"server", "", ""}, {"client", "", ""}};
+  s.settings["server"]["net.core.somaxconn"] = 16;
+  ListenerDef l;
+  l.name = "l1";
+  l.host = "server";
+  l.backlog = 4;
+  s.listeners = {l};
+  FloodDef remote;
+  remote.name = "f1";
+  remote.host = "client";
+  remote.target = "l1";
+  remote.connections = 3;
+  FloodDef local = remote;
+  local.name = "f2";
+  local.host = "server";
+  s.floods = {remote, local};
+  return s;
+}
+
+struct Fixture {
+  Fixture() {
+    auto server = std::make_unique<FakeAgent>("server", seconds(0));
+    auto client = std::make_unique<FakeAgent>("client", seconds(5));
+    server_ = server.get();
+    client_ = client.get();
+    hosts.push_back({"server", std::move(server), {}, "198.18.0.2", "eth0"});
+    hosts.push_back({"client", std::move(client), {}, "198.18.0.3", "eth0"});
+  }
+  std::vector<HostHandle> hosts;
+  FakeAgent* server_;
+  FakeAgent* client_;
+};
+
+TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
+  Fixture f;
+  Orchestrator orchestrator(f.hosts, RunOptions{});
+  RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", {SweepValue::Kind::kInt, "4"}}}};
+  std::vector<RunFailure> failures;
+  const json run = orchestrator.Run(plan, 0, &failures);
+  EXPECT_TRUE(failures.empty());
+
+  // Another host reaches the listener at its host address; the same host over loopback.
+  ASSERT_EQ(f.client_->floods_.floods_size(), 1);
+  EXPECT_EQ(f.client_->floods_.floods(0).target(), "198.18.0.2:4242");
+  ASSERT_EQ(f.server_->floods_.floods_size(), 1);
+  EXPECT_EQ(f.server_->floods_.floods(0).target(), "127.0.0.1:4242");
+  // One instant, sent in each agent's own clock: the client's runs 5 s ahead.
+  const auto server_start = proto::FromProto(f.server_->floods_.start_at());
+  const auto client_start = proto::FromProto(f.client_->floods_.start_at());
+  EXPECT_NEAR(std::chrono::duration<double>(client_start - server_start).count(), 5.0, 0.05);
+  EXPECT_LT(run["start_skew_ms"].get<double>(), 50.0);
+
+  EXPECT_EQ(run["params"]["listeners.l1.backlog"], json(4));
+  for (const char* key :
+       {"host", "address", "backlog", "backlog_effective", "accepted", "accept_queue_peak"}) {
+    EXPECT_TRUE(run["listeners"]["l1"].contains(key)) << key;
+  }
+  for (const char* key : {"host", "attempted", "established", "reset", "refused", "timed_out",
+                          "errors", "connect_latency_ms", "fates"}) {
+    EXPECT_TRUE(run["floods"]["f1"].contains(key)) << key;
+  }
+  for (const char* key : {"p50", "p90", "p99", "max"}) {
+    EXPECT_TRUE(run["floods"]["f1"]["connect_latency_ms"].contains(key)) << key;
+  }
+  EXPECT_EQ(run["floods"]["f1"]["fates"]["queued"], json(1));
+  EXPECT_EQ(run["hosts"]["server"]["settings"]["net.core.somaxconn"], json(16));
+  EXPECT_EQ(run["hosts"]["server"]["counters"]["TcpExtListenOverflows"], json(6));
+  EXPECT_TRUE(run["hosts"]["server"].contains("kernel"));
+  ASSERT_EQ(run["samples"].size(), 2u);
+  EXPECT_EQ(run["samples"][0]["listeners"]["l1"]["accept_queue"], json(3));
+
+  // Settings only where the scenario has them; every host's run is ended.
+  auto calls = f.client_->calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "ApplySettings"), 0);
+  EXPECT_EQ(calls.back(), "EndRun");
+  calls = f.server_->calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "ApplySettings"), 1);
+  EXPECT_EQ(calls.back(), "EndRun");
+}
+
+TEST(OrchestratorRun, AFailingStepIsReportedAndEveryAgentsRunIsStillEnded) {
+  Fixture f;
+  f.server_->fail_at = "StartListener";
+  Orchestrator orchestrator(f.hosts, RunOptions{});
+  std::vector<RunFailure> failures;
+  const json run = orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].host, "server");
+  EXPECT_NE(failures[0].message.find("listeners.l1"), std::string::npos) << failures[0].message;
+  ASSERT_TRUE(run.contains("errors"));
+  for (FakeAgent* agent : {f.server_, f.client_}) {
+    auto calls = agent->calls();
+    EXPECT_EQ(std::count(calls.begin(), calls.end(), "StartFloods"), 0) << agent->address();
+    EXPECT_EQ(calls.back(), "EndRun") << agent->address();
+  }
+}
+
+}  // namespace
+}  // namespace synq::controller
