@@ -104,6 +104,21 @@ std::string RenderTable(const json& result) {
       if (!moved.empty()) {
         absl::StrAppend(&out, "  ", host, ": ", absl::StrJoin(moved, " "), "\n");
       }
+      const json packets = h.value("packets", json::object());
+      for (const char* direction : {"to_server", "from_server"}) {
+        if (!packets.contains(direction)) continue;
+        const json& p = packets[direction];
+        absl::StrAppend(&out,
+                        absl::StrFormat("  %s packets %-11s syn %d (retx %d)  synack %d (retx %d)  "
+                                        "ack %d  rst %d  data %d\n",
+                                        host, direction, p.value("syn", 0),
+                                        p.value("syn_retransmit", 0), p.value("synack", 0),
+                                        p.value("synack_retransmit", 0), p.value("pure_ack", 0),
+                                        p.value("rst", 0), p.value("data", 0)));
+      }
+      if (packets.contains("error")) {
+        absl::StrAppend(&out, "  ", host, " packets: ", packets["error"].get<std::string>(), "\n");
+      }
     }
     const json errors = run.value("errors", json::array());
     for (const json& e : errors) {

@@ -46,7 +46,8 @@ TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
 
     // The delay is real: the handshake takes one delayed SYN-ACK.
     ASSERT_EQ(server["shaping"].size(), 1u);
-    EXPECT_NEAR(prefill["connect_latency_ms"]["p50"].get<double>(), 200.0, 25.0);
+    // The asked one-way delay is met within 2 ms (the handshake RTT on veth adds ~0.1 ms).
+    EXPECT_NEAR(prefill["connect_latency_ms"]["p50"].get<double>(), 200.0, 2.0);
     EXPECT_EQ(Get(prefill, "established"), 1);
     EXPECT_EQ(Get(prefill["fates"], "queued"), 1);
 

@@ -142,7 +142,8 @@ TEST(Report, TableShowsParamsOutcomesListenersAndMovedCounters) {
       "connect_latency_ms": {"p50": 0.05, "p90": 0.06, "p99": 0.1, "max": 0.2}}},
     "listeners": {"l1": {"host": "server", "address": "198.18.0.2:4000", "backlog": 4,
       "backlog_effective": 4, "accepted": 0, "accept_queue_peak": 5}},
-    "hosts": {"server": {"counters": {"TcpExtListenOverflows": 15, "TcpInSegs": 100}}}}]})");
+    "hosts": {"server": {"counters": {"TcpExtListenOverflows": 15, "TcpInSegs": 100},
+      "packets": {"from_server": {"synack": 6, "synack_retransmit": 2, "rst": 1}}}}}]})");
   const std::string table = RenderTable(result);
   EXPECT_NE(table.find("listeners.l1.backlog=4"), std::string::npos) << table;
   EXPECT_NE(table.find("queued:5"), std::string::npos) << table;
@@ -150,6 +151,7 @@ TEST(Report, TableShowsParamsOutcomesListenersAndMovedCounters) {
   EXPECT_NE(table.find("198.18.0.2:4000"), std::string::npos) << table;
   EXPECT_NE(table.find("TcpExtListenOverflows=15"), std::string::npos) << table;
   EXPECT_EQ(table.find("TcpInSegs"), std::string::npos) << "only handshake counters are shown";
+  EXPECT_NE(table.find("synack 6 (retx 2)"), std::string::npos) << table;
 }
 
 }  // namespace
