@@ -231,6 +231,19 @@ floods: [ { name: f1, target: first } ]
   EXPECT_FALSE(r.result["runs"][0]["errors"].empty());
 }
 
+TEST(BadInput, FloodBeyondTheFdLimitIsRefusedNamingTheLimit) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  const std::string scenario = dir.Write("s.yaml", R"(name: too-many
+listeners: [ { name: l1, backlog: 16 } ]
+floods: [ { name: f1, target: l1, connections: 5000000, concurrency: 64 } ]
+)");
+  SynqRun r = RunSynq(scenario, dir.path());
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("RLIMIT_NOFILE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("5000000"), std::string::npos) << r.output;
+}
+
 TEST(BadInput, UnreachableAgentIsExitThreeNamingTheHost) {
   TempDir dir;
   const std::string scenario = dir.Write("s.yaml", R"(name: unreachable
