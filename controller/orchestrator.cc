@@ -423,17 +423,22 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
   std::map<std::string, nanoseconds> offsets;
   Clock::time_point start_at{};
   if (ok() && !floods_by_host.empty()) {
-    nanoseconds max_rtt{0};
-    for (const auto& [name, floods] : floods_by_host) {
-      nanoseconds rtt{0};
-      auto offset = MeasureClockOffset(*Host(name)->client, 5, &rtt);
+    // Every host's offset, not only the flooding ones: sample times are corrected with them.
+    std::vector<nanoseconds> host_offsets(hosts_.size());
+    std::vector<nanoseconds> rtts(hosts_.size());
+    ParallelFor(hosts_.size(), [&](size_t i) {
+      auto offset = MeasureClockOffset(*hosts_[i].client, 5, &rtts[i]);
       if (!offset.ok()) {
-        fail(name, std::string(offset.status().message()));
-        break;
+        fail(hosts_[i].name, std::string(offset.status().message()));
+        return;
       }
-      offsets[name] = *offset;
-      max_rtt = std::max(max_rtt, rtt);
-      hosts_json[name]["clock_offset_ms"] = Ms(*offset);
+      host_offsets[i] = *offset;
+    });
+    nanoseconds max_rtt{0};
+    for (size_t i = 0; i < hosts_.size(); ++i) {
+      offsets[hosts_[i].name] = host_offsets[i];
+      max_rtt = std::max(max_rtt, rtts[i]);
+      hosts_json[hosts_[i].name]["clock_offset_ms"] = Ms(host_offsets[i]);
     }
     start_at = Clock::now() + std::max<nanoseconds>(options_.start_lead, 4 * max_rtt);
     std::vector<std::string> names;
