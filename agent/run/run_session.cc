@@ -77,10 +77,15 @@ absl::Status RunManager::Begin(const std::string& run_id, std::chrono::nanosecon
     return absl::InvalidArgumentError("sample_interval: must be positive");
   }
   if (lease <= std::chrono::nanoseconds::zero()) lease = std::chrono::minutes(30);
+
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!idle_cv_.wait_for(lock, std::chrono::seconds(30),
+                         [this] { return tearing_down_.empty(); })) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run '", tearing_down_, "' is still being ended on this agent"));
+  }
   auto counters = common::ReadKernelCounters();
   if (!counters.ok()) return counters.status();
-
-  std::lock_guard<std::mutex> lock(mu_);
   if (run_ != nullptr) {
     if (run_->id == run_id) return absl::OkStatus();
     return absl::FailedPreconditionError(
@@ -386,14 +391,25 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::End(const std::string
   std::unique_ptr<Run> run;
   std::vector<std::function<void()>> on_end;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (run_ == nullptr || run_->id != run_id) return std::map<std::string, int64_t>{};
+    std::unique_lock<std::mutex> lock(mu_);
+    if (run_ == nullptr || run_->id != run_id) {
+      // Ending a run that another caller is ending: answer once it is really ended.
+      idle_cv_.wait(lock, [&] { return tearing_down_ != run_id; });
+      return std::map<std::string, int64_t>{};
+    }
     run = std::move(run_);
+    tearing_down_ = run_id;
     for (auto& [id, s] : sinks_) on_end.push_back(std::move(s.second));
     sinks_.clear();
   }
   watchdog_cv_.notify_all();
-  return Teardown(std::move(run), std::move(on_end));
+  auto restored = Teardown(std::move(run), std::move(on_end));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tearing_down_.clear();
+  }
+  idle_cv_.notify_all();
+  return restored;
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(

@@ -117,6 +117,8 @@ class RunManager {
   // Ends whatever run is open (SIGTERM).
   void Shutdown();
 
+  const AgentPaths& paths() const { return paths_; }
+
  private:
   struct Run;
   absl::StatusOr<Run*> Find(const std::string& run_id);
@@ -136,6 +138,10 @@ class RunManager {
   std::map<uint64_t, std::pair<SampleSink, std::function<void()>>> sinks_;
   uint64_t next_sink_ = 1;
   bool closing_ = false;
+  // The id of a run whose teardown is in progress: a new run waits until it is done, so it never
+  // sees the old run's listeners or journals the old run's values as originals.
+  std::string tearing_down_;
+  std::condition_variable idle_cv_;
   std::condition_variable watchdog_cv_;  // wakes the lease watchdog when the run changes
   std::thread watchdog_;
 };

@@ -236,36 +236,41 @@ absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {
 
 // Streams samples of the open run until it ends or the controller goes away. A broken stream
 // while the run is open means the controller is gone: the run is abandoned and restored.
+// The run manager calls back into shared State, never into the reactor directly: a callback may
+// still be on its way when gRPC calls OnDone, and State outlives the reactor.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
  public:
-  WatchReactor(RunManager& runs, std::string run_id) : runs_(runs), run_id_(std::move(run_id)) {}
+  WatchReactor(RunManager& runs, std::string run_id)
+      : runs_(runs), run_id_(std::move(run_id)), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+  }
 
   void Subscribe() {
+    std::shared_ptr<State> state = state_;
     auto id = runs_.Subscribe(
-        run_id_, [this](const SampleValue& s) { Push(s); }, [this] { EndOfRun(); });
+        run_id_, [state](const SampleValue& s) { state->Push(s); }, [state] { state->EndOfRun(); });
+    std::lock_guard<std::mutex> lock(state_->mu);
     if (!id.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      FinishLocked(ToGrpcStatus(id.status()));
+      state_->FinishLocked(ToGrpcStatus(id.status()));
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    sink_id_ = *id;
+    state_->sink_id = *id;
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->writing = false;
     if (!ok) return;  // OnCancel follows
-    if (!queue_.empty()) queue_.pop_front();
-    MaybeWriteLocked();
+    if (!state_->queue.empty()) state_->queue.pop_front();
+    state_->MaybeWriteLocked();
   }
 
   void OnCancel() override {
     uint64_t sink = 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      sink = sink_id_;
-      FinishLocked(grpc::Status::CANCELLED);
+      std::lock_guard<std::mutex> lock(state_->mu);
+      sink = state_->sink_id;
+      state_->FinishLocked(grpc::Status::CANCELLED);
     }
     if (sink != 0) runs_.Unsubscribe(sink);
     runs_.Abandon(run_id_, "the controller's watch stream broke");
@@ -274,52 +279,54 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
   void OnDone() override {
     uint64_t sink = 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      sink = sink_id_;
+      std::lock_guard<std::mutex> lock(state_->mu);
+      sink = state_->sink_id;
+      state_->reactor = nullptr;  // callbacks still in flight now find no reactor
     }
     if (sink != 0) runs_.Unsubscribe(sink);
-    // The run may still call Push/EndOfRun until Unsubscribe returns; after it, nothing does.
     delete this;
   }
 
  private:
-  void Push(const SampleValue& s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (finished_) return;
-    ToProto(s, &queue_.emplace_back());
-    MaybeWriteLocked();
-  }
+  struct State {
+    std::mutex mu;
+    WatchReactor* reactor = nullptr;  // null once gRPC is done with the stream
+    std::deque<v1::Sample> queue;     // front() is being written while `writing`
+    uint64_t sink_id = 0;
+    bool writing = false;
+    bool finished = false;
+    bool run_ended = false;
 
-  void EndOfRun() {
-    std::lock_guard<std::mutex> lock(mu_);
-    run_ended_ = true;
-    if (!writing_) FinishLocked(grpc::Status::OK);
-  }
-
-  void MaybeWriteLocked() {
-    if (finished_ || writing_) return;
-    if (queue_.empty()) {
-      if (run_ended_) FinishLocked(grpc::Status::OK);
-      return;
+    void Push(const SampleValue& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (finished || reactor == nullptr) return;
+      ToProto(s, &queue.emplace_back());
+      MaybeWriteLocked();
     }
-    writing_ = true;
-    StartWrite(&queue_.front());
-  }
-
-  void FinishLocked(const grpc::Status& status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(status);
-  }
+    void EndOfRun() {
+      std::lock_guard<std::mutex> lock(mu);
+      run_ended = true;
+      if (!writing) FinishLocked(grpc::Status::OK);
+    }
+    void MaybeWriteLocked() {
+      if (reactor == nullptr || finished || writing) return;
+      if (queue.empty()) {
+        if (run_ended) FinishLocked(grpc::Status::OK);
+        return;
+      }
+      writing = true;
+      reactor->StartWrite(&queue.front());
+    }
+    void FinishLocked(const grpc::Status& status) {
+      if (finished || reactor == nullptr) return;
+      finished = true;
+      reactor->Finish(status);
+    }
+  };
 
   RunManager& runs_;
   const std::string run_id_;
-  std::mutex mu_;
-  std::deque<v1::Sample> queue_;
-  uint64_t sink_id_ = 0;
-  bool writing_ = false;
-  bool finished_ = false;
-  bool run_ended_ = false;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace
@@ -327,7 +334,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
 grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerContext* context,
                                                         const v1::GetHostInfoRequest*,
                                                         v1::HostInfo* response) {
-  const HostFacts facts = ProbeHostFacts();
+  const HostFacts facts = ProbeHostFacts(runs_.paths().proc_sys_dir);
   response->set_hostname(facts.hostname);
   response->set_kernel_release(facts.kernel_release);
   response->set_agent_version(SYNQ_VERSION);

@@ -7,11 +7,13 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 
 namespace synq::agent {
 namespace {
@@ -36,17 +38,22 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
-// The numeric value of a drop reason in this kernel's kfree_skb format ({ 40, "TCP_..." }).
+// The numeric value of a drop reason in this kernel's kfree_skb format: `{ 40, "TCP_..." }`.
 absl::StatusOr<int> DropReasonValue(const std::string& reason) {
   std::string format;
   if (!ReadFile(absl::StrCat(kTracefs, "/events/skb/kfree_skb/format"), &format)) {
     return absl::UnavailableError("no skb:kfree_skb trace event");
   }
-  std::smatch m;
-  if (!std::regex_search(format, m, std::regex("\\{ *([0-9]+), *\"" + reason + "\" *\\}"))) {
+  const size_t name = format.find(absl::StrCat("\"", reason, "\""));
+  const size_t brace = name == std::string::npos ? name : format.rfind('{', name);
+  int value = 0;
+  if (brace == std::string::npos ||
+      !absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(format).substr(
+                            brace + 1, format.find(',', brace) - brace - 1)),
+                        &value)) {
     return absl::UnavailableError(absl::StrCat("kfree_skb has no drop reason ", reason));
   }
-  return std::stoi(m[1].str());
+  return value;
 }
 
 }  // namespace
