@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "proto/proto_enums.h"
 #include "proto/proto_time.h"
 #include "spdlog/spdlog.h"
 
@@ -32,43 +33,6 @@ void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
 }
 
 double Ms(nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
-
-v1::AcceptMode ToProto(AcceptMode mode) {
-  switch (mode) {
-    case AcceptMode::kNever:
-      return v1::ACCEPT_MODE_NEVER;
-    case AcceptMode::kPaced:
-      return v1::ACCEPT_MODE_PACED;
-    case AcceptMode::kImmediate:
-      return v1::ACCEPT_MODE_IMMEDIATE;
-  }
-  return v1::ACCEPT_MODE_UNSPECIFIED;
-}
-
-v1::ShapingBackend ToProto(ShapingBackend backend) {
-  switch (backend) {
-    case ShapingBackend::kAuto:
-      return v1::SHAPING_BACKEND_AUTO;
-    case ShapingBackend::kNetem:
-      return v1::SHAPING_BACKEND_NETEM;
-    case ShapingBackend::kNfqueue:
-      return v1::SHAPING_BACKEND_NFQUEUE;
-  }
-  return v1::SHAPING_BACKEND_UNSPECIFIED;
-}
-
-const char* BackendName(v1::ShapingBackend backend) {
-  switch (backend) {
-    case v1::SHAPING_BACKEND_NETEM:
-      return "netem";
-    case v1::SHAPING_BACKEND_NFQUEUE:
-      return "nfqueue";
-    case v1::SHAPING_BACKEND_AUTO:
-      return "auto";
-    default:
-      return "unspecified";
-  }
-}
 
 const char* OutcomeName(v1::Outcome outcome) {
   switch (outcome) {
@@ -351,7 +315,7 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
       request.set_run_id(run_id);
       auto* shaping = request.add_shapings();
       shaping->set_interface(h->interface);
-      shaping->set_backend(ToProto(def.backend));
+      shaping->set_backend(proto::ToProto(def.backend));
       proto::ToProto(def.delay, shaping->mutable_delay());
       proto::ToProto(def.jitter, shaping->mutable_jitter());
       shaping->set_loss_percent(def.loss_percent);
@@ -367,7 +331,7 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
       json list = json::array();
       for (const auto& a : applied->shapings()) {
         list.push_back({{"interface", a.interface()},
-                        {"backend", BackendName(a.backend())},
+                        {"backend", proto::ShapingBackendName(a.backend())},
                         {"delay_ms", Ms(proto::FromProto(a.delay()))},
                         {"jitter_ms", Ms(proto::FromProto(a.jitter()))},
                         {"loss_percent", a.loss_percent()},
@@ -391,7 +355,7 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
       spec->set_address(l.address);
       spec->set_port(static_cast<uint32_t>(l.port));
       spec->set_backlog(static_cast<int32_t>(l.backlog));
-      spec->set_accept(ToProto(l.accept));
+      spec->set_accept(proto::ToProto(l.accept));
       proto::ToProto(l.accept_interval, spec->mutable_accept_interval());
       spec->set_close_on_accept(l.close_on_accept);
       auto started = h->client->StartListener(request);

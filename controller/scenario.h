@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/modes.h"
+
 namespace synq::controller {
 
 struct HostSpec {
@@ -17,7 +19,7 @@ struct HostSpec {
   bool embedded() const { return agent.empty(); }
 };
 
-enum class AcceptMode { kNever, kPaced, kImmediate };
+using common::AcceptMode;
 
 struct ListenerDef {
   std::string name;
@@ -43,7 +45,7 @@ struct FloodDef {
   std::string payload;
 };
 
-enum class ShapingBackend { kAuto, kNetem, kNfqueue };
+using common::ShapingBackend;
 
 // Link shaping on packets leaving `host` (towards `to`, if set; else all peers).
 struct ShapingDef {

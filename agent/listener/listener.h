@@ -11,12 +11,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/modes.h"
 #include "common/net_address.h"
 #include "common/unique_fd.h"
 
 namespace synq::agent {
 
-enum class AcceptMode { kNever, kPaced, kImmediate };
+using common::AcceptMode;
 
 struct ListenerSpec {
   std::string name;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/host_facts.h"
+#include "proto/proto_enums.h"
 #include "proto/proto_time.h"
 #include "spdlog/spdlog.h"
 
@@ -174,44 +175,6 @@ void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
     std::ifstream in(c.file, std::ios::binary);
     out->mutable_pcap()->assign(std::istreambuf_iterator<char>(in), {});
   }
-}
-
-absl::StatusOr<AcceptMode> FromProto(v1::AcceptMode mode) {
-  switch (mode) {
-    case v1::ACCEPT_MODE_NEVER:
-      return AcceptMode::kNever;
-    case v1::ACCEPT_MODE_PACED:
-      return AcceptMode::kPaced;
-    case v1::ACCEPT_MODE_IMMEDIATE:
-      return AcceptMode::kImmediate;
-    default:
-      return absl::InvalidArgumentError("listener.accept: must be NEVER, PACED or IMMEDIATE");
-  }
-}
-
-absl::StatusOr<ShapingBackend> FromProto(v1::ShapingBackend backend) {
-  switch (backend) {
-    case v1::SHAPING_BACKEND_AUTO:
-      return ShapingBackend::kAuto;
-    case v1::SHAPING_BACKEND_NETEM:
-      return ShapingBackend::kNetem;
-    case v1::SHAPING_BACKEND_NFQUEUE:
-      return ShapingBackend::kNfqueue;
-    default:
-      return absl::InvalidArgumentError("shaping.backend: must be AUTO, NETEM or NFQUEUE");
-  }
-}
-
-v1::ShapingBackend ToProto(ShapingBackend backend) {
-  switch (backend) {
-    case ShapingBackend::kAuto:
-      return v1::SHAPING_BACKEND_AUTO;
-    case ShapingBackend::kNetem:
-      return v1::SHAPING_BACKEND_NETEM;
-    case ShapingBackend::kNfqueue:
-      return v1::SHAPING_BACKEND_NFQUEUE;
-  }
-  return v1::SHAPING_BACKEND_UNSPECIFIED;
 }
 
 absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {

@@ -10,10 +10,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/modes.h"
 
 namespace synq::agent {
 
-enum class ShapingBackend { kAuto, kNetem, kNfqueue };
+using common::ShapingBackend;
 
 // Packets leaving `interface` (towards `destination`, a prefix like "198.18.0.3/32", if set).
 struct ShapingRequest {

@@ -1,0 +1,12 @@
+// Kinds that the scenario (controller) and the data plane (agent) share, one definition each.
+#pragma once
+
+namespace synq::common {
+
+// What a listener does with connections in its accept queue.
+enum class AcceptMode { kNever, kPaced, kImmediate };
+
+// How link shaping is done: netem through rtnetlink, the NFQUEUE delayer, or netem when present.
+enum class ShapingBackend { kAuto, kNetem, kNfqueue };
+
+}  // namespace synq::common
