@@ -46,7 +46,9 @@ std::string RenderTable(const json& result) {
     }
     absl::StrAppend(&out, "\nrun ", run.value("index", 0),
                     params.empty() ? "" : absl::StrCat("  ", absl::StrJoin(params, "  ")),
-                    absl::StrFormat("  (start skew %.2f ms)\n", run.value("start_skew_ms", 0.0)));
+                    absl::StrFormat("  (start skew %.2f ms, latest start %.2f ms late)\n",
+                                    run.value("start_skew_ms", 0.0),
+                                    run.value("start_lateness_ms", 0.0)));
     const json floods = run.value("floods", json::object());
     if (!floods.empty()) {
       absl::StrAppend(
