@@ -102,10 +102,12 @@ class GrpcAgentClient final : public AgentClient {
     return std::unique_ptr<WatchHandle>(
         std::make_unique<GrpcWatch>(*stub_, run_id, std::move(on_sample), address_));
   }
-  absl::StatusOr<v1::CollectResultsResponse> CollectResults(
-      const std::string& run_id, std::chrono::nanoseconds timeout) override {
+  absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string& run_id,
+                                                            std::chrono::nanoseconds timeout,
+                                                            bool wait_only) override {
     v1::CollectResultsRequest request;
     request.set_run_id(run_id);
+    request.set_wait_only(wait_only);
     return Call<v1::CollectResultsResponse>(&v1::AgentService::Stub::CollectResults, request,
                                             "CollectResults", timeout);
   }

@@ -42,8 +42,9 @@ class AgentClient {
   // Calls `on_sample` from a stream thread for each sample until the run ends.
   virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const std::string& run_id, std::function<void(const v1::Sample&)> on_sample) = 0;
+  // Waits for the run's floods to finish (up to `timeout`); with `wait_only` returns nothing else.
   virtual absl::StatusOr<v1::CollectResultsResponse> CollectResults(
-      const std::string& run_id, std::chrono::nanoseconds timeout) = 0;
+      const std::string& run_id, std::chrono::nanoseconds timeout, bool wait_only = false) = 0;
   virtual absl::StatusOr<v1::EndRunResponse> EndRun(const std::string& run_id) = 0;
 };
 

@@ -454,7 +454,7 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
     const nanoseconds wait = budget + std::chrono::seconds(60);
     ParallelFor(flooding.size(), [&](size_t k) {
       HostHandle& h = hosts_[flooding[k]];
-      auto result = h.client->CollectResults(run_id, wait);
+      auto result = h.client->CollectResults(run_id, wait, /*wait_only=*/true);
       if (!result.ok()) fail(h.name, std::string(result.status().message()));
     });
   }

@@ -29,7 +29,7 @@ struct RunManager::Run {
   std::vector<FloodResult> flood_results;
   std::vector<std::string> flood_errors;
   int floods_running = 0;
-  std::vector<DoneCallback> waiters;
+  std::vector<Waiter> waiters;
   std::thread sampler;
   bool sampler_stop = false;
   std::unique_ptr<DropEventCounter> drop_events;
@@ -249,12 +249,9 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
       --run->floods_running;
       run->cv.notify_all();
       if (run->floods_running == 0) {
-        std::vector<DoneCallback> waiters = std::move(run->waiters);
+        std::vector<Waiter> waiters = std::move(run->waiters);
         run->waiters.clear();
-        if (!waiters.empty()) {
-          absl::StatusOr<CollectedRun> collected = BuildCollectedLocked(run);
-          for (auto& w : waiters) w(collected);
-        }
+        AnswerLocked(run, waiters);
       }
     });
   }
@@ -318,21 +315,31 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
   return out;
 }
 
-absl::Status RunManager::Collect(const std::string& run_id, DoneCallback done) {
-  absl::StatusOr<CollectedRun> ready;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto found = Find(run_id);
-    if (!found.ok()) return found.status();
-    Run* run = *found;
-    std::lock_guard<std::mutex> run_lock(run->mu);
-    if (run->floods_running > 0) {
-      run->waiters.push_back(std::move(done));
-      return absl::OkStatus();
+void RunManager::AnswerLocked(Run* run, std::vector<Waiter>& waiters) {
+  // One snapshot serves every waiter that wants one; wait-only waiters get an empty run.
+  std::optional<absl::StatusOr<CollectedRun>> collected;
+  for (auto& w : waiters) {
+    if (w.wait_only) {
+      w.done(CollectedRun{});
+      continue;
     }
-    ready = BuildCollectedLocked(run);
+    if (!collected.has_value()) collected = BuildCollectedLocked(run);
+    w.done(*collected);
   }
-  done(std::move(ready));
+}
+
+absl::Status RunManager::Collect(const std::string& run_id, bool wait_only, DoneCallback done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto found = Find(run_id);
+  if (!found.ok()) return found.status();
+  Run* run = *found;
+  std::lock_guard<std::mutex> run_lock(run->mu);
+  std::vector<Waiter> waiter = {{std::move(done), wait_only}};
+  if (run->floods_running > 0) {
+    run->waiters.push_back(std::move(waiter.front()));
+    return absl::OkStatus();
+  }
+  AnswerLocked(run, waiter);
   return absl::OkStatus();
 }
 
@@ -423,13 +430,14 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
   }
   run->cv.notify_all();
   run->sampler.join();
-  std::vector<DoneCallback> waiters;
+  std::vector<Waiter> waiters;
   {
     std::lock_guard<std::mutex> run_lock(run->mu);
     waiters = std::move(run->waiters);
   }
   for (auto& w : waiters) {
-    w(absl::AbortedError(absl::StrCat("run '", run->id, "' ended before its floods finished")));
+    w.done(
+        absl::AbortedError(absl::StrCat("run '", run->id, "' ended before its floods finished")));
   }
   for (auto& listener : run->listeners) listener->Stop();
   run->listeners.clear();

@@ -104,8 +104,9 @@ class RunManager {
   absl::Status StartFloods(const std::string& run_id,
                            std::chrono::system_clock::time_point start_at,
                            std::vector<FloodSpec> floods);
-  // Calls `done` once every flood has finished (at once if none runs), with the collected run.
-  absl::Status Collect(const std::string& run_id, DoneCallback done);
+  // Calls `done` once every flood has finished (at once if none runs), with the collected run,
+  // or with an empty one when `wait_only` (the caller only waits for the floods to end).
+  absl::Status Collect(const std::string& run_id, bool wait_only, DoneCallback done);
   // Registers a sink for samples; returns an id for Unsubscribe. `on_end` runs when the run ends.
   absl::StatusOr<uint64_t> Subscribe(const std::string& run_id, SampleSink sink,
                                      std::function<void()> on_end);
@@ -121,12 +122,19 @@ class RunManager {
 
  private:
   struct Run;
+  // A Collect caller waiting for the floods to end.
+  struct Waiter {
+    DoneCallback done;
+    bool wait_only = false;
+  };
   absl::StatusOr<Run*> Find(const std::string& run_id);
   void SampleLoop(Run* run);
   SampleValue TakeSample(Run* run);
   void WatchdogLoop();
   // Starts counting drop trace events on this host's listener ports (caller holds run->mu).
   void StartDropEventsLocked(Run* run);
+  // Answers Collect waiters once floods are done; the caller holds run->mu.
+  void AnswerLocked(Run* run, std::vector<Waiter>& waiters);
   // Snapshot for Collect; the caller holds run->mu.
   absl::StatusOr<CollectedRun> BuildCollectedLocked(Run* run);
   absl::StatusOr<std::map<std::string, int64_t>> Teardown(

@@ -440,31 +440,33 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(grpc::CallbackServerC
   auto* reactor = context->DefaultReactor();
   // Finishes when the floods finish, from the last flood's thread: no gRPC thread blocks.
   absl::Status queued =
-      runs_.Collect(request->run_id(), [reactor, response](absl::StatusOr<CollectedRun> collected) {
-        if (!collected.ok()) {
-          reactor->Finish(ToGrpcStatus(collected.status()));
-          return;
-        }
-        for (const auto& f : collected->floods) ToProto(f, response->add_floods());
-        for (const auto& l : collected->listeners) ToProto(l, response->add_listeners());
-        ToProto(collected->counter_deltas, response->mutable_counter_deltas());
-        for (const auto& s : collected->server_sockets) {
-          auto* out = response->add_server_sockets();
-          out->set_local(s.local);
-          out->set_remote(s.remote);
-          out->set_state(s.state);
-          out->set_accepted(s.accepted);
-          out->set_listener(s.listener);
-        }
-        for (const auto& [name, n] : collected->drop_events) {
-          (*response->mutable_drop_events())[name] = n;
-        }
-        response->set_drop_events_unavailable(collected->drop_events_unavailable);
-        if (collected->capture.has_value() || !collected->capture_error.empty()) {
-          ToProto(*collected, response->mutable_capture());
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+      runs_.Collect(request->run_id(), request->wait_only(),
+                    [reactor, response](absl::StatusOr<CollectedRun> collected) {
+                      if (!collected.ok()) {
+                        reactor->Finish(ToGrpcStatus(collected.status()));
+                        return;
+                      }
+                      for (const auto& f : collected->floods) ToProto(f, response->add_floods());
+                      for (const auto& l : collected->listeners)
+                        ToProto(l, response->add_listeners());
+                      ToProto(collected->counter_deltas, response->mutable_counter_deltas());
+                      for (const auto& s : collected->server_sockets) {
+                        auto* out = response->add_server_sockets();
+                        out->set_local(s.local);
+                        out->set_remote(s.remote);
+                        out->set_state(s.state);
+                        out->set_accepted(s.accepted);
+                        out->set_listener(s.listener);
+                      }
+                      for (const auto& [name, n] : collected->drop_events) {
+                        (*response->mutable_drop_events())[name] = n;
+                      }
+                      response->set_drop_events_unavailable(collected->drop_events_unavailable);
+                      if (collected->capture.has_value() || !collected->capture_error.empty()) {
+                        ToProto(*collected, response->mutable_capture());
+                      }
+                      reactor->Finish(grpc::Status::OK);
+                    });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
   return reactor;
 }

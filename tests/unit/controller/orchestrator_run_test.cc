@@ -77,7 +77,8 @@ class FakeAgent : public AgentClient {
     return std::unique_ptr<WatchHandle>(std::make_unique<Done>());
   }
   absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string&,
-                                                            std::chrono::nanoseconds) override {
+                                                            std::chrono::nanoseconds,
+                                                            bool) override {
     RETURN_IF_ERROR(Record("CollectResults"));
     v1::CollectResultsResponse r;
     for (const auto& f : floods_.floods()) {

@@ -93,7 +93,8 @@ class FakeClockAgent : public AgentClient {
     return Unused();
   }
   absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string&,
-                                                            std::chrono::nanoseconds) override {
+                                                            std::chrono::nanoseconds,
+                                                            bool) override {
     return Unused();
   }
   absl::StatusOr<v1::EndRunResponse> EndRun(const std::string&) override { return Unused(); }
