@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -106,6 +108,21 @@ floods:
   std::string scenario_;
   pid_t agent_ = -1;
 };
+
+TEST_F(Restore, NormalRunEndsWithEverySettingRestoredAndNoShaping) {
+  // The same scenario with a short hold, run to completion.
+  std::ifstream in(scenario_);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.replace(text.find("hold: 30s"), 9, "hold: 200ms");
+  SynqRun r = RunSynq(dir_.Write("short.yaml", text), dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto& server = r.result["runs"][0]["hosts"]["server"];
+  EXPECT_EQ(server["settings"]["net.core.somaxconn"].get<int>(), 7) << "applied during the run";
+  EXPECT_EQ(server["shaping"][0]["backend"], "nfqueue");
+  EXPECT_EQ(server["shaping"][0]["delay_ms"].get<double>(), 50.0);
+  EXPECT_EQ(ReadAll(*ns_), original_);
+  EXPECT_FALSE(Shaped());
+}
 
 TEST_F(Restore, ControllerKilledMidRunAgentRestoresEverySetting) {
   const pid_t synq = StartRunAndWaitForSettings();
