@@ -796,6 +796,12 @@ void Loader::ParseHosts(const YAML::Node* node) {
     } else if (!spec.IsNull()) {
       Error(path, absl::StrCat("expected {} or {agent: ADDRESS}, got ", Describe(spec)));
     }
+    for (const HostSpec& other : s_.hosts) {
+      if (!host.embedded() && other.agent == host.agent) {
+        // One agent holds one run at a time: two hosts on it would share (and fight over) it.
+        Error(JoinPath(path, "agent"), absl::StrCat("same agent as hosts.", other.name));
+      }
+    }
     if (host.embedded() && !host.interface.empty()) {
       Error(JoinPath(path, "interface"), "only for hosts with an agent: embedded hosts use eth0");
     }

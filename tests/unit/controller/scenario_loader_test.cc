@@ -167,6 +167,12 @@ TEST(ScenarioLoader, AgentHostsMayNameTheirInterfaceEmbeddedOnesMayNot) {
                           StartsWith("hosts.b.interface: expected an interface name")));
 }
 
+TEST(ScenarioLoader, TwoHostsOnOneAgentAreAnError) {
+  EXPECT_THAT(ErrorsOf("name: x\nhosts: {a: {agent: 'h:7700'}, b: {agent: 'h:7700'}, c: {}, "
+                       "d: {}}\n"),
+              ElementsAre("hosts.b.agent: same agent as hosts.a"));
+}
+
 TEST(ScenarioLoader, HostNameMustBeUsableAsANamespaceName) {
   EXPECT_THAT(ErrorsOf("name: x\nhosts: {Server: {}, -a: {}, abcdefghijklmnop: {}, "
                        "abcdefghijklmno: {}, a-1: {}}\n"),
