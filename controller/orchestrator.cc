@@ -514,7 +514,15 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
       for (const auto& [name, n] : f.errors()) errors_json[name] = n;
       json fates = json::object();
       json connections = json::array();
+      // Reset times tell abort_on_overflow RSTs (~RTT) from SYN-ACK retry exhaustion.
+      std::vector<double> reset_ms;
+      std::vector<double> timeout_ms;
       for (const auto& c : f.connections()) {
+        if (c.has_outcome_after()) {
+          const double at = Ms(proto::FromProto(c.outcome_after()));
+          if (c.outcome() == v1::OUTCOME_RESET) reset_ms.push_back(at);
+          if (c.outcome() == v1::OUTCOME_TIMED_OUT) timeout_ms.push_back(at);
+        }
         const std::string fate = ConnectionFate(c, server_by_tuple);
         fates[fate] = fates.value(fate, 0) + 1;
         if (options_.connections) {
@@ -528,15 +536,6 @@ json Orchestrator::Run(const RunPlan& plan, int index, std::vector<RunFailure>* 
           if (c.has_outcome_after()) row["outcome_ms"] = Ms(proto::FromProto(c.outcome_after()));
           connections.push_back(row);
         }
-      }
-      // Reset times tell abort_on_overflow RSTs (~RTT) from SYN-ACK retry exhaustion.
-      std::vector<double> reset_ms;
-      std::vector<double> timeout_ms;
-      for (const auto& c : f.connections()) {
-        if (!c.has_outcome_after()) continue;
-        const double at = Ms(proto::FromProto(c.outcome_after()));
-        if (c.outcome() == v1::OUTCOME_RESET) reset_ms.push_back(at);
-        if (c.outcome() == v1::OUTCOME_TIMED_OUT) timeout_ms.push_back(at);
       }
       json fj = {{"host", hosts_[i].name},
                  {"attempted", f.attempted()},

@@ -198,8 +198,8 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run
   return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
 }
 
-absl::StatusOr<std::string> RunManager::StartCapture(const std::string& run_id,
-                                                     const std::string& interface) {
+absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const std::string& run_id,
+                                                                    const std::string& interface) {
   std::lock_guard<std::mutex> lock(mu_);
   auto found = Find(run_id);
   if (!found.ok()) return found.status();
@@ -215,7 +215,7 @@ absl::StatusOr<std::string> RunManager::StartCapture(const std::string& run_id,
   auto capture = PacketCapture::Start(interface.empty() ? "any" : interface, ports, file);
   if (!capture.ok()) return capture.status();
   run->capture = *std::move(capture);
-  return file;
+  return CaptureStarted{run->capture->interface(), file};
 }
 
 absl::Status RunManager::StartFloods(const std::string& run_id,

@@ -99,8 +99,13 @@ class RunManager {
                                                  const ListenerSpec& spec);
   absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
   // Starts capturing this run's listener ports on `interface` ("" = any) into the state dir.
-  // Returns the file. Listeners must have been started.
-  absl::StatusOr<std::string> StartCapture(const std::string& run_id, const std::string& interface);
+  // Returns the interface and file used. Listeners must have been started.
+  struct CaptureStarted {
+    std::string interface;
+    std::string file;
+  };
+  absl::StatusOr<CaptureStarted> StartCapture(const std::string& run_id,
+                                              const std::string& interface);
   absl::Status StartFloods(const std::string& run_id,
                            std::chrono::system_clock::time_point start_at,
                            std::vector<FloodSpec> floods);

@@ -406,12 +406,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AgentServiceImpl::StartCapture(grpc::CallbackServerContext* context,
                                                          const v1::StartCaptureRequest* request,
                                                          v1::StartCaptureResponse* response) {
-  auto file = runs_.StartCapture(request->run_id(), request->interface());
-  if (file.ok()) {
-    response->set_interface(request->interface().empty() ? "any" : request->interface());
-    response->set_file(*file);
+  auto started = runs_.StartCapture(request->run_id(), request->interface());
+  if (started.ok()) {
+    response->set_interface(started->interface);
+    response->set_file(started->file);
   }
-  return Done(context, file.status());
+  return Done(context, started.status());
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerContext* context,
