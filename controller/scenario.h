@@ -75,6 +75,19 @@ struct SweepAxis {
   std::vector<SweepValue> values;
 };
 
+// One `expect:` line: an assertion evaluated on every run's result (controller/verdict/).
+struct ExpectDef {
+  std::string expression;
+  std::string path;  // "expect[0]", for errors
+};
+
+// `baseline:` tolerances for comparing runs with a baseline result. A field pattern may use `*`
+// for one path segment ("floods.*.connect_latency_ms.p99").
+struct BaselineDef {
+  double tolerance_percent = 10;
+  std::vector<std::pair<std::string, double>> fields;  // pattern -> tolerance percent
+};
+
 struct Scenario {
   std::string name;
   std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
@@ -86,6 +99,8 @@ struct Scenario {
   std::vector<ListenerDef> listeners;
   std::vector<FloodDef> floods;
   std::vector<SweepAxis> sweep;  // in file order
+  std::vector<ExpectDef> expectations;
+  BaselineDef baseline;
 
   const HostSpec* FindHost(const std::string& name) const;
   const ListenerDef* FindListener(const std::string& name) const;

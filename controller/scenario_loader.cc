@@ -683,6 +683,8 @@ class Loader {
   void ParseItems(const YAML::Node& node, const std::string& section, const FieldTable<T>& fields,
                   std::vector<T>& out);
   void ParseSweep(const YAML::Node& node);
+  void ParseExpect(const YAML::Node& node);
+  void ParseBaseline(const YAML::Node& node);
   void CheckCombinations();
 
   Scenario s_;
@@ -1041,10 +1043,74 @@ void Loader::CheckCombinations() {
   });
 }
 
+void Loader::ParseExpect(const YAML::Node& node) {
+  if (!node.IsSequence()) {
+    Error("expect", absl::StrCat("expected a list of expressions, got ", Describe(node)));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = IndexPath("expect", i);
+    std::optional<Scalar> text = GetScalar(node[i], path, "an expression");
+    if (!text) continue;
+    if (absl::StripAsciiWhitespace(text->text).empty()) {
+      Error(path, "must not be empty");
+      continue;
+    }
+    s_.expectations.push_back({text->text, path});
+  }
+}
+
+// "10%", "10" or "2.5%" -> 10 / 2.5 (percent, at least 0).
+absl::StatusOr<double> ParsePercent(const Scalar& s) {
+  absl::string_view text = absl::StripAsciiWhitespace(s.text);
+  if (absl::EndsWith(text, "%")) text.remove_suffix(1);
+  double v = 0;
+  if (!absl::SimpleAtod(text, &v) || !(v >= 0) || v > 1e6) {
+    return Invalid(absl::StrCat("expected a tolerance in percent like '10%', got ", Quote(s.text)));
+  }
+  return v;
+}
+
+void Loader::ParseBaseline(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    Error("baseline", absl::StrCat("expected {tolerance: 10%, fields: {PATH: 25%}}, got ",
+                                   Describe(node)));
+    return;
+  }
+  for (const auto& [key, value] : MapEntries(node, "baseline")) {
+    const std::string path = JoinPath("baseline", key);
+    if (key == "tolerance") {
+      if (std::optional<Scalar> text = GetScalar(value, path, "a percentage")) {
+        absl::Status status = Assign(ParsePercent(*text), s_.baseline.tolerance_percent);
+        if (!status.ok()) Error(path, status);
+      }
+    } else if (key == "fields") {
+      if (!value.IsMap()) {
+        Error(path, absl::StrCat("expected a map of field path -> tolerance, got ",
+                                 Describe(value)));
+        continue;
+      }
+      for (const auto& [field, tolerance] : MapEntries(value, path)) {
+        const std::string field_path = JoinPath(path, field);
+        std::optional<Scalar> text = GetScalar(tolerance, field_path, "a percentage");
+        if (!text) continue;
+        absl::StatusOr<double> percent = ParsePercent(*text);
+        if (!percent.ok()) {
+          Error(field_path, percent.status());
+          continue;
+        }
+        s_.baseline.fields.emplace_back(field, *percent);
+      }
+    } else {
+      Error(path, "unknown field (known: tolerance, fields)");
+    }
+  }
+}
+
 LoadResult Loader::Load(const YAML::Node& root) {
   static const std::set<std::string, std::less<>> kTopLevel = {
       "name",    "sample_interval", "hosts",  "settings", "shaping",
-      "capture", "listeners",       "floods", "sweep"};
+      "capture", "listeners",       "floods", "sweep",    "expect", "baseline"};
   if (!root.IsMap() && !root.IsNull()) {
     Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
     return {std::move(s_), std::move(errors_)};
@@ -1091,6 +1157,8 @@ LoadResult Loader::Load(const YAML::Node& root) {
     ParseItems(*node, "floods", FloodFields(), s_.floods);
   }
   if (const YAML::Node* node = find("sweep")) ParseSweep(*node);
+  if (const YAML::Node* node = find("expect")) ParseExpect(*node);
+  if (const YAML::Node* node = find("baseline")) ParseBaseline(*node);
 
   for (size_t i : literal_intervals_) {
     const SweepTarget accept{SweepTarget::Kind::kListener, i, "", "accept"};
