@@ -100,25 +100,30 @@ bool ExpectationsPassed(const result::v1::Result& result) {
 }
 
 std::string RenderExpectations(const result::v1::Run& run) {
+  // Values line up in a column, unless a long expression would push them far right.
+  constexpr size_t kMaxWidth = 60;
   size_t width = 0;
-  for (const v1::Expectation& e : run.expectations()) width = std::max(width, e.expression().size());
+  for (const v1::Expectation& e : run.expectations()) {
+    if (e.expression().size() <= kMaxWidth) width = std::max(width, e.expression().size());
+  }
   std::string out;
   for (const v1::Expectation& e : run.expectations()) {
     std::string detail;
     if (!e.error().empty()) {
       detail = absl::StrCat("error: ", e.error());
     } else {
-      detail = absl::StrCat(
-          "(",
-          absl::StrJoin(e.comparisons(), ", ",
-                        [](std::string* s, const v1::Comparison& c) {
-                          absl::StrAppend(s, FormatValue(c.left_value()), " ", c.op(), " ",
-                                          FormatValue(c.right_value()));
-                        }),
-          ")");
+      detail =
+          absl::StrCat("(",
+                       absl::StrJoin(e.comparisons(), ", ",
+                                     [](std::string* s, const v1::Comparison& c) {
+                                       absl::StrAppend(s, FormatValue(c.left_value()), " ", c.op(),
+                                                       " ", FormatValue(c.right_value()));
+                                     }),
+                       ")");
     }
     absl::StrAppend(&out, e.passed() ? "PASS  " : "FAIL  ", e.expression(),
-                    std::string(width - e.expression().size() + 3, ' '), detail, "\n");
+                    std::string(width - std::min(width, e.expression().size()) + 3, ' '), detail,
+                    "\n");
   }
   return out;
 }

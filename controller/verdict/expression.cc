@@ -116,10 +116,9 @@ absl::StatusOr<std::vector<Token>> Scan(const std::string& text) {
       } else if (word == "or") {
         add(Kind::kOr, end, "||");
       } else if (after < n && text[after] == '(') {
-        if (std::find(std::begin(kFunctions), std::end(kFunctions), word) ==
-            std::end(kFunctions)) {
-          return At(i, absl::StrCat("unknown function '", word, "' (functions: ",
-                                    absl::StrJoin(kFunctions, ", "), ")"));
+        if (std::find(std::begin(kFunctions), std::end(kFunctions), word) == std::end(kFunctions)) {
+          return At(i, absl::StrCat("unknown function '", word,
+                                    "' (functions: ", absl::StrJoin(kFunctions, ", "), ")"));
         }
         add(Kind::kFunction, end, word);
       } else {
@@ -134,7 +133,8 @@ absl::StatusOr<std::vector<Token>> Scan(const std::string& text) {
     } else if (c == ',') {
       add(Kind::kComma, i + 1, ",");
     } else if (c == '<' || c == '>') {
-      add(Kind::kCompare, next_is('=') ? i + 2 : i + 1, next_is('=') ? text.substr(i, 2) : text.substr(i, 1));
+      add(Kind::kCompare, next_is('=') ? i + 2 : i + 1,
+          next_is('=') ? text.substr(i, 2) : text.substr(i, 1));
     } else if (c == '=' || c == '!') {
       if (!next_is('=')) {
         return At(i, c == '=' ? "'=' compares nothing: write '=='" : "'!' alone: write '!='");
@@ -285,13 +285,13 @@ absl::StatusOr<Expression> Expression::Parse(const std::string& text) {
     // Speak of paths, not of the variables muParser was given (longest first: _p1 vs _p10).
     std::vector<size_t> order(x.variables_.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return x.variables_[a].size() > x.variables_[b].size();
-    });
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return x.variables_[a].size() > x.variables_[b].size(); });
     std::vector<std::pair<std::string, std::string>> replacements;
     for (size_t i : order) replacements.emplace_back(x.variables_[i], x.paths_[i]);
     std::string message = e.GetMsg();
-    for (const auto& [from, to] : replacements) message = absl::StrReplaceAll(message, {{from, to}});
+    for (const auto& [from, to] : replacements)
+      message = absl::StrReplaceAll(message, {{from, to}});
     return absl::InvalidArgumentError(absl::StrCat("syntax error: ", message));
   }
   Splitter splitter(x.text_, x.code_, tokens);

@@ -226,16 +226,16 @@ absl::StatusOr<double> WalkParams(const Scenario* scenario, const Run* run,
       if (axis.path != axis_path) continue;
       for (const SweepValue& value : axis.values) {
         if (value.kind == SweepValue::Kind::kString) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              path, ": the sweep gives it the text ", Quote(value.text), ", not a number"));
+          return absl::InvalidArgumentError(absl::StrCat(path, ": the sweep gives it the text ",
+                                                         Quote(value.text), ", not a number"));
         }
       }
       return 0.0;
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": no sweep axis ", Quote(axis_path),
-        axes.empty() ? " (the scenario has no sweep)"
-                     : absl::StrCat(" (sweep: ", absl::StrJoin(axes, ", "), ")")));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": no sweep axis ", Quote(axis_path),
+                     axes.empty() ? " (the scenario has no sweep)"
+                                  : absl::StrCat(" (sweep: ", absl::StrJoin(axes, ", "), ")")));
   }
   auto it = run->params().find(axis_path);
   if (it == run->params().end()) return NotObserved(*run, path, "not among this run's params");
@@ -287,9 +287,8 @@ absl::StatusOr<double> Walk(const Scenario* scenario, const Run* run, const std:
                                     messages ? ".<name>.<field>" : ".<key>"));
       }
       // Keys of number maps may hold dots (sysctls): they take the rest of the path.
-      const std::string key = messages
-                                  ? segments[i + 1]
-                                  : absl::StrJoin(segments.begin() + i + 1, segments.end(), ".");
+      const std::string key =
+          messages ? segments[i + 1] : absl::StrJoin(segments.begin() + i + 1, segments.end(), ".");
       const std::string entry_path = absl::StrCat(here, ".", key);
       const std::string noun =
           messages ? Words(value_field->message_type()->name()) : std::string("key");
@@ -331,8 +330,8 @@ absl::StatusOr<double> Walk(const Scenario* scenario, const Run* run, const std:
       walked = entry_path;
       i += 2;
       if (i == segments.size()) {
-        return invalid(absl::StrCat(walked, " is ", what, ", not a number; numbers in it: ",
-                                    NumbersIn(d)));
+        return invalid(
+            absl::StrCat(walked, " is ", what, ", not a number; numbers in it: ", NumbersIn(d)));
       }
       continue;
     }
@@ -341,9 +340,9 @@ absl::StatusOr<double> Walk(const Scenario* scenario, const Run* run, const std:
     }
     if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
       if (last) {
-        return invalid(absl::StrCat(here, " is ", Article(Words(f->message_type()->name())),
-                                    ", not a number; numbers in it: ",
-                                    NumbersIn(f->message_type())));
+        return invalid(
+            absl::StrCat(here, " is ", Article(Words(f->message_type()->name())),
+                         ", not a number; numbers in it: ", NumbersIn(f->message_type())));
       }
       if (run != nullptr) {
         if (!m->GetReflection()->HasField(*m, f)) return NotObserved(*run, path);
@@ -356,14 +355,13 @@ absl::StatusOr<double> Walk(const Scenario* scenario, const Run* run, const std:
       continue;
     }
     if (!IsNumber(f)) {
-      return invalid(absl::StrCat(Quote(name), " in ", what, " is ",
-                                  f->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM ? "a name"
-                                                                                     : "text",
-                                  ", not a number"));
+      return invalid(
+          absl::StrCat(Quote(name), " in ", what, " is ",
+                       f->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM ? "a name" : "text",
+                       ", not a number"));
     }
     if (!last) {
-      return invalid(
-          absl::StrCat(here, " is a number; it has no field ", Quote(segments[i + 1])));
+      return invalid(absl::StrCat(here, " is a number; it has no field ", Quote(segments[i + 1])));
     }
     if (run == nullptr) return 0.0;
     if (f->has_presence() && !m->GetReflection()->HasField(*m, f)) return NotObserved(*run, path);

@@ -131,11 +131,10 @@ TEST(Expectations, ArithmeticSidesAreEvaluatedAndBothValuesReported) {
 TEST(Expectations, PrecedenceOfMultiplicationAndDivision) {
   v1::Run run = SampleRun();
   // 10 - 5 * 2 / 5 = 8; (10 - 5) * 2 / 5 = 2.
-  EXPECT_TRUE(EvaluateOne("floods.burst.attempted - floods.burst.established * 2 / 5 == 8", &run)
-                  .passed());
   EXPECT_TRUE(
-      EvaluateOne("(floods.burst.attempted - floods.burst.established) * 2 / 5 == 2", &run)
-          .passed());
+      EvaluateOne("floods.burst.attempted - floods.burst.established * 2 / 5 == 8", &run).passed());
+  EXPECT_TRUE(EvaluateOne("(floods.burst.attempted - floods.burst.established) * 2 / 5 == 2", &run)
+                  .passed());
   EXPECT_FALSE(EvaluateOne("floods.burst.attempted / 4 == 2", &run).passed());
   EXPECT_DOUBLE_EQ(EvaluateOne("floods.burst.attempted / 4 == 2", &run).comparisons(0).left_value(),
                    2.5);
@@ -143,8 +142,10 @@ TEST(Expectations, PrecedenceOfMultiplicationAndDivision) {
 
 TEST(Expectations, AndOrWordsAndSymbols) {
   v1::Run run = SampleRun();
-  EXPECT_FALSE(EvaluateOne("floods.burst.established > 0 and floods.burst.reset > 0", &run).passed());
-  EXPECT_FALSE(EvaluateOne("floods.burst.established > 0 && floods.burst.reset > 0", &run).passed());
+  EXPECT_FALSE(
+      EvaluateOne("floods.burst.established > 0 and floods.burst.reset > 0", &run).passed());
+  EXPECT_FALSE(
+      EvaluateOne("floods.burst.established > 0 && floods.burst.reset > 0", &run).passed());
   EXPECT_TRUE(EvaluateOne("floods.burst.established > 0 or floods.burst.reset > 0", &run).passed());
   EXPECT_TRUE(EvaluateOne("floods.burst.established > 0 || floods.burst.reset > 0", &run).passed());
   // and binds tighter than or: false or (true and true).
@@ -161,8 +162,8 @@ TEST(Expectations, AndOrWordsAndSymbols) {
 TEST(Expectations, MinMaxAbs) {
   v1::Run run = SampleRun();
   EXPECT_TRUE(EvaluateOne("min(floods.burst.established, 3, 9) == 3", &run).passed());
-  EXPECT_TRUE(EvaluateOne("max(floods.burst.established, floods.prefill.attempted) == 5", &run)
-                  .passed());
+  EXPECT_TRUE(
+      EvaluateOne("max(floods.burst.established, floods.prefill.attempted) == 5", &run).passed());
   const v1::Expectation& e =
       EvaluateOne("abs(floods.burst.established - floods.burst.attempted) == 5", &run);
   EXPECT_TRUE(e.passed());
@@ -291,19 +292,18 @@ TEST(RenderExpectations, OneLinePerExpectationWithBothValues) {
 }
 
 TEST(CheckExpectations, ValidPathsOfEveryKindPass) {
-  EXPECT_THAT(
-      CheckErrors({
-          "floods.burst.established == listeners.l1.backlog_effective + 1",
-          "hosts.server.counters.TcpExtListenOverflows > 0",
-          "floods.burst.connect_latency_ms.p99 < 1500",
-          "floods.burst.fates.unknown_to_server == 0",
-          "hosts.server.settings.net.core.somaxconn == 16",
-          "hosts.client-1.drop_events.tcp_drop >= 0 or floods.burst.errors.EMFILE == 0",
-          "start_skew_ms < 10 and start_lateness_ms < 10 and duration_ms > 0",
-          "params.listeners.l1.backlog + params.listeners.l1.close_on_accept > 0",
-          "floods.burst.connect_latency_histogram.buckets.17 >= 0",
-      }),
-      IsEmpty());
+  EXPECT_THAT(CheckErrors({
+                  "floods.burst.established == listeners.l1.backlog_effective + 1",
+                  "hosts.server.counters.TcpExtListenOverflows > 0",
+                  "floods.burst.connect_latency_ms.p99 < 1500",
+                  "floods.burst.fates.unknown_to_server == 0",
+                  "hosts.server.settings.net.core.somaxconn == 16",
+                  "hosts.client-1.drop_events.tcp_drop >= 0 or floods.burst.errors.EMFILE == 0",
+                  "start_skew_ms < 10 and start_lateness_ms < 10 and duration_ms > 0",
+                  "params.listeners.l1.backlog + params.listeners.l1.close_on_accept > 0",
+                  "floods.burst.connect_latency_histogram.buckets.17 >= 0",
+              }),
+              IsEmpty());
 }
 
 TEST(CheckExpectations, UnknownFloodNamesTheFloodsThatExist) {
@@ -330,9 +330,10 @@ TEST(CheckExpectations, UnknownFieldListsTheFieldsOfAFlood) {
   EXPECT_THAT(CheckErrors({"floods.burst.connect_latency_ms.p98 < 5"}),
               ElementsAre(HasSubstr("no field 'p98' in floods.burst.connect_latency_ms (fields: "
                                     "p50, p90, p99, max, count)")));
-  EXPECT_THAT(CheckErrors({"latency < 5"}),
-              ElementsAre(HasSubstr("latency: no field 'latency' in a run (fields: index, params, "
-                                    "start_skew_ms, start_lateness_ms, listeners, floods, hosts,")));
+  EXPECT_THAT(
+      CheckErrors({"latency < 5"}),
+      ElementsAre(HasSubstr("latency: no field 'latency' in a run (fields: index, params, "
+                            "start_skew_ms, start_lateness_ms, listeners, floods, hosts,")));
 }
 
 TEST(CheckExpectations, PathEndingAtAMessageListsItsNumbers) {
