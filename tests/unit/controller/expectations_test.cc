@@ -181,6 +181,14 @@ TEST(Expectations, ComparisonOperators) {
   EXPECT_TRUE(EvaluateOne("floods.burst.connect_latency_ms.p99 < 1500", &run).passed());
 }
 
+TEST(Expectations, NumberFormsAndUnaryMinus) {
+  v1::Run run = SampleRun();
+  EXPECT_TRUE(EvaluateOne("floods.burst.established > -1", &run).passed());
+  EXPECT_TRUE(EvaluateOne("floods.burst.established * 2 == 1e1", &run).passed());
+  EXPECT_TRUE(EvaluateOne("floods.burst.established * .5 == 2.5", &run).passed());
+  EXPECT_TRUE(EvaluateOne("-floods.burst.established == -5", &run).passed());
+}
+
 TEST(Expectations, ParamsAreTheRunsSweepValuesWithBoolsAsOneAndZero) {
   v1::Run run = SampleRun();
   const v1::Expectation& e =
