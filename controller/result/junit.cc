@@ -60,15 +60,16 @@ std::string ExpectationMessage(const synq::result::v1::Expectation& e) {
   std::vector<std::string> failed;
   for (const auto& c : e.comparisons()) {
     if (c.passed()) continue;
-    const std::string values = absl::StrCat(verdict::FormatNumber(c.left_value()), " ", c.op(),
-                                            " ", verdict::FormatNumber(c.right_value()));
+    const std::string values = absl::StrCat(verdict::FormatNumber(c.left_value()), " ", c.op(), " ",
+                                            verdict::FormatNumber(c.right_value()));
     failed.push_back(e.comparisons_size() == 1
                          ? values
                          : absl::StrCat(c.left(), " ", c.op(), " ", c.right(), " (", values, ")"));
   }
   if (failed.empty()) {
     std::vector<std::string> values;
-    for (const auto& [path, v] : e.values()) values.push_back(absl::StrCat(path, " = ", verdict::FormatNumber(v)));
+    for (const auto& [path, v] : e.values())
+      values.push_back(absl::StrCat(path, " = ", verdict::FormatNumber(v)));
     return absl::StrCat(e.expression(), " is false",
                         values.empty() ? "" : absl::StrCat(": ", absl::StrJoin(values, ", ")));
   }
@@ -80,7 +81,8 @@ std::string ExpectationBody(const synq::result::v1::Expectation& e) {
   for (const auto& c : e.comparisons()) {
     absl::StrAppend(&body, "  ", c.left(), " ", c.op(), " ", c.right(), ": ",
                     verdict::FormatNumber(c.left_value()), " ", c.op(), " ",
-                    verdict::FormatNumber(c.right_value()), c.passed() ? " passed" : " FAILED", "\n");
+                    verdict::FormatNumber(c.right_value()), c.passed() ? " passed" : " FAILED",
+                    "\n");
   }
   for (const auto& [path, v] : e.values()) {
     absl::StrAppend(&body, "  ", path, " = ", verdict::FormatNumber(v), "\n");
@@ -130,8 +132,8 @@ std::vector<Case> RunCases(const synq::result::v1::Run& run) {
         c.kind = Case::Kind::kFailure;
         c.type = "baseline_regression";
         c.message = verdict::DescribeCheck(check);
-        c.body = absl::StrCat(c.message, "\nbaseline: ", b.file(), " run ",
-                              b.baseline_run_index(), "\n");
+        c.body = absl::StrCat(c.message, "\nbaseline: ", b.file(), " run ", b.baseline_run_index(),
+                              "\n");
       }
       cases.push_back(std::move(c));
     }
@@ -150,7 +152,7 @@ std::string Seconds(double ms) { return absl::StrFormat("%.3f", ms > 0 ? ms / 10
 
 }  // namespace
 
-std::string XmlEscape(const std::string& text) {
+std::string XmlEscape(const std::string& text, bool attribute) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
@@ -162,15 +164,31 @@ std::string XmlEscape(const std::string& text) {
       continue;
     }
     switch (cp) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       // As references so that attribute values keep them (a parser turns literal ones to spaces).
-      case '\n': out += "&#10;"; break;
-      case '\r': out += "&#13;"; break;
-      case '\t': out += "&#9;"; break;
+      case '\n':
+        out += attribute ? "&#10;" : "\n";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;  // a literal CR would be read as a line end
+      case '\t':
+        out += attribute ? "&#9;" : "\t";
+        break;
       default:
         if (XmlChar(cp)) {
           out.append(text, i, len);
@@ -204,9 +222,9 @@ std::string RenderJUnit(const synq::result::v1::Result& result) {
     total_failures += failures;
     total_errors += errors;
     total_ms += run.duration_ms();
-    absl::StrAppend(&suites, "  <testsuite name=\"", XmlEscape(name), "\" tests=\"",
-                    cases.size(), "\" failures=\"", failures, "\" errors=\"", errors,
-                    "\" skipped=\"", skipped, "\" time=\"", Seconds(run.duration_ms()), "\"");
+    absl::StrAppend(&suites, "  <testsuite name=\"", XmlEscape(name), "\" tests=\"", cases.size(),
+                    "\" failures=\"", failures, "\" errors=\"", errors, "\" skipped=\"", skipped,
+                    "\" time=\"", Seconds(run.duration_ms()), "\"");
     if (!run.run_id().empty()) absl::StrAppend(&suites, " id=\"", XmlEscape(run.run_id()), "\"");
     absl::StrAppend(&suites, ">\n");
     if (!run.params().empty()) {
@@ -236,11 +254,11 @@ std::string RenderJUnit(const synq::result::v1::Result& result) {
                               : c.kind == Case::Kind::kError ? "error"
                                                              : "skipped";
         absl::StrAppend(&suites, "      <", element, " message=\"", XmlEscape(c.message),
-                        "\" type=\"", XmlEscape(c.type), "\">", XmlEscape(c.body), "</", element,
-                        ">\n");
+                        "\" type=\"", XmlEscape(c.type), "\">", XmlEscape(c.body, false), "</",
+                        element, ">\n");
       }
       if (!c.system_out.empty()) {
-        absl::StrAppend(&suites, "      <system-out>", XmlEscape(c.system_out),
+        absl::StrAppend(&suites, "      <system-out>", XmlEscape(c.system_out, false),
                         "</system-out>\n");
       }
       absl::StrAppend(&suites, "    </testcase>\n");

@@ -19,7 +19,9 @@ namespace synq::controller::result {
 // Text is XML-escaped; characters XML 1.0 cannot carry are written as U+FFFD.
 std::string RenderJUnit(const synq::result::v1::Result& result);
 
-// `text` escaped for an XML attribute value or element content.
-std::string XmlEscape(const std::string& text);
+// `text` escaped for an XML attribute value (`attribute`: newlines and tabs as character
+// references, which attribute normalisation would otherwise turn into spaces) or for element
+// content (kept literal).
+std::string XmlEscape(const std::string& text, bool attribute = true);
 
 }  // namespace synq::controller::result

@@ -22,9 +22,9 @@ using Fields = std::vector<std::pair<std::string, double>>;
 
 constexpr const char* kFloodCounts[] = {"attempted", "established", "reset", "refused",
                                         "timed_out"};
-constexpr const char* kFateCounts[] = {"accepted", "queued",    "syn_recv",
-                                       "unknown_to_server", "reset", "refused",
-                                       "timed_out",         "error", "established_unjoined"};
+constexpr const char* kFateCounts[] = {"accepted",          "queued", "syn_recv",
+                                       "unknown_to_server", "reset",  "refused",
+                                       "timed_out",         "error",  "established_unjoined"};
 constexpr const char* kLatencies[] = {"p50", "p90", "p99", "max"};
 constexpr const char* kListenerFields[] = {"backlog_effective", "accepted", "accept_queue_peak"};
 
@@ -148,20 +148,25 @@ std::set<std::string> Keys(const Map& a, const Map& b) {
 Fields FloodFields(const std::string& name, const v1::Flood& f,
                    const std::set<std::string>& errnos) {
   const std::string p = absl::StrCat("floods.", name, ".");
-  Fields out = {{p + "attempted", f.attempted()},     {p + "established", f.established()},
-                {p + "reset", f.reset()},             {p + "refused", f.refused()},
+  Fields out = {{p + "attempted", f.attempted()},
+                {p + "established", f.established()},
+                {p + "reset", f.reset()},
+                {p + "refused", f.refused()},
                 {p + "timed_out", f.timed_out()}};
   for (const std::string& e : errnos) {
     auto it = f.errors().find(e);
     out.emplace_back(p + "errors." + e, it == f.errors().end() ? 0 : it->second);
   }
   const v1::Fates& fa = f.fates();
-  const double fates[] = {
-      static_cast<double>(fa.accepted()),  static_cast<double>(fa.queued()),
-      static_cast<double>(fa.syn_recv()),  static_cast<double>(fa.unknown_to_server()),
-      static_cast<double>(fa.reset()),     static_cast<double>(fa.refused()),
-      static_cast<double>(fa.timed_out()), static_cast<double>(fa.error()),
-      static_cast<double>(fa.established_unjoined())};
+  const double fates[] = {static_cast<double>(fa.accepted()),
+                          static_cast<double>(fa.queued()),
+                          static_cast<double>(fa.syn_recv()),
+                          static_cast<double>(fa.unknown_to_server()),
+                          static_cast<double>(fa.reset()),
+                          static_cast<double>(fa.refused()),
+                          static_cast<double>(fa.timed_out()),
+                          static_cast<double>(fa.error()),
+                          static_cast<double>(fa.established_unjoined())};
   for (size_t i = 0; i < std::size(kFateCounts); ++i) {
     out.emplace_back(absl::StrCat(p, "fates.", kFateCounts[i]), fates[i]);
   }
@@ -221,8 +226,8 @@ void CompareRun(const v1::Run& old_run, const Tolerances& tolerances, v1::Run* r
                 v1::BaselineComparison* out) {
   auto add = [&](const Fields& olds, const Fields& news) {
     for (size_t i = 0; i < news.size() && i < olds.size(); ++i) {
-      *out->add_checks() = MakeCheck(news[i].first, olds[i].second, news[i].second,
-                                     tolerances.For(news[i].first));
+      *out->add_checks() =
+          MakeCheck(news[i].first, olds[i].second, news[i].second, tolerances.For(news[i].first));
     }
   };
   for (const std::string& name : Keys(old_run.floods(), run->floods())) {
@@ -300,8 +305,8 @@ double Tolerances::For(const std::string& field) const {
   for (const auto& [pattern, percent] : fields) {
     const std::vector<std::string> p = Segments(pattern);
     if (!PatternMatches(p, segments)) continue;
-    const int literals = static_cast<int>(std::count_if(
-        p.begin(), p.end(), [](const std::string& s) { return s != "*"; }));
+    const int literals = static_cast<int>(
+        std::count_if(p.begin(), p.end(), [](const std::string& s) { return s != "*"; }));
     if (literals >= best_literals) {
       best_literals = literals;
       best = percent;
@@ -358,9 +363,9 @@ absl::StatusOr<Tolerances> ParseToleranceFlags(const std::string& tolerance,
   for (const std::string& flag : field_flags) {
     const size_t eq = flag.rfind('=');
     if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tolerance-field \"", flag,
-          "\": expected PATTERN=PERCENT like floods.*.connect_latency_ms.p99=25%"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tolerance-field \"", flag,
+                       "\": expected PATTERN=PERCENT like floods.*.connect_latency_ms.p99=25%"));
     }
     const std::string pattern(absl::StripAsciiWhitespace(flag.substr(0, eq)));
     absl::StatusOr<double> v = ParsePercentText(flag.substr(eq + 1));
@@ -390,8 +395,8 @@ bool CompareWithBaseline(const v1::Result& baseline, const std::string& baseline
     cmp->set_baseline_run_index(match < 0 ? -1 : baseline.runs(match).index());
     if (match < 0) {
       const std::string params = DescribeParams(run);
-      cmp->set_note(absl::StrCat("no baseline run with params ",
-                                 params.empty() ? "(none)" : params, ": not compared"));
+      cmp->set_note(absl::StrCat("no baseline run with params ", params.empty() ? "(none)" : params,
+                                 ": not compared"));
       cmp->set_passed(true);
       continue;
     }
@@ -408,8 +413,8 @@ std::string DescribeCheck(const v1::BaselineCheck& check) {
   }
   std::string change;
   if (check.baseline() != 0) {
-    change = absl::StrFormat(" (%+.1f%%)", (check.current() - check.baseline()) /
-                                               std::fabs(check.baseline()) * 100.0);
+    change = absl::StrFormat(
+        " (%+.1f%%)", (check.current() - check.baseline()) / std::fabs(check.baseline()) * 100.0);
   } else if (check.current() != 0) {
     change = " (from 0)";
   }

@@ -47,10 +47,11 @@ inline constexpr double kDefaultTolerancePercent = 10;
 
 // The nstat counters compared per host.
 inline constexpr const char* kComparedCounters[] = {
-    "TcpExtListenOverflows",     "TcpExtListenDrops",    "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed",    "TcpExtTCPSynRetrans",  "TcpAttemptFails",
-    "TcpOutRsts"};
+    "TcpExtListenOverflows",  "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",  "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent",   "TcpExtSyncookiesRecv",
+    "TcpExtSyncookiesFailed", "TcpExtTCPSynRetrans",
+    "TcpAttemptFails",        "TcpOutRsts"};
 
 struct Tolerances {
   // Unset: kDefaultTolerancePercent (and a command line that gave none leaves the scenario's).
@@ -82,9 +83,8 @@ absl::Status ValidateTolerancePattern(const std::string& pattern);
 // Fills every run's `baseline` in `current` (and current->baseline_file) by comparing it with
 // the matching run of `baseline`. Returns true when no matched run has a failed check and at
 // least one run matched (a result without runs passes trivially).
-bool CompareWithBaseline(const synq::result::v1::Result& baseline,
-                         const std::string& baseline_file, const Tolerances& tolerances,
-                         synq::result::v1::Result* current);
+bool CompareWithBaseline(const synq::result::v1::Result& baseline, const std::string& baseline_file,
+                         const Tolerances& tolerances, synq::result::v1::Result* current);
 
 // `synq compare OLD NEW`: the hosts' kernel releases and settings side by side (changed values
 // marked), then per run its match, every failed check (field, old, new, change, tolerance) and

@@ -143,9 +143,9 @@ TEST(BaselineCheck, ComparesOutcomesFatesLatenciesListenersAndChosenCounters) {
         "floods.f1.timed_out", "floods.f1.fates.queued", "floods.f1.fates.unknown_to_server",
         "floods.f1.connect_latency_ms.p50", "floods.f1.connect_latency_ms.p90",
         "floods.f1.connect_latency_ms.p99", "floods.f1.connect_latency_ms.max",
-        "listeners.l1.backlog_effective", "listeners.l1.accepted",
-        "listeners.l1.accept_queue_peak", "hosts.server.counters.TcpExtListenOverflows",
-        "hosts.server.counters.TcpExtTCPSynRetrans", "hosts.client.counters.TcpOutRsts"}) {
+        "listeners.l1.backlog_effective", "listeners.l1.accepted", "listeners.l1.accept_queue_peak",
+        "hosts.server.counters.TcpExtListenOverflows", "hosts.server.counters.TcpExtTCPSynRetrans",
+        "hosts.client.counters.TcpOutRsts"}) {
     EXPECT_TRUE(fields.contains(f)) << f;
   }
   EXPECT_FALSE(fields.contains("hosts.server.counters.TcpPassiveOpens"));
@@ -153,7 +153,7 @@ TEST(BaselineCheck, ComparesOutcomesFatesLatenciesListenersAndChosenCounters) {
 
 TEST(BaselineCheck, ChangeBeyondToleranceFailsInBothDirections) {
   const v1::Result baseline = MakeResult({MakeRun(0, 16)});  // established 17
-  for (int established : {19, 15}) {  // +11.8%, -11.8%
+  for (int established : {19, 15}) {                         // +11.8%, -11.8%
     v1::Run run = MakeRun(0, 16);
     (*run.mutable_floods())["f1"].set_established(established);
     v1::Result current = MakeResult({run});

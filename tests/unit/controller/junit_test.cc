@@ -88,9 +88,9 @@ v1::Result MixedResult() {
     (*run->mutable_params())["settings.server.net.core.somaxconn"] = v;
   }
   v1::Run* ok = r.mutable_runs(0);
-  *ok->add_expectations() = Expect("floods.f1.connect_latency_ms.p99 < 1500",
-                                   "floods.f1.connect_latency_ms.p99", "<", "1500", 0.25, 1500,
-                                   true);
+  *ok->add_expectations() =
+      Expect("floods.f1.connect_latency_ms.p99 < 1500", "floods.f1.connect_latency_ms.p99", "<",
+             "1500", 0.25, 1500, true);
   ok->mutable_baseline()->set_file("old.json");
   ok->mutable_baseline()->set_baseline_run_index(0);
   ok->mutable_baseline()->set_passed(true);
@@ -103,9 +103,9 @@ v1::Result MixedResult() {
   ok->add_diagnosis()->set_text("backlog 100 was capped to 8 by net.core.somaxconn");
 
   v1::Run* bad = r.mutable_runs(1);
-  *bad->add_expectations() = Expect(
-      "floods.f1.established == listeners.l1.backlog_effective + 1 & \"x\"",
-      "floods.f1.established", "==", "listeners.l1.backlog_effective + 1", 9, 17, false);
+  *bad->add_expectations() =
+      Expect("floods.f1.established == listeners.l1.backlog_effective + 1 & \"x\"",
+             "floods.f1.established", "==", "listeners.l1.backlog_effective + 1", 9, 17, false);
   v1::Expectation* broken = bad->add_expectations();
   broken->set_expression("floods.nope.established > 0");
   broken->set_error("floods.nope: no such flood (floods: f1)");
@@ -195,6 +195,7 @@ TEST(JUnit, FailureMessagesCarryBothValues) {
 TEST(JUnit, EscapesMarkupControlCharactersAndBrokenUtf8) {
   EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
   EXPECT_EQ(XmlEscape("line1\nline2\tx\r"), "line1&#10;line2&#9;x&#13;");
+  EXPECT_EQ(XmlEscape("line1\nline2\tx\r<", /*attribute=*/false), "line1\nline2\tx&#13;&lt;");
   EXPECT_EQ(XmlEscape(std::string("bell\x07", 5)), "bell\xEF\xBF\xBD");
   EXPECT_EQ(XmlEscape(std::string("nul\0x", 5)), "nul\xEF\xBF\xBDx");
   EXPECT_EQ(XmlEscape("caf\xC3\xA9 \xE2\x89\xA4"), "caf\xC3\xA9 \xE2\x89\xA4");  // é ≤ kept
