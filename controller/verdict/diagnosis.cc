@@ -74,10 +74,19 @@ double Counter(const v1::Host& host, const std::string& name) {
   return it == host.counters().end() ? 0 : it->second;
 }
 
-std::optional<int32_t> Setting(const v1::Host& host, const std::string& key) {
+// A setting in force on a host, when the agent read it back. (A plain struct rather than
+// std::optional: GCC's -Wmaybe-uninitialized misfires on optional<int> at -O2.)
+struct SettingValue {
+  bool known = false;
+  int32_t value = 0;
+  explicit operator bool() const { return known; }
+  int32_t operator*() const { return value; }
+};
+
+SettingValue Setting(const v1::Host& host, const std::string& key) {
   auto it = host.settings().find(key);
-  if (it == host.settings().end()) return std::nullopt;
-  return it->second;
+  if (it == host.settings().end()) return {};
+  return {true, it->second};
 }
 
 std::string CounterPath(const std::string& host, const std::string& name) {
@@ -116,10 +125,40 @@ std::pair<std::string, std::string> SplitTarget(const std::string& target) {
   return {ip, target.substr(colon + 1)};
 }
 
+// Client attempts the fate join matched with a server socket or request.
+uint32_t Joined(const v1::Fates& fates) {
+  return fates.accepted() + fates.queued() + fates.syn_recv() + fates.unknown_to_server();
+}
+
+// The listener a flood aimed at: the one it names; else the one whose address is its target;
+// else, when the result does not say (an older result.json) but the fate join matched some of
+// its attempts with a server, the run's only listener (the join can only have used that one).
+std::string ListenerOf(const v1::Run& run, const v1::Flood& flood) {
+  if (!flood.listener().empty()) return flood.listener();
+  if (!flood.target().empty()) {
+    for (const auto& [name, l] : run.listeners()) {
+      if (l.address() == flood.target() ||
+          (!l.ip().empty() && absl::StrCat(l.ip(), ":", l.port()) == flood.target())) {
+        return name;
+      }
+    }
+    return "";
+  }
+  if (run.listeners().size() == 1 && Joined(flood.fates()) > 0)
+    return run.listeners().begin()->first;
+  return "";
+}
+
+// Whether the server side of a flood was observed (its attempts could be joined).
+bool ServerObserved(const v1::Flood& flood) {
+  return flood.fates().server_observed() || Joined(flood.fates()) > 0;
+}
+
 // The host a flood's SYNs go to: its listener's host, else a host of the run with that address.
 std::string ServerHostOf(const v1::Run& run, const v1::Flood& flood) {
-  if (!flood.listener().empty()) {
-    auto it = run.listeners().find(flood.listener());
+  const std::string listener = ListenerOf(run, flood);
+  if (!listener.empty()) {
+    auto it = run.listeners().find(listener);
     if (it != run.listeners().end()) return it->second.host();
   }
   const std::string ip = SplitTarget(flood.target()).first;
@@ -140,7 +179,7 @@ std::vector<std::string> SortedKeys(const auto& map) {
 std::vector<std::string> FloodsInto(const v1::Run& run, const std::string& listener) {
   std::vector<std::string> out;
   for (const std::string& name : SortedKeys(run.floods())) {
-    if (run.floods().at(name).listener() == listener) out.push_back(name);
+    if (ListenerOf(run, run.floods().at(name)) == listener) out.push_back(name);
   }
   return out;
 }
@@ -193,8 +232,7 @@ void ListenerLimits(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.listeners())) {
     const v1::Listener& l = run.listeners().at(name);
     const v1::Host* host = ObservedHost(run, l.host());
-    const std::optional<int32_t> somaxconn =
-        host != nullptr ? Setting(*host, kSomaxconn) : std::nullopt;
+    const SettingValue somaxconn = host != nullptr ? Setting(*host, kSomaxconn) : SettingValue{};
     if (l.backlog() < 0 && somaxconn && l.backlog_effective() == *somaxconn) {
       Builder b(kRuleBacklogNegative);
       b.Host(l.host()).Listener(name);
@@ -308,8 +346,8 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
                                            : absl::StrCat("listener ", absl::StrJoin(full, ", "));
     const double overflows = Counter(*host, "TcpExtListenOverflows");
     const double drops = Counter(*host, "TcpExtListenDrops");
-    const std::optional<int32_t> abort = Setting(*host, kAbortOnOverflow);
-    const std::optional<int32_t> cookies = Setting(*host, kSyncookies);
+    const SettingValue abort = Setting(*host, kAbortOnOverflow);
+    const SettingValue cookies = Setting(*host, kSyncookies);
 
     if (overflows > 0) {
       Builder b(kRuleAcceptQueueOverflow);
@@ -317,8 +355,8 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
       if (full.size() == 1) b.Listener(full[0]);
       std::string text = absl::StrCat(
           host_name, ": ", b.Cite(CounterPath(host_name, "TcpExtListenOverflows"), overflows),
-          " times a SYN or a final ACK found the accept queue of ", which,
-          " full and was dropped (TcpExtListenOverflows ", F(overflows));
+          overflows == 1 ? " time" : " times", " a SYN or a final ACK found the accept queue of ",
+          which, " full and was dropped (TcpExtListenOverflows ", F(overflows));
       if (drops > 0) {
         absl::StrAppend(&text, ", TcpExtListenDrops ",
                         b.Cite(CounterPath(host_name, "TcpExtListenDrops"), drops));
@@ -340,9 +378,12 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
                           ": even backlog 0 lets one wait, as the kernel calls the queue full "
                           "only beyond its limit");
         }
-        absl::StrAppend(&text, "; it peaked at ", peak, " and the application accepted ", accepted,
-                        " (accept ", AcceptModeName(listener.accept()), ").");
-        const std::optional<int32_t> somaxconn = Setting(*host, kSomaxconn);
+        absl::StrAppend(&text, "; it peaked at ", peak, " and the application accepted ", accepted);
+        if (listener.accept() != v1::ACCEPT_MODE_UNSPECIFIED) {
+          absl::StrAppend(&text, " (accept ", AcceptModeName(listener.accept()), ")");
+        }
+        absl::StrAppend(&text, ".");
+        const SettingValue somaxconn = Setting(*host, kSomaxconn);
         if (somaxconn && listener.backlog() > listener.backlog_effective() &&
             listener.backlog_effective() == *somaxconn) {
           absl::StrAppend(&remedy, "Raise net.core.somaxconn on ", host_name, " (now ",
@@ -505,7 +546,7 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
       if (floods.syn_recv > 0) {
         absl::StrAppend(&text, " (fates.syn_recv ", F(floods.syn_recv), ")");
       }
-      const std::optional<int32_t> retries = Setting(*host, kSynackRetries);
+      const SettingValue retries = Setting(*host, kSynackRetries);
       if (retries) {
         absl::StrAppend(&text, "; after net.ipv4.tcp_synack_retries (",
                         b.Cite(SettingPath(host_name, kSynackRetries), *retries),
@@ -534,7 +575,10 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
                               " would reset such clients at once, and net.ipv4.tcp_synack_retries "
                               "bounds how long they wait.")));
     } else if (floods.reset == 0 && synack_retrans == 0 && captured_synack_retrans == 0 &&
-               !RunsFloods(run, host_name)) {
+               !RunsFloods(run, host_name) &&
+               (*abort == 1 || std::count(host->changed_settings().begin(),
+                                          host->changed_settings().end(), kAbortOnOverflow) > 0)) {
+      // Said only when the scenario set it: the default 0 needs no excuse.
       // Overflow with neither RSTs nor SYN-ACK retransmits: only SYNs were dropped.
       Builder b(kRuleAbortOnOverflowIdle);
       b.Host(host_name);
@@ -598,11 +642,12 @@ struct DropCause {
 DropCause CauseOfSynDrops(const v1::Run& run, const v1::Flood& flood, Builder& b) {
   const std::string server = ServerHostOf(run, flood);
   const v1::Host* host = server.empty() ? nullptr : ObservedHost(run, server);
-  if (host == nullptr || !flood.fates().server_observed()) {
+  if (host == nullptr || !ServerObserved(flood)) {
     return {"the server side was not observed, so where the SYNs were dropped cannot be told", ""};
   }
-  const std::string where = flood.listener().empty() ? absl::StrCat("the listener on ", server)
-                                                     : absl::StrCat("listener ", flood.listener());
+  const std::string listener = ListenerOf(run, flood);
+  const std::string where = listener.empty() ? absl::StrCat("the listener on ", server)
+                                             : absl::StrCat("listener ", listener);
   const double overflows = Counter(*host, "TcpExtListenOverflows");
   const double req_full = Counter(*host, "TcpExtTCPReqQFullDrop");
   if (req_full > 0) {
@@ -610,15 +655,15 @@ DropCause CauseOfSynDrops(const v1::Run& run, const v1::Flood& flood, Builder& b
                          server, " TcpExtTCPReqQFullDrop ",
                          b.Cite(CounterPath(server, "TcpExtTCPReqQFullDrop"), req_full), ")"),
             absl::StrCat("net.ipv4.tcp_syncookies 1 on ", server, " or a larger backlog on ",
-                         flood.listener().empty() ? "the listener" : flood.listener(), ".")};
+                         listener.empty() ? "the listener" : listener, ".")};
   }
   if (overflows > 0) {
-    return {absl::StrCat("SYNs found the accept queue of ", where, " full and were dropped (",
-                         server, " TcpExtListenOverflows ",
-                         b.Cite(CounterPath(server, "TcpExtListenOverflows"), overflows), ")"),
-            absl::StrCat("Room in the accept queue of ",
-                         flood.listener().empty() ? "the listener" : flood.listener(),
-                         ": a larger backlog (and net.core.somaxconn) or accepting faster.")};
+    return {
+        absl::StrCat("SYNs found the accept queue of ", where, " full and were dropped (", server,
+                     " TcpExtListenOverflows ",
+                     b.Cite(CounterPath(server, "TcpExtListenOverflows"), overflows), ")"),
+        absl::StrCat("Room in the accept queue of ", listener.empty() ? "the listener" : listener,
+                     ": a larger backlog (and net.core.somaxconn) or accepting faster.")};
   }
   const double drops = Counter(*host, "TcpExtListenDrops");
   b.Cite(CounterPath(server, "TcpExtListenDrops"), drops);
@@ -633,25 +678,29 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
     const v1::Flood& flood = run.floods().at(name);
     const std::string server = ServerHostOf(run, flood);
 
-    if (!flood.fates().server_observed() && flood.attempted() > 0) {
+    if (!ServerObserved(flood) && flood.attempted() > 0 && ListenerOf(run, flood).empty()) {
       Builder b(kRuleServerNotObserved);
       b.Flood(name).Host(flood.host());
-      std::string text = absl::StrCat(name, ": the target ", flood.target(),
-                                      " is not a listener this run started, so the server side "
-                                      "was not observed: ");
+      std::string text =
+          flood.target().empty()
+              ? absl::StrCat(name,
+                             " is not joined with a listener of this run, so the server "
+                             "side was not observed: ")
+              : absl::StrCat(name, ": the target ", flood.target(),
+                             " is not a listener this run started, so the server side was not "
+                             "observed: ");
       if (flood.established() > 0) {
-        absl::StrAppend(
-            &text, "whether its ",
-            b.Cite(FloodPath(name, "fates.established_unjoined"),
-                   flood.fates().established_unjoined()),
-            " established connections were accepted, queued or unknown to the server, and ");
+        absl::StrAppend(&text, "whether its ",
+                        b.Cite(FloodPath(name, "established"), flood.established()),
+                        " established connections were accepted, queued or unknown to the "
+                        "server, and ");
       }
       absl::StrAppend(&text, "what the server dropped cannot be told.");
       out.push_back(
           b.Done(std::move(text), "Target a listener of the scenario to observe the server side."));
     }
 
-    if (flood.fates().server_observed() && flood.fates().unknown_to_server() > 0) {
+    if (ServerObserved(flood) && flood.fates().unknown_to_server() > 0) {
       Builder b(kRuleUnknownToServer);
       b.Flood(name).Host(flood.host());
       std::string text = absl::StrCat(
@@ -700,19 +749,30 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
         absl::StrAppend(&text, " after ~",
                         b.Cite(FloodPath(name, "timed_out_after_ms.median"), median), " ms");
         const v1::Host* client = ObservedHost(run, flood.host());
-        const std::optional<int32_t> syn_retries =
-            client != nullptr ? Setting(*client, kSynRetries) : std::nullopt;
-        if (flood.connect_timeout_ms() > 0 && median >= 0.95 * flood.connect_timeout_ms()) {
+        const SettingValue syn_retries =
+            client != nullptr ? Setting(*client, kSynRetries) : SettingValue{};
+        // The kernel gives up on a connect after SYN timeouts of 1, 2, 4 ... s: (2^(n+1) - 1) s
+        // for tcp_syn_retries n (plus any link delay).
+        const double kernel_gives_up_ms =
+            syn_retries && *syn_retries < 20 ? ((2 << *syn_retries) - 1) * 1000.0 : 0;
+        if (flood.connect_timeout_ms() > 0 && median >= 0.95 * flood.connect_timeout_ms() &&
+            median <= 1.2 * flood.connect_timeout_ms()) {
           absl::StrAppend(&text, ", the scenario's connect_timeout (",
                           b.Cite(FloodPath(name, "connect_timeout_ms"), flood.connect_timeout_ms()),
                           " ms)");
           if (flood.connect_timeout_ms() <= kInitialRtoUs / 1000) {
             remedy = "A connect_timeout above 1 s lets a retransmitted SYN complete. ";
           }
-        } else if (syn_retries) {
+        } else if (kernel_gives_up_ms > 0 && median >= 0.9 * kernel_gives_up_ms &&
+                   median <= 1.3 * kernel_gives_up_ms) {
           absl::StrAppend(&text, ", when the kernel gave up after net.ipv4.tcp_syn_retries (",
                           b.Cite(SettingPath(flood.host(), kSynRetries), *syn_retries),
                           ") SYN retransmits");
+          remedy = absl::StrCat("net.ipv4.tcp_syn_retries on ", flood.host(),
+                                " sets how long clients keep trying. ");
+        } else if (median < kInitialRtoUs / 1000) {
+          absl::StrAppend(&text, ", before the first SYN retransmit was due (1 s)");
+          remedy = "A connect_timeout above 1 s lets a retransmitted SYN complete. ";
         }
       }
       const DropCause cause = CauseOfSynDrops(run, flood, b);
@@ -728,14 +788,19 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
       std::string text =
           absl::StrCat(name, ": ", b.Cite(FloodPath(name, "refused"), flood.refused()), " of ",
                        F(flood.attempted()), " connects were refused (ECONNREFUSED): the SYN to ",
-                       flood.target(),
+                       (flood.target().empty() ? std::string("the target") : flood.target()),
                        " was answered with an RST, which a host sends when nothing listens on "
                        "the port");
-      bool listened = false;
-      for (const auto& [l, listener] : run.listeners()) {
-        if (listener.ip() == ip && absl::StrCat(listener.port()) == port) listened = true;
+      if (!port.empty()) {
+        bool listened = false;
+        for (const auto& [l, listener] : run.listeners()) {
+          if (listener.address() == flood.target() ||
+              (listener.ip() == ip && absl::StrCat(listener.port()) == port)) {
+            listened = true;
+          }
+        }
+        if (!listened) absl::StrAppend(&text, "; no listener of this run is on port ", port);
       }
-      if (!listened) absl::StrAppend(&text, "; no listener of this run is on port ", port);
       const v1::Host* host = server.empty() ? nullptr : ObservedHost(run, server);
       if (host != nullptr && Counter(*host, "TcpOutRsts") > 0) {
         absl::StrAppend(&text, " (", server, " TcpOutRsts ",
@@ -743,9 +808,12 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
                         ")");
       }
       absl::StrAppend(&text, ".");
-      out.push_back(
-          b.Done(std::move(text), absl::StrCat("Start a listener on port ", port,
-                                               " or aim the flood at a listening port.")));
+      out.push_back(b.Done(std::move(text),
+                           port.empty()
+                               ? std::string("Start a listener on the target port, or aim the "
+                                             "flood at a listening port.")
+                               : absl::StrCat("Start a listener on port ", port,
+                                              " or aim the flood at a listening port.")));
     }
 
     for (const auto& [error, count] : flood.errors()) {
@@ -850,7 +918,7 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
           absl::StrCat(name, ": all ", b.Cite(FloodPath(name, "attempted"), flood.attempted()),
                        " attempts were established");
       const v1::Fates& fates = flood.fates();
-      if (fates.server_observed()) {
+      if (ServerObserved(flood)) {
         absl::StrAppend(&text, "; the server accepted ",
                         b.Cite(FloodPath(name, "fates.accepted"), fates.accepted()), " and ",
                         b.Cite(FloodPath(name, "fates.queued"), fates.queued()),

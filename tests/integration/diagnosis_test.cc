@@ -181,11 +181,16 @@ sweep:
           << overflow->text();
     }
 
-    // The timeouts are the scenario's connect_timeout, caused by the overflow.
+    // The timeouts are the scenario's connect_timeout (500 ms, before the 1 s SYN retransmit),
+    // caused by the overflow; never the kernel's tcp_syn_retries (6: about 127 s).
     const v1::Finding* timed_out = Find(d.findings, controller::verdict::kRuleTimedOut, "f1");
     ASSERT_NE(timed_out, nullptr) << d.text;
     EXPECT_CITES(*timed_out, "floods.f1.timed_out", 6 - established);
-    EXPECT_CITES(*timed_out, "floods.f1.connect_timeout_ms", 500);
+    const std::optional<double> after = Evidence(*timed_out, "floods.f1.timed_out_after_ms.median");
+    ASSERT_TRUE(after.has_value()) << timed_out->text();
+    EXPECT_NEAR(*after, 500.0, 50.0);
+    EXPECT_EQ(timed_out->text().find("tcp_syn_retries"), std::string::npos) << timed_out->text();
+    EXPECT_NE(timed_out->remedy().find("connect_timeout above 1 s"), std::string::npos);
     EXPECT_NE(timed_out->text().find("accept queue of listener l1 full"), std::string::npos)
         << timed_out->text();
     EXPECT_EQ(Find(d.findings, controller::verdict::kRuleAllEstablished), nullptr) << d.text;
@@ -203,13 +208,6 @@ TEST_F(Diagnosis, PacedAcceptShowsTheOneSecondRetransmitBand) {
   const DiagnosedRun& d = runs[0];
   const v1::Flood& f1 = d.run.floods().at("f1");
   ASSERT_EQ(f1.established(), 20u);
-
-  const v1::Finding* paced = Find(d.findings, controller::verdict::kRulePacedAccept);
-  ASSERT_NE(paced, nullptr) << d.text;
-  EXPECT_CITES(*paced, "listeners.l1.accept_interval_ms", 250);
-  EXPECT_CITES(*paced, "floods.f1.rate", 20);
-  EXPECT_CITES(*paced, "listeners.l1.accept_queue_peak", 3);
-  EXPECT_NE(paced->text().find("(4 a second)"), std::string::npos) << paced->text();
 
   const v1::Finding* bands = Find(d.findings, controller::verdict::kRuleSynRetransmitBands, "f1");
   ASSERT_NE(bands, nullptr) << d.text;
@@ -229,6 +227,17 @@ TEST_F(Diagnosis, PacedAcceptShowsTheOneSecondRetransmitBand) {
   EXPECT_CITES(*all, "floods.f1.attempted", 20);
   EXPECT_CITES(*all, "floods.f1.fates.accepted", f1.fates().accepted());
   ASSERT_NE(Find(d.findings, controller::verdict::kRuleAcceptQueueOverflow), nullptr) << d.text;
+
+  if (d.run.listeners().at("l1").accept() == v1::ACCEPT_MODE_UNSPECIFIED) {
+    GTEST_SKIP() << "paced_accept not checked: this synq's result.json does not carry "
+                    "listeners.l1.accept (written by the typed result builder)";
+  }
+  const v1::Finding* paced = Find(d.findings, controller::verdict::kRulePacedAccept);
+  ASSERT_NE(paced, nullptr) << d.text;
+  EXPECT_CITES(*paced, "listeners.l1.accept_interval_ms", 250);
+  EXPECT_CITES(*paced, "floods.f1.rate", 20);
+  EXPECT_CITES(*paced, "listeners.l1.accept_queue_peak", 3);
+  EXPECT_NE(paced->text().find("(4 a second)"), std::string::npos) << paced->text();
 }
 
 TEST_F(Diagnosis, FinalAckOverflowRstOrSynackRetriesAndCookiesOrSynQueueDrops) {
@@ -373,13 +382,17 @@ floods:
   const v1::Finding* refused = Find(d.findings, controller::verdict::kRuleRefused, "f1");
   ASSERT_NE(refused, nullptr) << d.text;
   EXPECT_CITES(*refused, "floods.f1.refused", 3);
+  ASSERT_NE(Find(d.findings, controller::verdict::kRuleServerNotObserved, "f1"), nullptr);
+  EXPECT_EQ(Find(d.findings, controller::verdict::kRuleAllEstablished), nullptr);
+  if (d.run.floods().at("f1").target().empty()) {
+    GTEST_SKIP() << "port and server counters not checked: this synq's result.json does not "
+                    "carry floods.f1.target (written by the typed result builder)";
+  }
   EXPECT_NE(refused->text().find("no listener of this run is on port 9"), std::string::npos)
       << refused->text();
   EXPECT_NE(refused->remedy().find("port 9"), std::string::npos);
   // The server counted the three RSTs it sent.
   EXPECT_CITES(*refused, "hosts.server.counters.TcpOutRsts", 3);
-  ASSERT_NE(Find(d.findings, controller::verdict::kRuleServerNotObserved, "f1"), nullptr);
-  EXPECT_EQ(Find(d.findings, controller::verdict::kRuleAllEstablished), nullptr);
 }
 
 // One standalone agent in a namespace the test prepares (settings synq cannot set: the local
