@@ -824,7 +824,8 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
         std::string text = absl::StrCat(
             name, ": ", b.Cite(FloodPath(name, "errors.EADDRNOTAVAIL"), count),
             " connects failed with EADDRNOTAVAIL: ", flood.host(),
-            " had no free local port for another connection to ", flood.target(), " (",
+            " had no free local port for another connection to ",
+            flood.target().empty() ? std::string("the target") : flood.target(), " (",
             b.Cite(FloodPath(name, "established"), flood.established()),
             " were established). Every open connection to one address and port takes its own "
             "local port from net.ipv4.ip_local_port_range.");
