@@ -28,6 +28,7 @@
 #include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
 #include "controller/verdict/baseline.h"
+#include "controller/verdict/diagnosis.h"
 #include "controller/verdict/expectations.h"
 #include "spdlog/spdlog.h"
 
@@ -312,6 +313,7 @@ int Run(const RunCommand& cmd) {
     progress.BeginRun(i, absl::StrJoin(params, " "));
     rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
     verdict::EvaluateExpectations((*plans)[i].scenario, &run);
+    for (auto& finding : verdict::Diagnose(run)) *run.add_diagnosis() = std::move(finding);
     progress.EndRun(run);
     *result.add_runs() = std::move(run);
   }
@@ -333,12 +335,14 @@ int Run(const RunCommand& cmd) {
   // Every output renders the one typed result.
   std::cout << "scenario " << result.scenario() << "\n";
   for (const auto& run : result.runs()) {
-    std::cout << result::RenderRunTable(run) << verdict::RenderExpectations(run);
+    std::cout << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
+              << verdict::RenderExpectations(run);
     for (const auto& check : run.baseline().checks()) {
       if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
     }
     if (!run.baseline().note().empty()) std::cout << "  baseline: " << run.baseline().note() << "\n";
   }
+  std::cout.flush();
   std::vector<std::string> written;
   std::vector<std::string> write_errors;
   const std::string path = cmd.out_dir + "/result.json";
