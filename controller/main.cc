@@ -240,7 +240,7 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
-    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.text);
+    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.Text());
     std::fprintf(stderr, "synq: run %zu/%zu %s\n", i + 1, plans->size(),
                  absl::StrJoin(params, " ").c_str());
     result["runs"].push_back(orchestrator.Run((*plans)[i], static_cast<int>(i), &failures));

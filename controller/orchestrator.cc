@@ -82,23 +82,7 @@ json Summary(const v1::LatencySummary& s) {
 }  // namespace
 
 json SweepValueJson(const SweepValue& value) {
-  switch (value.kind) {
-    case SweepValue::Kind::kInt: {
-      int64_t v = 0;
-      if (absl::SimpleAtoi(value.text, &v)) return v;
-      break;
-    }
-    case SweepValue::Kind::kDouble: {
-      double v = 0;
-      if (absl::SimpleAtod(value.text, &v)) return v;
-      break;
-    }
-    case SweepValue::Kind::kBool:
-      return value.text == "true";
-    case SweepValue::Kind::kString:
-      break;
-  }
-  return value.text;
+  return std::visit([](const auto& v) { return json(v); }, value.value());
 }
 
 std::string ConnectionFate(

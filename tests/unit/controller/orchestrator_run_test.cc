@@ -174,7 +174,7 @@ struct Fixture {
 TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   Fixture f;
   Orchestrator orchestrator(f.hosts, RunOptions{});
-  RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", {SweepValue::Kind::kInt, "4"}}}};
+  RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", SweepValue::Int(4)}}};
   std::vector<RunFailure> failures;
   const json run = orchestrator.Run(plan, 0, &failures);
   EXPECT_TRUE(failures.empty());

@@ -128,10 +128,10 @@ TEST(ClockOffset, AgentErrorsAreReturned) {
 }
 
 TEST(SweepParams, KeepTheYamlScalarType) {
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kInt, "-1"}), nlohmann::json(-1));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kDouble, "0.5"}), nlohmann::json(0.5));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kBool, "true"}), nlohmann::json(true));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kString, "paced"}), nlohmann::json("paced"));
+  EXPECT_EQ(SweepValueJson(SweepValue::Int(-1)), nlohmann::json(-1));
+  EXPECT_EQ(SweepValueJson(SweepValue::Double(0.5)), nlohmann::json(0.5));
+  EXPECT_EQ(SweepValueJson(SweepValue::Bool(true)), nlohmann::json(true));
+  EXPECT_EQ(SweepValueJson(SweepValue::String("paced")), nlohmann::json("paced"));
 }
 
 TEST(Report, TableShowsParamsOutcomesListenersAndMovedCounters) {
