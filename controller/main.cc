@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -20,12 +21,16 @@
 #include "controller/agent_client.h"
 #include "controller/lab.h"
 #include "controller/orchestrator.h"
-#include "controller/report.h"
+#include "controller/result/result_json.h"
+#include "controller/result/table.h"
+#include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::controller {
 namespace {
+
+namespace rv1 = ::synq::result::v1;
 
 constexpr int kExitOk = 0;
 constexpr int kExitInvalidInput = 2;
@@ -134,7 +139,15 @@ std::vector<std::string> EmbeddedHosts(const Scenario& scenario) {
   return names;
 }
 
-int Run(const std::string& file, const std::string& out_dir, bool connections) {
+// What `synq run` was asked for on the command line.
+struct RunCommand {
+  std::string file;
+  std::string out_dir = "synq-out";
+  bool connections = false;
+};
+
+int Run(const RunCommand& cmd) {
+  const std::string& file = cmd.file;
   LoadResult loaded = LoadScenarioFile(file);
   if (!loaded.ok()) {
     PrintErrors(loaded.errors, file);
@@ -224,9 +237,15 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     hosts.push_back(std::move(h));
   }
 
+  std::set<std::string> flooding_hosts;
+  for (const auto& f : scenario.floods) flooding_hosts.insert(f.host);
+  Progress progress(stderr, plans->size(), flooding_hosts, isatty(STDERR_FILENO) == 1);
   RunOptions options;
-  options.connections = connections;
-  options.out_dir = out_dir;
+  options.connections = cmd.connections;
+  options.out_dir = cmd.out_dir;
+  options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
+    progress.OnSample(host, sample);
+  };
   Orchestrator orchestrator(hosts, options);
   if (auto problems = orchestrator.CheckCapabilities(scenario); !problems.empty()) {
     for (const auto& p : problems)
@@ -235,15 +254,18 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     return kExitHostFailed;
   }
 
-  nlohmann::json result = {
-      {"scenario", scenario.name}, {"file", file}, {"runs", nlohmann::json::array()}};
+  rv1::Result result;
+  result.set_scenario(scenario.name);
+  result.set_file(file);
+  result.set_synq_version(SYNQ_VERSION);
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
     for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.Text());
-    std::fprintf(stderr, "synq: run %zu/%zu %s\n", i + 1, plans->size(),
-                 absl::StrJoin(params, " ").c_str());
-    result["runs"].push_back(orchestrator.Run((*plans)[i], static_cast<int>(i), &failures));
+    progress.BeginRun(i, absl::StrJoin(params, " "));
+    rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
+    progress.EndRun(run);
+    *result.add_runs() = std::move(run);
   }
   hosts.clear();  // close channels before the agents go away
   forget_lab();
@@ -253,14 +275,10 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     }
   }
 
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  const std::string path = out_dir + "/result.json";
-  std::ofstream out(path);
-  out << result.dump(2) << "\n";
-  out.close();
-  std::cout << RenderTable(result);
-  if (!out) return Error(kExitHostFailed, absl::StrCat("cannot write ", path));
+  const std::string path = cmd.out_dir + "/result.json";
+  const absl::Status written = result::WriteResultFile(result, path);
+  std::cout << result::RenderTable(result);
+  if (!written.ok()) return Error(kExitHostFailed, std::string(written.message()));
   std::fprintf(stderr, "synq: wrote %s\n", path.c_str());
   if (!failures.empty()) {
     for (const auto& f : failures) Error(kExitHostFailed, absl::StrCat(f.host, ": ", f.message));
@@ -320,8 +338,7 @@ int main(int argc, char** argv) {
       "accept queues) on synq-agents and reports outcomes and kernel counters."};
   app.require_subcommand(1);
   std::string file;
-  std::string out_dir = "synq-out";
-  bool connections = false;
+  RunCommand run_cmd;
   std::vector<std::string> agents;
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -329,9 +346,10 @@ int main(int argc, char** argv) {
 
   auto* run =
       app.add_subcommand("run", "run a scenario; writes OUT/result.json and prints a table");
-  run->add_option("scenario", file, "scenario YAML file")->required();
-  run->add_option("--out", out_dir, "output folder")->capture_default_str();
-  run->add_flag("--connections", connections, "include every connection attempt in result.json");
+  run->add_option("scenario", run_cmd.file, "scenario YAML file")->required();
+  run->add_option("--out", run_cmd.out_dir, "output folder")->capture_default_str();
+  run->add_flag("--connections", run_cmd.connections,
+                "include every connection attempt in result.json");
   auto* validate = app.add_subcommand("validate", "check a scenario file and list every error");
   validate->add_option("scenario", file, "scenario YAML file")->required();
   auto* info = app.add_subcommand("info", "show host info of running agents");
@@ -350,7 +368,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   StartSignalThread();
-  if (*run) return Run(file, out_dir, connections);
+  if (*run) return Run(run_cmd);
   if (*validate) return Validate(file);
   if (*info) return Info(agents);
   if (*lab_up) return LabUp(file);
