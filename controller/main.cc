@@ -309,7 +309,7 @@ int Run(const RunCommand& cmd) {
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
-    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.text);
+    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.Text());
     progress.BeginRun(i, absl::StrJoin(params, " "));
     rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
     verdict::EvaluateExpectations((*plans)[i].scenario, &run);

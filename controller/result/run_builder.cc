@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "controller/result/fate_join.h"
+#include "controller/scenario/sweep_value_proto.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller::result {
@@ -149,30 +150,7 @@ std::string ResolvedTarget::ToString() const {
 }
 
 void SetParamValue(const SweepValue& value, google::protobuf::Value* out) {
-  switch (value.kind) {
-    case SweepValue::Kind::kInt: {
-      int64_t v = 0;
-      if (absl::SimpleAtoi(value.text, &v)) {
-        out->set_number_value(static_cast<double>(v));
-        return;
-      }
-      break;
-    }
-    case SweepValue::Kind::kDouble: {
-      double v = 0;
-      if (absl::SimpleAtod(value.text, &v)) {
-        out->set_number_value(v);
-        return;
-      }
-      break;
-    }
-    case SweepValue::Kind::kBool:
-      out->set_bool_value(value.text == "true");
-      return;
-    case SweepValue::Kind::kString:
-      break;
-  }
-  out->set_string_value(value.text);
+  *out = SweepValueToProto(value);
 }
 
 rv1::Run BuildRun(const RunInputs& in) {

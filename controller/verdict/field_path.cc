@@ -225,9 +225,9 @@ absl::StatusOr<double> WalkParams(const Scenario* scenario, const Run* run,
       axes.push_back(axis.path);
       if (axis.path != axis_path) continue;
       for (const SweepValue& value : axis.values) {
-        if (value.kind == SweepValue::Kind::kString) {
+        if (value.kind() == SweepValue::Kind::kString) {
           return absl::InvalidArgumentError(absl::StrCat(path, ": the sweep gives it the text ",
-                                                         Quote(value.text), ", not a number"));
+                                                         Quote(value.Text()), ", not a number"));
         }
       }
       return 0.0;

@@ -177,7 +177,7 @@ struct Fixture {
 TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   Fixture f;
   Orchestrator orchestrator(f.hosts, RunOptions{});
-  RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", {SweepValue::Kind::kInt, "4"}}}};
+  RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", SweepValue::Int(4)}}};
   std::vector<RunFailure> failures;
   const synq::result::v1::Run run = orchestrator.Run(plan, 0, &failures);
   EXPECT_TRUE(failures.empty());

@@ -141,13 +141,13 @@ TEST(ClockOffset, AgentErrorsAreReturned) {
 
 TEST(SweepParams, KeepTheYamlScalarType) {
   google::protobuf::Value v;
-  result::SetParamValue({SweepValue::Kind::kInt, "-1"}, &v);
+  result::SetParamValue(SweepValue::Int(-1), &v);
   EXPECT_EQ(v.number_value(), -1);
-  result::SetParamValue({SweepValue::Kind::kDouble, "0.5"}, &v);
+  result::SetParamValue(SweepValue::Double(0.5), &v);
   EXPECT_EQ(v.number_value(), 0.5);
-  result::SetParamValue({SweepValue::Kind::kBool, "true"}, &v);
+  result::SetParamValue(SweepValue::Bool(true), &v);
   EXPECT_TRUE(v.bool_value());
-  result::SetParamValue({SweepValue::Kind::kString, "paced"}, &v);
+  result::SetParamValue(SweepValue::String("paced"), &v);
   EXPECT_EQ(v.string_value(), "paced");
 }
 

@@ -106,9 +106,9 @@ TEST(ScenarioLoader, FullExampleParsesToExpectedModel) {
   ASSERT_THAT(s.sweep, SizeIs(1));
   EXPECT_EQ(s.sweep[0].path, "listeners.l1.backlog");
   ASSERT_THAT(s.sweep[0].values, SizeIs(10));
-  EXPECT_EQ(s.sweep[0].values[0].text, "-1");
-  EXPECT_EQ(s.sweep[0].values[0].kind, SweepValue::Kind::kInt);
-  EXPECT_EQ(s.sweep[0].values[9].text, "100");
+  EXPECT_EQ(s.sweep[0].values[0].Text(), "-1");
+  EXPECT_EQ(s.sweep[0].values[0].kind(), SweepValue::Kind::kInt);
+  EXPECT_EQ(s.sweep[0].values[9].Text(), "100");
 }
 
 TEST(ScenarioLoader, MissingHostsMeansOneEmbeddedHostNamedLocal) {

@@ -45,7 +45,7 @@ std::string Params(const RunPlan& plan) {
   std::string out;
   for (const auto& [path, value] : plan.params) {
     if (!out.empty()) out += " ";
-    out += path + "=" + value.text;
+    out += path + "=" + value.Text();
   }
   return out;
 }
@@ -113,13 +113,13 @@ sweep:
   floods.f1.payload: ["7", hello]
 )");
   ASSERT_THAT(s.sweep, SizeIs(3));
-  EXPECT_EQ(s.sweep[0].values[0].kind, SweepValue::Kind::kBool);
-  EXPECT_EQ(s.sweep[0].values[0].text, "true");
-  EXPECT_EQ(s.sweep[1].values[0].kind, SweepValue::Kind::kInt);
-  EXPECT_EQ(s.sweep[1].values[1].kind, SweepValue::Kind::kDouble);
-  EXPECT_EQ(s.sweep[1].values[1].text, "2.5");
-  EXPECT_EQ(s.sweep[2].values[0].kind, SweepValue::Kind::kString);  // quoted in YAML
-  EXPECT_EQ(s.sweep[2].values[1].kind, SweepValue::Kind::kString);
+  EXPECT_EQ(s.sweep[0].values[0].kind(), SweepValue::Kind::kBool);
+  EXPECT_EQ(s.sweep[0].values[0].Text(), "true");
+  EXPECT_EQ(s.sweep[1].values[0].kind(), SweepValue::Kind::kInt);
+  EXPECT_EQ(s.sweep[1].values[1].kind(), SweepValue::Kind::kDouble);
+  EXPECT_EQ(s.sweep[1].values[1].Text(), "2.5");
+  EXPECT_EQ(s.sweep[2].values[0].kind(), SweepValue::Kind::kString);  // quoted in YAML
+  EXPECT_EQ(s.sweep[2].values[1].kind(), SweepValue::Kind::kString);
   const std::vector<RunPlan> plans = ExpandOk(s);
   ASSERT_THAT(plans, SizeIs(8));
   const RunPlan& last = plans.back();
@@ -127,7 +127,7 @@ sweep:
   EXPECT_EQ(last.scenario.floods[0].rate, 2.5);
   EXPECT_EQ(last.scenario.floods[0].payload, "hello");
   ASSERT_THAT(last.params, SizeIs(3));
-  EXPECT_EQ(last.params[1].second.kind, SweepValue::Kind::kDouble);
+  EXPECT_EQ(last.params[1].second.kind(), SweepValue::Kind::kDouble);
 }
 
 TEST(Sweep, SettingsKeyWithDotsIsOneKey) {
@@ -291,23 +291,35 @@ TEST(Sweep, TooManyRunsIsAnError) {
   EXPECT_THAT(ErrorsOf(yaml), ElementsAre(HasSubstr("sweep: more than 100000 runs")));
 }
 
-TEST(Sweep, ExpandSweepRejectsAPathThatNamesNothing) {
+TEST(Sweep, MakeSweepAxisRejectsAPathThatNamesNothing) {
+  const Scenario s = LoadOk(kBase);
+  absl::StatusOr<SweepAxis> axis = MakeSweepAxis(s, "listeners.l9.backlog", {SweepValue::Int(1)});
+  ASSERT_FALSE(axis.ok());
+  EXPECT_EQ(axis.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(axis.status().message()),
+              HasSubstr("sweep.listeners.l9.backlog: no listener named 'l9'"));
+}
+
+TEST(Sweep, MakeSweepAxisRejectsAValueOfTheWrongType) {
+  const Scenario s = LoadOk(kBase);
+  absl::StatusOr<SweepAxis> axis =
+      MakeSweepAxis(s, "listeners.l1.backlog", {SweepValue::String("lots")});
+  ASSERT_FALSE(axis.ok());
+  EXPECT_THAT(std::string(axis.status().message()),
+              HasSubstr("sweep.listeners.l1.backlog: value 'lots': expected an integer"));
+}
+
+TEST(Sweep, ExpandSweepRejectsAnAxisThatWasNeverResolved) {
   Scenario s = LoadOk(kBase);
-  s.sweep.push_back({"listeners.l9.backlog", {{SweepValue::Kind::kInt, "1"}}});
+  SweepAxis axis;
+  axis.path = "listeners.l1.backlog";
+  axis.values = {SweepValue::Int(1)};
+  s.sweep.push_back(axis);
   absl::StatusOr<std::vector<RunPlan>> plans = ExpandSweep(s);
   ASSERT_FALSE(plans.ok());
   EXPECT_EQ(plans.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(plans.status().message()),
-              HasSubstr("sweep.listeners.l9.backlog: no listener named 'l9'"));
-}
-
-TEST(Sweep, ExpandSweepRejectsAValueOfTheWrongType) {
-  Scenario s = LoadOk(kBase);
-  s.sweep.push_back({"listeners.l1.backlog", {{SweepValue::Kind::kString, "lots"}}});
-  absl::StatusOr<std::vector<RunPlan>> plans = ExpandSweep(s);
-  ASSERT_FALSE(plans.ok());
-  EXPECT_THAT(std::string(plans.status().message()),
-              HasSubstr("sweep.listeners.l1.backlog: value 'lots': expected an integer"));
+              HasSubstr("sweep.listeners.l1.backlog: not resolved"));
 }
 
 TEST(Sweep, ExampleBacklogSweepExpandsToTenRuns) {

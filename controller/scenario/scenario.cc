@@ -1,4 +1,4 @@
-#include "controller/scenario.h"
+#include "controller/scenario/scenario.h"
 
 namespace synq::controller {
 

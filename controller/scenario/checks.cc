@@ -1,0 +1,48 @@
+#include "controller/scenario/checks.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/net_address.h"
+#include "controller/scenario/paths.h"
+#include "controller/scenario/values.h"
+
+namespace synq::controller::scenario {
+
+std::vector<CrossError> CheckCrossFields(const Scenario& s) {
+  using Kind = FieldRef::Kind;
+  std::vector<CrossError> out;
+  for (size_t i = 0; i < s.listeners.size(); ++i) {
+    const ListenerDef& l = s.listeners[i];
+    if (l.accept == AcceptMode::kPaced && l.accept_interval.count() <= 0) {
+      out.push_back(
+          {{JoinPath(ItemPath("listeners", s.listeners, i), "accept_interval"),
+            "accept: paced needs accept_interval > 0"},
+           {{Kind::kListener, i, "", "accept"}, {Kind::kListener, i, "", "accept_interval"}}});
+    }
+  }
+  for (size_t i = 0; i < s.floods.size(); ++i) {
+    const FloodDef& f = s.floods[i];
+    if (f.target.empty() || s.FindListener(f.target) != nullptr) continue;
+    std::string message;
+    if (!absl::StrContains(f.target, ':')) {
+      message = absl::StrCat("no listener named ", Quote(f.target));
+    } else {
+      absl::StatusOr<common::SocketAddress> address = common::ParseSocketAddress(f.target);
+      if (!address.ok()) {
+        message =
+            absl::StrCat("neither a listener name nor ADDRESS:PORT: ", address.status().message());
+      } else if (address->port() == 0) {
+        message = absl::StrCat(Quote(f.target), ": port 0 cannot be connected to");
+      }
+    }
+    if (message.empty()) continue;
+    out.push_back({{JoinPath(ItemPath("floods", s.floods, i), "target"), std::move(message)},
+                   {{Kind::kFlood, i, "", "target"}}});
+  }
+  return out;
+}
+
+}  // namespace synq::controller::scenario

@@ -1,0 +1,64 @@
+// The field tables of listeners, floods and shaping entries (name -> parse, store, sweepable)
+// and the catalog of settings keys with their ranges. The loader and the sweep both use these,
+// so a swept value is checked exactly like the field it replaces.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "controller/scenario/scenario.h"
+#include "controller/scenario/values.h"
+
+namespace synq::controller::scenario {
+
+inline constexpr int64_t kMaxConnections = 10'000'000;
+inline constexpr int64_t kMaxConcurrency = 1'000'000;
+
+// One field of an item of type T: how to check a scalar for it and how to store the result.
+template <typename T>
+struct FieldSpec {
+  std::function<absl::StatusOr<FieldValue>(const Scalar&)> parse;
+  // Fails only for a value `parse` did not make (another field's type).
+  std::function<absl::Status(const FieldValue&, T&)> assign;
+  bool sweepable = false;
+
+  // parse, then assign.
+  absl::Status Set(const Scalar& s, T& def) const {
+    absl::StatusOr<FieldValue> value = parse(s);
+    if (!value.ok()) return value.status();
+    return assign(*value, def);
+  }
+};
+template <typename T>
+using FieldTable = std::map<std::string, FieldSpec<T>, std::less<>>;
+
+const FieldTable<ListenerDef>& ListenerFields();
+const FieldTable<FloodDef>& FloodFields();
+const FieldTable<ShapingDef>& ShapingFields();
+
+// "a, b, c": the table's field names (only the sweepable ones with `sweepable_only`).
+template <typename T>
+std::string FieldNames(const FieldTable<T>& table, bool sweepable_only);
+
+// The settings (sysctl keys) a scenario may set, each with its allowed range.
+struct SettingRange {
+  absl::string_view key;
+  int64_t min;
+  int64_t max;
+};
+// OK for a key in the catalog; else an error listing the allowed keys.
+absl::Status CheckSettingKey(absl::string_view key);
+// The value of setting `key`, an integer in its range.
+absl::StatusOr<int64_t> ParseSetting(absl::string_view key, const Scalar& s);
+
+// sample_interval: a duration greater than 0.
+absl::StatusOr<std::chrono::nanoseconds> ParseSampleInterval(const Scalar& s);
+
+}  // namespace synq::controller::scenario

@@ -1,0 +1,619 @@
+#include "controller/scenario/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <optional>
+#include <set>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "controller/scenario/checks.h"
+#include "controller/scenario/fields.h"
+#include "controller/scenario/paths.h"
+#include "controller/scenario/sweep.h"
+#include "controller/scenario/values.h"
+
+namespace synq::controller {
+namespace scenario {
+namespace {
+
+using ErrorList = std::vector<ScenarioError>;
+
+absl::string_view Describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "nothing (null)";
+  }
+}
+
+// A quoted scalar ('80', "80") is a string, whatever it looks like.
+bool IsQuoted(const YAML::Node& node) {
+  return node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str";
+}
+
+// The loader: walks the YAML tree, collects every error. yaml-cpp is only read through
+// Type()/Scalar()/Tag()/iteration, which do not throw on a loaded tree; LoadScenario still
+// catches at the boundary in case.
+
+class Loader {
+ public:
+  LoadResult Load(const YAML::Node& root);
+
+ private:
+  using Entries = std::vector<std::pair<std::string, YAML::Node>>;
+
+  void Error(std::string path, absl::string_view message) {
+    errors_.push_back({std::move(path), std::string(message)});
+  }
+  void Error(std::string path, const absl::Status& status) {
+    Error(std::move(path), status.message());
+  }
+
+  // A map's entries in file order; non-scalar and duplicate keys are reported and dropped.
+  // With `duplicates`, duplicate keys are handed back instead, for the caller to report once it
+  // knows the item's path.
+  Entries MapEntries(const YAML::Node& map, const std::string& path,
+                     std::vector<std::string>* duplicates = nullptr);
+  // The scalar at `node`, or an error "expected <what>, got a map".
+  std::optional<Scalar> GetScalar(const YAML::Node& node, const std::string& path,
+                                  absl::string_view what);
+  std::string ResolveHost(const Entries& entries, const std::string& item_path);
+  void CheckHostRef(const std::string& host, const std::string& path);
+
+  void ParseHosts(const YAML::Node* node);
+  void ParseSettings(const YAML::Node& node);
+  void ParseCaptures(const YAML::Node& node);
+  template <typename T>
+  void ParseItems(const YAML::Node& node, const std::string& section, const FieldTable<T>& fields,
+                  std::vector<T>& out);
+  void ParseSweep(const YAML::Node& node);
+  void ParseExpect(const YAML::Node& node);
+  void ParseBaseline(const YAML::Node& node);
+  void CheckCombinations();
+
+  Scenario s_;
+  ErrorList errors_;
+  // Listeners whose file sets accept_interval; only meaningful when accept is paced.
+  std::vector<size_t> literal_intervals_;
+  bool sweep_ok_ = true;
+};
+
+Loader::Entries Loader::MapEntries(const YAML::Node& map, const std::string& path,
+                                   std::vector<std::string>* duplicates) {
+  Entries out;
+  std::set<std::string> seen;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (!it->first.IsScalar()) {
+      Error(path.empty() ? "<root>" : path, "keys must be plain strings");
+      continue;
+    }
+    std::string key = it->first.Scalar();
+    if (!seen.insert(key).second) {
+      if (duplicates != nullptr) {
+        duplicates->push_back(std::move(key));
+      } else {
+        Error(JoinPath(path, key), "duplicate field");
+      }
+      continue;
+    }
+    out.emplace_back(std::move(key), it->second);
+  }
+  return out;
+}
+
+std::optional<Scalar> Loader::GetScalar(const YAML::Node& node, const std::string& path,
+                                        absl::string_view what) {
+  if (!node.IsScalar()) {
+    Error(path, absl::StrCat("expected ", what, ", got ", Describe(node)));
+    return std::nullopt;
+  }
+  return Scalar{node.Scalar(), IsQuoted(node)};
+}
+
+void Loader::CheckHostRef(const std::string& host, const std::string& path) {
+  if (s_.FindHost(host) == nullptr) Error(path, absl::StrCat("no host named ", Quote(host)));
+}
+
+// The item's `host`, defaulting to the only host.
+std::string Loader::ResolveHost(const Entries& entries, const std::string& item_path) {
+  const std::string path = JoinPath(item_path, "host");
+  for (const auto& [key, value] : entries) {
+    if (key != "host") continue;
+    std::optional<Scalar> host = GetScalar(value, path, "a host name");
+    if (!host) return "";
+    CheckHostRef(host->text, path);
+    return host->text;
+  }
+  if (s_.hosts.size() == 1) return s_.hosts.front().name;
+  Error(path, "required when there is more than one host");
+  return "";
+}
+
+void Loader::ParseHosts(const YAML::Node* node) {
+  if (node == nullptr) {
+    s_.hosts.push_back({"local", ""});
+    return;
+  }
+  if (!node->IsMap()) {
+    Error("hosts", absl::StrCat("expected a map of host name -> {} or {agent: ADDRESS}, got ",
+                                Describe(*node)));
+    return;
+  }
+  for (const auto& [name, spec] : MapEntries(*node, "hosts")) {
+    const std::string path = JoinPath("hosts", name);
+    if (!IsValidHostName(name)) {
+      Error(path, absl::StrCat("host names must match [a-z0-9][a-z0-9-]* and be at most ",
+                               kMaxHostNameLength, " characters"));
+    }
+    HostSpec host{name, ""};
+    if (spec.IsMap()) {
+      for (const auto& [key, value] : MapEntries(spec, path)) {
+        const std::string field_path = JoinPath(path, key);
+        if (key == "interface") {
+          std::optional<Scalar> interface = GetScalar(value, field_path, "an interface name");
+          if (!interface) continue;
+          if (interface->text.empty() || interface->text.size() > 15 ||
+              interface->text.find_first_of("/ \t") != std::string::npos) {
+            Error(field_path, "expected an interface name of 1 to 15 characters");
+          }
+          host.interface = interface->text;
+          continue;
+        }
+        if (key != "agent") {
+          Error(field_path, "unknown field");
+          continue;
+        }
+        std::optional<Scalar> agent = GetScalar(value, field_path, "an agent address");
+        if (!agent) continue;
+        // Light check only: agents may be named by DNS ("agent-0.synq:7700") in Kubernetes.
+        absl::string_view text = agent->text;
+        uint32_t port = 0;
+        const size_t colon = text.rfind(':');
+        if (absl::ConsumePrefix(&text, "unix:")) {
+          if (text.empty()) Error(field_path, "unix: needs a socket path");
+        } else if (colon == absl::string_view::npos || colon == 0 ||
+                   !absl::SimpleAtoi(text.substr(colon + 1), &port) || port == 0 || port > 65535) {
+          Error(field_path,
+                absl::StrCat("expected HOST:PORT or unix:/path, got ", Quote(agent->text)));
+        }
+        host.agent = agent->text;
+      }
+    } else if (!spec.IsNull()) {
+      Error(path, absl::StrCat("expected {} or {agent: ADDRESS}, got ", Describe(spec)));
+    }
+    for (const HostSpec& other : s_.hosts) {
+      if (!host.embedded() && other.agent == host.agent) {
+        // One agent holds one run at a time: two hosts on it would share (and fight over) it.
+        Error(JoinPath(path, "agent"), absl::StrCat("same agent as hosts.", other.name));
+      }
+    }
+    if (host.embedded() && !host.interface.empty()) {
+      Error(JoinPath(path, "interface"), "only for hosts with an agent: embedded hosts use eth0");
+    }
+    s_.hosts.push_back(std::move(host));
+  }
+  if (node->size() == 0) Error("hosts", "needs at least one host");
+}
+
+void Loader::ParseSettings(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    Error("settings",
+          absl::StrCat("expected a map of host -> {sysctl: value}, got ", Describe(node)));
+    return;
+  }
+  for (const auto& [host, keys] : MapEntries(node, "settings")) {
+    const std::string path = JoinPath("settings", host);
+    CheckHostRef(host, path);
+    if (!keys.IsMap()) {
+      Error(path, absl::StrCat("expected a map of sysctl -> integer, got ", Describe(keys)));
+      continue;
+    }
+    for (const auto& [key, value] : MapEntries(keys, path)) {
+      const std::string key_path = JoinPath(path, key);
+      absl::Status key_ok = CheckSettingKey(key);
+      if (!key_ok.ok()) {
+        Error(key_path, key_ok);
+        continue;
+      }
+      std::optional<Scalar> scalar = GetScalar(value, key_path, "an integer");
+      if (!scalar) continue;
+      absl::StatusOr<int64_t> setting = ParseSetting(key, *scalar);
+      if (!setting.ok()) {
+        Error(key_path, setting.status());
+        continue;
+      }
+      s_.settings[host][key] = *setting;
+    }
+  }
+}
+
+void Loader::ParseCaptures(const YAML::Node& node) {
+  if (!node.IsSequence()) {
+    Error("capture", absl::StrCat("expected a list of host names, got ", Describe(node)));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = IndexPath("capture", i);
+    std::optional<Scalar> host = GetScalar(node[i], path, "a host name");
+    if (!host) continue;
+    CheckHostRef(host->text, path);
+    for (const CaptureDef& c : s_.captures) {
+      if (c.host == host->text)
+        Error(path, absl::StrCat("host ", Quote(host->text), " listed twice"));
+    }
+    s_.captures.push_back({host->text});
+  }
+}
+
+template <typename T>
+void Loader::ParseItems(const YAML::Node& node, const std::string& section,
+                        const FieldTable<T>& fields, std::vector<T>& out) {
+  constexpr bool kNamed = requires(T t) { t.name; };
+  if (!node.IsSequence()) {
+    Error(section, absl::StrCat("expected a list, got ", Describe(node)));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node item = node[i];
+    out.emplace_back();
+    T& def = out.back();
+    if (!item.IsMap()) {
+      Error(IndexPath(section, i), absl::StrCat("expected a map, got ", Describe(item)));
+      continue;
+    }
+    std::vector<std::string> duplicates;
+    const Entries entries = MapEntries(item, IndexPath(section, i), &duplicates);
+    // The name comes first: it decides the path of every other error in this item.
+    if constexpr (kNamed) {
+      bool has_name = false;
+      for (const auto& [key, value] : entries) {
+        if (key != "name") continue;
+        has_name = true;
+        std::optional<Scalar> name =
+            GetScalar(value, JoinPath(IndexPath(section, i), "name"), "a name");
+        if (!name) break;
+        def.name = name->text;
+        if (!IsValidItemName(def.name)) {
+          Error(JoinPath(IndexPath(section, i), "name"),
+                absl::StrCat(Quote(def.name),
+                             " is not a valid name: use letters, digits, - and _"
+                             " (at most ",
+                             kMaxItemNameLength, ")"));
+        } else {
+          for (size_t j = 0; j + 1 < out.size(); ++j) {
+            if (out[j].name == def.name) {
+              Error(JoinPath(IndexPath(section, i), "name"),
+                    absl::StrCat("duplicate name ", Quote(def.name)));
+              break;
+            }
+          }
+        }
+      }
+      if (!has_name) Error(JoinPath(IndexPath(section, i), "name"), "required");
+    }
+    const std::string path = ItemPath(section, out, i);
+    for (const std::string& key : duplicates) Error(JoinPath(path, key), "duplicate field");
+    def.host = ResolveHost(entries, path);
+    for (const auto& [key, value] : entries) {
+      if (key == "host" || (kNamed && key == "name")) continue;
+      const std::string field_path = JoinPath(path, key);
+      auto field = fields.find(key);
+      if (field == fields.end()) {
+        Error(field_path, "unknown field");
+        continue;
+      }
+      std::optional<Scalar> scalar = GetScalar(value, field_path, "a scalar value");
+      if (!scalar) continue;
+      absl::Status status = field->second.Set(*scalar, def);
+      if (!status.ok()) Error(field_path, status);
+    }
+    // Per-kind rules on what the file itself says.
+    auto has = [&entries](absl::string_view key) {
+      for (const auto& entry : entries) {
+        if (entry.first == key) return true;
+      }
+      return false;
+    };
+    if constexpr (std::is_same_v<T, ListenerDef>) {
+      if (has("accept_interval") && def.accept != AcceptMode::kPaced)
+        literal_intervals_.push_back(i);
+    }
+    if constexpr (std::is_same_v<T, FloodDef>) {
+      if (!has("target")) Error(JoinPath(path, "target"), "required");
+    }
+    if constexpr (std::is_same_v<T, ShapingDef>) {
+      if (!def.to.empty()) {
+        CheckHostRef(def.to, JoinPath(path, "to"));
+        if (def.to == def.host) Error(JoinPath(path, "to"), "must differ from host");
+      }
+    }
+  }
+}
+
+void Loader::ParseSweep(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    Error("sweep", absl::StrCat("expected a map of path -> list of values, got ", Describe(node)));
+    sweep_ok_ = false;
+    return;
+  }
+  const size_t errors_before = errors_.size();
+  for (const auto& [path, values] : MapEntries(node, "sweep")) {
+    const std::string sweep_path = JoinPath("sweep", path);
+    // The path is resolved here, once; the axis carries the target to every later use.
+    absl::StatusOr<SweepTarget> target = ResolveSweepTarget(s_, path);
+    if (!target.ok()) {
+      Error(sweep_path, target.status());
+      continue;
+    }
+    for (const SweepAxis& other : s_.sweep) {
+      if (other.target.ref == target->ref) {
+        Error(sweep_path, absl::StrCat("sweeps the same field as ", Quote(other.path)));
+      }
+    }
+    if (!values.IsSequence() || values.size() == 0) {
+      Error(sweep_path, absl::StrCat("expected a non-empty list of values, got ",
+                                     values.IsSequence() ? "an empty list" : Describe(values)));
+      continue;
+    }
+    SweepAxis axis{path, {}, *std::move(target), {}};
+    for (size_t i = 0; i < values.size(); ++i) {
+      const YAML::Node item = values[i];
+      if (!item.IsScalar()) {
+        Error(sweep_path, absl::StrCat("value ", i, ": expected a scalar, got ", Describe(item)));
+        continue;
+      }
+      // Typed once (the run's param) and checked once for the field (what the run stores).
+      SweepValue value = SweepValue::FromYaml(item.Scalar(), IsQuoted(item));
+      absl::StatusOr<FieldValue> parsed = axis.target.parse(ScalarOf(value));
+      if (!parsed.ok()) {
+        Error(sweep_path,
+              absl::StrCat("value ", value.Describe(), ": ", parsed.status().message()));
+        continue;
+      }
+      axis.values.push_back(std::move(value));
+      axis.field_values.push_back(*std::move(parsed));
+    }
+    s_.sweep.push_back(std::move(axis));
+  }
+  sweep_ok_ = errors_.size() == errors_before;
+  if (sweep_ok_ && CountRuns(s_.sweep) > kMaxRuns) {
+    Error("sweep", absl::StrCat("more than ", kMaxRuns, " runs; sweep fewer values"));
+    sweep_ok_ = false;
+  }
+}
+
+// Cross-field errors of the base scenario, or of every sweep run. An error that depends on a
+// swept field is reported against that sweep path with the values that cause it.
+void Loader::CheckCombinations() {
+  std::set<std::string> reported;
+  auto report = [&](ScenarioError error) {
+    if (reported.insert(error.ToString()).second) errors_.push_back(std::move(error));
+  };
+  auto swept_axes = [&](const CrossError& e) {
+    std::vector<size_t> axes;
+    for (size_t a = 0; a < s_.sweep.size(); ++a) {
+      for (const FieldRef& ref : e.involves) {
+        if (ref == s_.sweep[a].target.ref) axes.push_back(a);
+      }
+    }
+    return axes;
+  };
+  if (!sweep_ok_ || s_.sweep.empty()) {
+    // Without a (valid) sweep, judge the base alone; skip errors a broken sweep may fix.
+    for (CrossError& e : CheckCrossFields(s_)) {
+      if (swept_axes(e).empty()) report(std::move(e.error));
+    }
+    return;
+  }
+  std::vector<size_t> sizes;
+  for (const SweepAxis& axis : s_.sweep) sizes.push_back(axis.values.size());
+  ForEachCombination(sizes, [&](const std::vector<size_t>& indices) {
+    Scenario run = s_;
+    // Every value was checked for its field while parsing; storing it cannot fail.
+    (void)ApplyCombination(s_.sweep, indices, run);
+    for (CrossError& e : CheckCrossFields(run)) {
+      const std::vector<size_t> axes = swept_axes(e);
+      if (axes.empty()) {
+        report(std::move(e.error));
+        continue;
+      }
+      std::vector<std::string> with;
+      with.reserve(axes.size());
+      for (size_t a : axes) {
+        with.push_back(
+            absl::StrCat(s_.sweep[a].path, "=", s_.sweep[a].values[indices[a]].Describe()));
+      }
+      report({JoinPath("sweep", s_.sweep[axes.front()].path),
+              absl::StrCat("with ", absl::StrJoin(with, ", "), ": ", e.error.ToString())});
+    }
+    return reported.size() < 100;  // enough to act on; avoid walking a huge sweep of failures
+  });
+}
+
+void Loader::ParseExpect(const YAML::Node& node) {
+  if (!node.IsSequence()) {
+    Error("expect", absl::StrCat("expected a list of expressions, got ", Describe(node)));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string path = IndexPath("expect", i);
+    std::optional<Scalar> text = GetScalar(node[i], path, "an expression");
+    if (!text) continue;
+    if (absl::StripAsciiWhitespace(text->text).empty()) {
+      Error(path, "must not be empty");
+      continue;
+    }
+    s_.expectations.push_back({text->text, path});
+  }
+}
+
+void Loader::ParseBaseline(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    Error("baseline",
+          absl::StrCat("expected {tolerance: 10%, fields: {PATH: 25%}}, got ", Describe(node)));
+    return;
+  }
+  for (const auto& [key, value] : MapEntries(node, "baseline")) {
+    const std::string path = JoinPath("baseline", key);
+    if (key == "tolerance") {
+      if (std::optional<Scalar> text = GetScalar(value, path, "a percentage")) {
+        absl::StatusOr<double> percent = ParsePercent(*text);
+        if (percent.ok()) {
+          s_.baseline.tolerance_percent = *percent;
+        } else {
+          Error(path, percent.status());
+        }
+      }
+    } else if (key == "fields") {
+      if (!value.IsMap()) {
+        Error(path,
+              absl::StrCat("expected a map of field path -> tolerance, got ", Describe(value)));
+        continue;
+      }
+      for (const auto& [field, tolerance] : MapEntries(value, path)) {
+        const std::string field_path = JoinPath(path, field);
+        std::optional<Scalar> text = GetScalar(tolerance, field_path, "a percentage");
+        if (!text) continue;
+        absl::StatusOr<double> percent = ParsePercent(*text);
+        if (!percent.ok()) {
+          Error(field_path, percent.status());
+          continue;
+        }
+        s_.baseline.fields.emplace_back(field, *percent);
+      }
+    } else {
+      Error(path, "unknown field (known: tolerance, fields)");
+    }
+  }
+}
+
+LoadResult Loader::Load(const YAML::Node& root) {
+  static const std::set<std::string, std::less<>> kTopLevel = {
+      "name",      "sample_interval", "hosts", "settings", "shaping", "capture",
+      "listeners", "floods",          "sweep", "expect",   "baseline"};
+  if (!root.IsMap() && !root.IsNull()) {
+    Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
+    return {std::move(s_), std::move(errors_)};
+  }
+  std::map<std::string, YAML::Node, std::less<>> top;
+  if (root.IsMap()) {
+    for (auto& [key, value] : MapEntries(root, "")) {
+      if (!kTopLevel.contains(key)) {
+        Error(key, "unknown field");
+        continue;
+      }
+      top.emplace(key, value);
+    }
+  }
+  auto find = [&top](absl::string_view key) -> const YAML::Node* {
+    auto it = top.find(key);
+    return it == top.end() ? nullptr : &it->second;
+  };
+
+  if (const YAML::Node* name = find("name")) {
+    if (std::optional<Scalar> text = GetScalar(*name, "name", "a string")) {
+      s_.name = text->text;
+      if (s_.name.empty()) Error("name", "must not be empty");
+    }
+  } else {
+    Error("name", "required");
+  }
+  if (const YAML::Node* interval = find("sample_interval")) {
+    if (std::optional<Scalar> text = GetScalar(*interval, "sample_interval", "a duration")) {
+      absl::StatusOr<std::chrono::nanoseconds> interval = ParseSampleInterval(*text);
+      if (interval.ok()) {
+        s_.sample_interval = *interval;
+      } else {
+        Error("sample_interval", interval.status());
+      }
+    }
+  }
+  ParseHosts(find("hosts"));
+  if (const YAML::Node* node = find("settings")) ParseSettings(*node);
+  if (const YAML::Node* node = find("shaping")) {
+    ParseItems(*node, "shaping", ShapingFields(), s_.shaping);
+  }
+  if (const YAML::Node* node = find("capture")) ParseCaptures(*node);
+  if (const YAML::Node* node = find("listeners")) {
+    ParseItems(*node, "listeners", ListenerFields(), s_.listeners);
+  }
+  if (const YAML::Node* node = find("floods")) {
+    ParseItems(*node, "floods", FloodFields(), s_.floods);
+  }
+  if (const YAML::Node* node = find("sweep")) ParseSweep(*node);
+  if (const YAML::Node* node = find("expect")) ParseExpect(*node);
+  if (const YAML::Node* node = find("baseline")) ParseBaseline(*node);
+
+  for (size_t i : literal_intervals_) {
+    const FieldRef accept{FieldRef::Kind::kListener, i, "", "accept"};
+    bool accept_swept = false;
+    for (const SweepAxis& axis : s_.sweep) accept_swept = accept_swept || axis.target.ref == accept;
+    if (!accept_swept) {
+      Error(JoinPath(ItemPath("listeners", s_.listeners, i), "accept_interval"),
+            "only used with accept: paced");
+    }
+  }
+  CheckCombinations();
+  return {std::move(s_), std::move(errors_)};
+}
+
+}  // namespace
+}  // namespace scenario
+
+LoadResult LoadScenario(const std::string& yaml_text) {
+  // yaml-cpp reports through exceptions; they stop here and become errors.
+  try {
+    const YAML::Node root = YAML::Load(yaml_text);
+    return scenario::Loader().Load(root);
+  } catch (const YAML::Exception& e) {
+    if (e.mark.is_null()) return {{}, {{"<yaml>", e.msg}}};
+    return {{},
+            {{"<yaml>", absl::StrCat("line ", e.mark.line + 1, ", column ", e.mark.column + 1, ": ",
+                                     e.msg)}}};
+  } catch (const std::exception& e) {
+    return {{}, {{"<yaml>", e.what()}}};
+  }
+}
+
+LoadResult LoadScenarioFile(const std::string& path) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return {{},
+            {{"<file>",
+              absl::StrCat("cannot open ", scenario::Quote(path), ": ", std::strerror(errno))}}};
+  }
+  std::string text;
+  std::array<char, size_t{64} * 1024> buffer;
+  size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) text.append(buffer.data(), n);
+  const bool failed = std::ferror(file) != 0;
+  const int saved_errno = errno;
+  std::fclose(file);
+  if (failed) {
+    return {{},
+            {{"<file>", absl::StrCat("cannot read ", scenario::Quote(path), ": ",
+                                     std::strerror(saved_errno))}}};
+  }
+  return LoadScenario(text);
+}
+
+}  // namespace synq::controller

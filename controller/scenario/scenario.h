@@ -1,0 +1,119 @@
+// A scenario file in memory: hosts, settings, shaping, listeners, floods, sweep.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/modes.h"
+#include "controller/scenario/sweep_target.h"
+#include "controller/scenario/sweep_value.h"
+#include "controller/scenario/values.h"
+
+namespace synq::controller {
+
+struct HostSpec {
+  std::string name;
+  std::string agent;      // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
+  std::string interface;  // the agent host's interface for shaping and capture ("eth0")
+  bool embedded() const { return agent.empty(); }
+};
+
+using common::AcceptMode;
+
+struct ListenerDef {
+  std::string name;
+  std::string host;
+  std::string address;  // empty = the host's default ("0.0.0.0")
+  int64_t port = 0;
+  int64_t backlog = 128;
+  AcceptMode accept = AcceptMode::kNever;
+  std::chrono::nanoseconds accept_interval{0};
+  bool close_on_accept = false;
+};
+
+struct FloodDef {
+  std::string name;
+  std::string host;
+  std::string target;  // listener name or "ADDRESS:PORT"
+  int64_t connections = 1;
+  int64_t concurrency = 1;
+  double rate = 0;
+  std::chrono::nanoseconds connect_timeout{std::chrono::seconds(1)};
+  std::chrono::nanoseconds start_after{0};
+  std::chrono::nanoseconds hold{std::chrono::seconds(1)};
+  std::string payload;
+};
+
+using common::ShapingBackend;
+
+// Link shaping on packets leaving `host` (towards `to`, if set; else all peers).
+struct ShapingDef {
+  std::string host;
+  std::string to;  // optional peer host name
+  std::chrono::nanoseconds delay{0};
+  std::chrono::nanoseconds jitter{0};
+  double loss_percent = 0;
+  uint64_t rate_bits_per_second = 0;
+  ShapingBackend backend = ShapingBackend::kAuto;
+};
+
+// Packet capture on a host's interface during each run.
+struct CaptureDef {
+  std::string host;
+};
+
+// One sweep axis, made by the loader (or MakeSweepAxis in controller/scenario/sweep.h): the path
+// resolved once into `target`, and each value typed once as written (`values`, the runs' params)
+// and checked once for its field (`field_values[i]` is `values[i]` as the field stores it).
+struct SweepAxis {
+  std::string path;  // "listeners.l1.backlog", "settings.server.net.core.somaxconn"
+  std::vector<SweepValue> values;
+  SweepTarget target;
+  std::vector<scenario::FieldValue> field_values;  // parallel to values
+
+  bool resolved() const { return target.resolved() && field_values.size() == values.size(); }
+};
+
+// One `expect:` line: an assertion evaluated on every run's result (controller/verdict/).
+struct ExpectDef {
+  std::string expression;
+  std::string path;  // "expect[0]", for errors
+};
+
+// `baseline:` tolerances for comparing runs with a baseline result. A field pattern may use `*`
+// for one path segment ("floods.*.connect_latency_ms.p99").
+struct BaselineDef {
+  double tolerance_percent = 10;
+  std::vector<std::pair<std::string, double>> fields;  // pattern -> tolerance percent
+};
+
+struct Scenario {
+  std::string name;
+  std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
+  std::vector<HostSpec> hosts;  // in file order; default one embedded "local"
+  // host -> sysctl key -> value
+  std::map<std::string, std::map<std::string, int64_t>> settings;
+  std::vector<ShapingDef> shaping;
+  std::vector<CaptureDef> captures;
+  std::vector<ListenerDef> listeners;
+  std::vector<FloodDef> floods;
+  std::vector<SweepAxis> sweep;  // in file order
+  std::vector<ExpectDef> expectations;
+  BaselineDef baseline;
+
+  const HostSpec* FindHost(const std::string& name) const;
+  const ListenerDef* FindListener(const std::string& name) const;
+};
+
+// One combination of sweep values: a concrete scenario plus the (path, typed value) pairs it was
+// made with, in axis order.
+struct RunPlan {
+  Scenario scenario;
+  std::vector<std::pair<std::string, SweepValue>> params;
+};
+
+}  // namespace synq::controller
