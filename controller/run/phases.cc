@@ -283,9 +283,17 @@ void SchedulePhase(RunContext& ctx) {
 }
 
 void CollectPhase(RunContext& ctx) {
-  if (!ctx.ok()) return;
+  // Once floods were started, a host that failed does not cost the others their results: every
+  // healthy host is still waited for and collected.
+  if (!ctx.ok() && !ctx.inputs.start_at) return;
+  auto failed = [&ctx](size_t i) {
+    bool f = false;
+    ctx.Locked([&] { f = !ctx.inputs.hosts[i].error.empty(); });
+    return f;
+  };
   std::vector<size_t> flooding;
   for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    if (failed(i)) continue;
     for (const auto& f : ctx.scenario().floods) {
       if (f.host == ctx.hosts[i].name) {
         flooding.push_back(i);
@@ -299,8 +307,8 @@ void CollectPhase(RunContext& ctx) {
     auto waited = h.client->CollectResults(ctx.run_id, wait, /*wait_only=*/true);
     if (!waited.ok()) ctx.Fail(h.name, std::string(waited.status().message()));
   });
-  if (!ctx.ok()) return;
   FanOut(ctx.hosts.size(), [&](size_t i) {
+    if (failed(i)) return;
     HostHandle& h = ctx.hosts[i];
     auto collected = h.client->CollectResults(ctx.run_id, std::chrono::seconds(30));
     if (!collected.ok()) {

@@ -145,6 +145,31 @@ TEST_F(BaselineCompare, SomaxconnSixteenAgainstEightRegressesBacklogAndEstablish
   EXPECT_THAT(controller::result::RenderJUnit(compared),
               HasSubstr("<failure message=\"floods.f1.established: 17 -&gt; 9 (-47.1%), "
                         "tolerance 10%\" type=\"baseline_regression\">"));
+
+  // The same through the commands a user runs: `synq compare` exits 1 naming both regressions,
+  // and `synq run --baseline` runs, compares, writes the JUnit file and exits 1.
+  const ProcessResult cli = RunProcess({Binary("controller/synq"), "compare", old_file, new_file});
+  EXPECT_EQ(cli.exit_code, 1) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr("listeners.l1.backlog_effective: 16 -> 8"));
+  EXPECT_THAT(cli.output, HasSubstr("floods.f1.established: 17 -> 9"));
+  const ProcessResult same = RunProcess({Binary("controller/synq"), "compare", old_file, old_file});
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  const ProcessResult unreadable =
+      RunProcess({Binary("controller/synq"), "compare", old_file, files_.path() + "/none.json"});
+  EXPECT_EQ(unreadable.exit_code, 2) << unreadable.output;
+  EXPECT_THAT(unreadable.output, HasSubstr("none.json"));
+
+  TempDir again;
+  const std::string cli_junit = again.path() + "/junit.xml";
+  SynqRun rerun = RunSynq(files_.path() + "/somaxconn-8.yaml", again.path(),
+                          {"--baseline", old_file, "--junit", cli_junit});
+  EXPECT_EQ(rerun.exit_code, 1) << rerun.output;
+  EXPECT_THAT(rerun.output, HasSubstr("REGRESSION floods.f1.established: 17 -> 9"));
+  std::ifstream junit_in(cli_junit);
+  const std::string junit_text((std::istreambuf_iterator<char>(junit_in)),
+                               std::istreambuf_iterator<char>());
+  EXPECT_THAT(junit_text, HasSubstr("type=\"baseline_regression\""));
+  EXPECT_EQ(rerun.result["baseline_file"], old_file);
 }
 
 }  // namespace

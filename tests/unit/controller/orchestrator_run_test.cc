@@ -242,5 +242,25 @@ TEST(OrchestratorRun, AFailingStepIsReportedAndEveryAgentsRunIsStillEnded) {
   }
 }
 
+TEST(OrchestratorRun, AHostFailingAfterTheStartDoesNotCostTheOthersTheirResults) {
+  Fixture f;
+  f.server_->fail_at = "CollectResults";
+  Orchestrator orchestrator(f.hosts, RunOptions{});
+  std::vector<RunFailure> failures;
+  const synq::result::v1::Run run =
+      orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].host, "server");
+  EXPECT_FALSE(run.hosts().at("server").error().empty());
+  // The client's flood arrived and is kept; the server's own flood did not and is named.
+  EXPECT_TRUE(run.floods().contains("f1"));
+  EXPECT_FALSE(run.floods().contains("f2"));
+  bool named = false;
+  for (const auto& n : run.not_observed()) named = named || n.rfind("floods.f2", 0) == 0;
+  EXPECT_TRUE(named);
+  EXPECT_EQ(f.client_->calls().back(), "EndRun");
+  EXPECT_EQ(f.server_->calls().back(), "EndRun");
+}
+
 }  // namespace
 }  // namespace synq::controller
