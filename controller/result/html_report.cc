@@ -301,8 +301,11 @@ std::string RunHeader(const v1::Run& run) {
                   Optional(run.has_start_skew_ms(), run.start_skew_ms(), "ms"), "</td></tr>",
                   "<tr><th>start lateness</th><td>",
                   Optional(run.has_start_lateness_ms(), run.start_lateness_ms(), "ms"),
-                  "</td></tr><tr><th>duration</th><td>", Num(run.duration_ms()),
-                  " ms</td></tr></table>");
+                  "</td></tr>");
+  if (run.duration_ms() > 0) {
+    absl::StrAppend(&out, "<tr><th>duration</th><td>", Num(run.duration_ms()), " ms</td></tr>");
+  }
+  absl::StrAppend(&out, "</table>");
   if (run.errors_size() > 0) {
     absl::StrAppend(&out, "<div class=\"errors\"><b>Errors (the run's data is partial)</b><ul>");
     for (const auto& e : run.errors()) absl::StrAppend(&out, "<li>", Esc(e), "</li>");
@@ -481,7 +484,7 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
                                                                    std::max(1.0, min_us))))));
   const double hi = std::max(1e7, max_us * 1.25);
 
-  constexpr double kLeft = 50, kTop = 22, kPlotW = 1000, kPlotH = 180;
+  constexpr double kLeft = 70, kTop = 22, kPlotW = 1000, kPlotH = 180;
   const double strip_top = kTop + kPlotH + 26;  // reset / timed-out ticks below the axis labels
   Svg svg("latency-histogram", kLeft + kPlotW + 30, strip_top + 44);
   const double llo = std::log10(lo), lhi = std::log10(hi);
@@ -527,7 +530,7 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
     const double lower = static_cast<double>(layout.BucketLower(index));
     const double upper = static_cast<double>(layout.BucketUpper(index));
     const double x0 = x(lower), x1 = x(upper + 1);
-    const double w = std::max(3.0, x1 - x0);
+    const double w = std::max(4.0, x1 - x0);
     const double h = std::max(2.0, static_cast<double>(n) / static_cast<double>(max_count) * kPlotH);
     svg.Rect(x0, bottom - h, w, h, kHistBar, "hist-bar",
              absl::StrCat(n, " connected in ", TimeLabel(lower), " .. ", TimeLabel(upper + 1)));
@@ -554,8 +557,13 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
 
 using Series = std::vector<std::pair<double, double>>;  // (t_ms, value), sorted by t
 
-// At most kMaxSeriesPoints points: per time bin, the point with the largest value.
-Series Downsample(const Series& in) {
+// A step line only needs the points where the value changes (and the last one, where it ends);
+// beyond that, at most kMaxSeriesPoints points: per time bin, the point with the largest value.
+Series Downsample(const Series& all) {
+  Series in;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (i == 0 || i + 1 == all.size() || all[i].second != all[i - 1].second) in.push_back(all[i]);
+  }
   if (in.size() <= kMaxSeriesPoints) return in;
   const double t0 = in.front().first, t1 = in.back().first;
   const double span = std::max(t1 - t0, 1e-9);
@@ -607,6 +615,7 @@ void TimeAxisMarks(Svg& svg, const TimeAxis& ax, double top, double bottom) {
     if (span / s <= 10) break;
   }
   for (double t = std::ceil(ax.t0 / step) * step; t <= ax.t1 + 1e-9; t += step) {
+    if (std::fabs(t) < step / 2) t = 0;  // no "-0 s"
     const double px = ax.X(t);
     svg.Line(px, top, px, bottom, "#e0e0e0", " class=\"grid\"");
     svg.Text(px, bottom + 14, t >= 1000 || step >= 1000 ? absl::StrCat(Num(t / 1000), " s")
@@ -642,7 +651,8 @@ std::string ListenerQueues(const v1::Run& run) {
   const std::vector<std::string> names = SortedKeys(run.listeners());
   for (const auto& name : names) {
     const v1::Listener& l = run.listeners().at(name);
-    std::string mode = v1::AcceptMode_Name(l.accept());
+    std::string mode =
+        l.accept() == v1::ACCEPT_MODE_UNSPECIFIED ? "" : v1::AcceptMode_Name(l.accept());
     if (mode.rfind("ACCEPT_MODE_", 0) == 0) mode = mode.substr(12);
     std::transform(mode.begin(), mode.end(), mode.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -6,7 +6,8 @@
 //
 // tests/data/accept-queue-overflow.result.json is the result.json of a real run of
 // `synq run examples/accept-queue-overflow.yaml --out DIR` (as root, real agents and namespaces),
-// checked in unchanged so that this test sees what synq writes.
+// checked in with only its whitespace removed (python json.dump, compact separators) so that
+// this test sees what synq writes.
 #include "controller/result/html_report.h"
 
 #include <gtest/gtest.h>
@@ -232,14 +233,19 @@ TEST(HtmlReport, LongSeriesAreDownsampled) {
   result.mutable_runs()->DeleteSubrange(1, result.runs_size() - 1);
   v1::Run& run = *result.mutable_runs(0);
   ASSERT_GT(run.samples_size(), 0);
-  // 40 000 samples (a 400 s run sampled every 10 ms), one with a spike of 50.
-  const v1::Sample proto = run.samples(run.samples_size() - 1);
+  // 40 000 samples (a 400 s run sampled every 10 ms) of a queue that never holds still (0..6),
+  // one with a spike of 50.
+  v1::Sample proto;
+  for (const auto& s : run.samples()) {
+    if (s.host() == "server") proto = s;  // the last server sample, with listener l1
+  }
+  ASSERT_EQ(proto.listeners().count("l1"), 1u);
   run.clear_samples();
   for (int i = 0; i < 40000; ++i) {
     v1::Sample* s = run.add_samples();
     *s = proto;
     s->set_t_ms(i * 10.0);
-    if (i == 12345) (*s->mutable_listeners())["l1"].set_accept_queue(50);
+    (*s->mutable_listeners())["l1"].set_accept_queue(i == 12345 ? 50 : i % 7);
   }
   const std::string html = RenderHtmlReport(result);
   EXPECT_LT(html.size(), 300u * 1024u);
