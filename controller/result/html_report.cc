@@ -44,12 +44,24 @@ constexpr size_t kMaxSeriesPoints = 400;
 // The handshake counters worth a plot, in reading order: accept-queue overflow, SYN-queue
 // overflow, cookies, retransmits, resets.
 constexpr const char* kHandshakeCounters[] = {
-    "TcpExtListenOverflows",   "TcpExtListenDrops",      "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies", "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed",  "TcpExtTCPSynRetrans",    "TcpExtTCPTimeouts",
-    "TcpRetransSegs",          "TcpOutRsts",             "TcpEstabResets",
-    "TcpAttemptFails",         "TcpExtTCPAbortOnData",   "TcpExtTCPAbortOnClose",
-    "TcpExtTCPAbortOnTimeout", "TcpActiveOpens",         "TcpPassiveOpens",
+    "TcpExtListenOverflows",
+    "TcpExtListenDrops",
+    "TcpExtTCPReqQFullDrop",
+    "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent",
+    "TcpExtSyncookiesRecv",
+    "TcpExtSyncookiesFailed",
+    "TcpExtTCPSynRetrans",
+    "TcpExtTCPTimeouts",
+    "TcpRetransSegs",
+    "TcpOutRsts",
+    "TcpEstabResets",
+    "TcpAttemptFails",
+    "TcpExtTCPAbortOnData",
+    "TcpExtTCPAbortOnClose",
+    "TcpExtTCPAbortOnTimeout",
+    "TcpActiveOpens",
+    "TcpPassiveOpens",
 };
 
 // A SYN that gets no answer is retransmitted after the initial RTO (TCP_TIMEOUT_INIT, 1 s) and
@@ -131,13 +143,13 @@ class Svg {
   }
   void Line(double x1, double y1, double x2, double y2, absl::string_view stroke,
             absl::string_view extra = {}) {
-    absl::StrAppend(&body_, "<line x1=\"", C(x1), "\" y1=\"", C(y1), "\" x2=\"", C(x2),
-                    "\" y2=\"", C(y2), "\" stroke=\"", stroke, "\"", extra, "/>");
+    absl::StrAppend(&body_, "<line x1=\"", C(x1), "\" y1=\"", C(y1), "\" x2=\"", C(x2), "\" y2=\"",
+                    C(y2), "\" stroke=\"", stroke, "\"", extra, "/>");
   }
   void Text(double x, double y, absl::string_view text, absl::string_view anchor = "start",
             absl::string_view extra = {}) {
-    absl::StrAppend(&body_, "<text x=\"", C(x), "\" y=\"", C(y), "\" text-anchor=\"", anchor,
-                    "\"", extra, ">", Esc(text), "</text>");
+    absl::StrAppend(&body_, "<text x=\"", C(x), "\" y=\"", C(y), "\" text-anchor=\"", anchor, "\"",
+                    extra, ">", Esc(text), "</text>");
   }
   void Path(absl::string_view d, absl::string_view stroke, absl::string_view cls,
             absl::string_view tip = {}, absl::string_view extra = {}) {
@@ -187,8 +199,7 @@ void StackedBar(Svg& svg, double x, double y, double width, double height, doubl
   for (const auto& s : segments) {
     if (s.count <= 0) continue;
     const double w = std::max(1.0, s.count / full * width);
-    svg.Rect(at, y, w, height, s.color, "bar",
-             absl::StrCat(what, ": ", s.name, " ", Num(s.count)));
+    svg.Rect(at, y, w, height, s.color, "bar", absl::StrCat(what, ": ", s.name, " ", Num(s.count)));
     if (w >= 22) {
       svg.Text(at + w / 2, y + height / 2 + 4, Num(s.count), "middle", " class=\"on-bar\"");
     }
@@ -257,8 +268,8 @@ std::string SweepOverview(const v1::Result& result) {
   for (size_t i = 0; i < rows.size(); ++i) {
     const v1::Run& run = result.runs(static_cast<int>(i));
     const double y = kTop + kRowH * i;
-    svg.Text(kLabelW - 8, y + kRowH / 2 + 4,
-             absl::StrCat("#", run.index(), "  ", ShortParams(run)), "end");
+    svg.Text(kLabelW - 8, y + kRowH / 2 + 4, absl::StrCat("#", run.index(), "  ", ShortParams(run)),
+             "end");
     StackedBar(svg, kLabelW, y + 3, kBarW, kRowH - 6, full, rows[i],
                absl::StrCat("run ", run.index(), " (", LongParams(run), ")"));
   }
@@ -276,10 +287,11 @@ std::string SweepOverview(const v1::Result& result) {
     absl::StrAppend(&out, "<tr><td><a href=\"#run-", run.index(), "\">#", run.index(),
                     "</a></td><td>", Esc(ShortParams(run)), "</td>");
     for (const auto& s : rows[i]) absl::StrAppend(&out, "<td class=\"n\">", Num(s.count), "</td>");
-    absl::StrAppend(&out, "<td class=\"", run.expectations_size() == 0 ? "" : (all ? "pass" : "fail"),
-                    "\">", run.expectations_size() == 0
-                               ? std::string("none")
-                               : absl::StrCat(passed, " of ", run.expectations_size(), " passed"),
+    absl::StrAppend(&out, "<td class=\"",
+                    run.expectations_size() == 0 ? "" : (all ? "pass" : "fail"), "\">",
+                    run.expectations_size() == 0
+                        ? std::string("none")
+                        : absl::StrCat(passed, " of ", run.expectations_size(), " passed"),
                     "</td></tr>");
   }
   return absl::StrCat(out, "</table></section>");
@@ -296,12 +308,11 @@ std::string RunHeader(const v1::Run& run) {
   for (const auto& [k, v] : Params(run)) {
     absl::StrAppend(&out, "<tr><th>", Esc(k), "</th><td>", Esc(v), "</td></tr>");
   }
-  absl::StrAppend(&out, "<tr><th>run id</th><td>", Esc(run.run_id()), "</td></tr>",
-                  "<tr><th>start skew</th><td>",
-                  Optional(run.has_start_skew_ms(), run.start_skew_ms(), "ms"), "</td></tr>",
-                  "<tr><th>start lateness</th><td>",
-                  Optional(run.has_start_lateness_ms(), run.start_lateness_ms(), "ms"),
-                  "</td></tr>");
+  absl::StrAppend(
+      &out, "<tr><th>run id</th><td>", Esc(run.run_id()), "</td></tr>",
+      "<tr><th>start skew</th><td>", Optional(run.has_start_skew_ms(), run.start_skew_ms(), "ms"),
+      "</td></tr>", "<tr><th>start lateness</th><td>",
+      Optional(run.has_start_lateness_ms(), run.start_lateness_ms(), "ms"), "</td></tr>");
   if (run.duration_ms() > 0) {
     absl::StrAppend(&out, "<tr><th>duration</th><td>", Num(run.duration_ms()), " ms</td></tr>");
   }
@@ -332,8 +343,8 @@ std::string Expectations(const v1::Run& run) {
   for (const auto& e : run.expectations()) {
     std::vector<std::string> detail;
     for (const auto& c : e.comparisons()) {
-      detail.push_back(absl::StrCat(Esc(c.left()), " = ", Num(c.left_value()), " ", Esc(c.op()), " ",
-                                    Esc(c.right()), " = ", Num(c.right_value()),
+      detail.push_back(absl::StrCat(Esc(c.left()), " = ", Num(c.left_value()), " ", Esc(c.op()),
+                                    " ", Esc(c.right()), " = ", Num(c.right_value()),
                                     c.passed() ? "" : " (false)"));
     }
     if (!e.error().empty()) detail.push_back(absl::StrCat("error: ", Esc(e.error())));
@@ -342,8 +353,8 @@ std::string Expectations(const v1::Run& run) {
       values.push_back(absl::StrCat(Esc(k), " = ", Num(e.values().at(k))));
     }
     if (!values.empty()) {
-      detail.push_back(absl::StrCat("<span class=\"muted\">", absl::StrJoin(values, ", "),
-                                    "</span>"));
+      detail.push_back(
+          absl::StrCat("<span class=\"muted\">", absl::StrJoin(values, ", "), "</span>"));
     }
     absl::StrAppend(&out, "<tr><td><code>", Esc(e.expression()), "</code></td>",
                     PassFail(e.passed()), "<td>", absl::StrJoin(detail, "<br>"), "</td></tr>");
@@ -360,7 +371,8 @@ std::string Diagnosis(const v1::Run& run) {
       absl::StrAppend(&out, "<p class=\"remedy\">What would change it: ", Esc(f.remedy()), "</p>");
     }
     std::vector<std::string> ev;
-    for (const auto& e : f.evidence()) ev.push_back(absl::StrCat(Esc(e.name()), " = ", Num(e.value())));
+    for (const auto& e : f.evidence())
+      ev.push_back(absl::StrCat(Esc(e.name()), " = ", Num(e.value())));
     if (!f.rule().empty()) ev.insert(ev.begin(), absl::StrCat("rule ", Esc(f.rule())));
     if (!ev.empty()) {
       absl::StrAppend(&out, "<p class=\"muted\">", absl::StrJoin(ev, "; "), "</p>");
@@ -373,13 +385,12 @@ std::string Diagnosis(const v1::Run& run) {
 std::string Baseline(const v1::Run& run) {
   if (!run.has_baseline()) return "";
   const v1::BaselineComparison& b = run.baseline();
-  std::string out = absl::StrCat("<h3>Baseline</h3><p>", Esc(b.file()), ": ",
-                                 b.baseline_run_index() < 0
-                                     ? std::string("no run with the same params")
-                                     : absl::StrCat("run #", b.baseline_run_index()),
-                                 " &mdash; ", b.passed() ? "<b class=\"pass\">pass</b>"
-                                                         : "<b class=\"fail\">FAIL</b>",
-                                 "</p>");
+  std::string out = absl::StrCat(
+      "<h3>Baseline</h3><p>", Esc(b.file()), ": ",
+      b.baseline_run_index() < 0 ? std::string("no run with the same params")
+                                 : absl::StrCat("run #", b.baseline_run_index()),
+      " &mdash; ", b.passed() ? "<b class=\"pass\">pass</b>" : "<b class=\"fail\">FAIL</b>",
+      "</p>");
   if (b.checks_size() == 0) return out;
   absl::StrAppend(&out,
                   "<table><tr><th>field</th><th>baseline</th><th>current</th><th>tolerance</th>"
@@ -400,8 +411,8 @@ std::string OutcomesSection(const v1::Run& run) {
   constexpr double kLabelW = 170, kBarW = 700, kRowH = 24;
   double full = 0;
   for (const auto& [unused, f] : run.floods()) {
-    full = std::max({full, Sum(FloodOutcomes(f)), Sum(FloodFates(f)),
-                     static_cast<double>(f.attempted())});
+    full = std::max(
+        {full, Sum(FloodOutcomes(f)), Sum(FloodFates(f)), static_cast<double>(f.attempted())});
   }
   const std::vector<std::string> names = SortedKeys(run.floods());
   Svg svg("flood-outcomes", kLabelW + kBarW + 20, 2 * kRowH * names.size() + 14);
@@ -417,9 +428,9 @@ std::string OutcomesSection(const v1::Run& run) {
                absl::StrCat(name, " fate"));
     y += kRowH;
   }
-  std::string out = absl::StrCat("<h3>Outcomes and fates per flood</h3>",
-                                 Legend(FloodOutcomes(v1::Flood())),
-                                 Legend(FloodFates(v1::Flood())), svg.Done());
+  std::string out =
+      absl::StrCat("<h3>Outcomes and fates per flood</h3>", Legend(FloodOutcomes(v1::Flood())),
+                   Legend(FloodFates(v1::Flood())), svg.Done());
   absl::StrAppend(&out,
                   "<table><tr><th>flood</th><th>host</th><th>target</th><th>attempted</th>"
                   "<th>established</th><th>reset</th><th>refused</th><th>timed out</th>"
@@ -432,18 +443,16 @@ std::string OutcomesSection(const v1::Run& run) {
       errors.push_back(absl::StrCat(Esc(k), " ", f.errors().at(k)));
     }
     const v1::LatencySummary& l = f.connect_latency_ms();
-    absl::StrAppend(&out, "<tr><td>", Esc(name), "</td><td>", Esc(f.host()), "</td><td>",
-                    Esc(f.listener().empty() ? f.target()
-                                             : absl::StrCat(f.listener(), " (", f.target(), ")")),
-                    "</td><td class=\"n\">", f.attempted(), "</td><td class=\"n\">",
-                    f.established(), "</td><td class=\"n\">", f.reset(), "</td><td class=\"n\">",
-                    f.refused(), "</td><td class=\"n\">", f.timed_out(), "</td><td>",
-                    absl::StrJoin(errors, ", "), "</td>");
+    absl::StrAppend(
+        &out, "<tr><td>", Esc(name), "</td><td>", Esc(f.host()), "</td><td>",
+        Esc(f.listener().empty() ? f.target() : absl::StrCat(f.listener(), " (", f.target(), ")")),
+        "</td><td class=\"n\">", f.attempted(), "</td><td class=\"n\">", f.established(),
+        "</td><td class=\"n\">", f.reset(), "</td><td class=\"n\">", f.refused(),
+        "</td><td class=\"n\">", f.timed_out(), "</td><td>", absl::StrJoin(errors, ", "), "</td>");
     for (double v : {l.p50(), l.p90(), l.p99(), l.max()}) {
       absl::StrAppend(&out, "<td class=\"n\">", l.count() > 0 ? Num(v) : "", "</td>");
     }
-    absl::StrAppend(&out, "<td>",
-                    Optional(f.has_start_lateness_ms(), f.start_lateness_ms(), "ms"),
+    absl::StrAppend(&out, "<td>", Optional(f.has_start_lateness_ms(), f.start_lateness_ms(), "ms"),
                     "</td></tr>");
   }
   return absl::StrCat(out, "</table>");
@@ -480,8 +489,8 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
   for (double ms : f.reset_after_ms()) max_us = std::max(max_us, ms * 1000);
   for (double ms : f.timed_out_after_ms()) max_us = std::max(max_us, ms * 1000);
   // The axis always spans 100 us .. 10 s, so that the 1 s / 3 s / 7 s bands are always drawn.
-  const double lo = std::max(1.0, std::min(100.0, std::pow(10, std::floor(std::log10(
-                                                                   std::max(1.0, min_us))))));
+  const double lo =
+      std::max(1.0, std::min(100.0, std::pow(10, std::floor(std::log10(std::max(1.0, min_us))))));
   const double hi = std::max(1e7, max_us * 1.25);
 
   constexpr double kLeft = 70, kTop = 22, kPlotW = 1000, kPlotH = 180;
@@ -503,10 +512,10 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
     const double us = s * 1e6;
     if (us >= hi) break;
     const double x0 = x(us), x1 = x(us * 1.25);
-    svg.Rect(x0, kTop, x1 - x0, kPlotH, kBand, "retransmit-band",
-             absl::StrCat("SYN retransmit ", k, " leaves at ", Num(s),
-                          " s (initial RTO 1 s, doubling)"),
-             " fill-opacity=\"0.3\"");
+    svg.Rect(
+        x0, kTop, x1 - x0, kPlotH, kBand, "retransmit-band",
+        absl::StrCat("SYN retransmit ", k, " leaves at ", Num(s), " s (initial RTO 1 s, doubling)"),
+        " fill-opacity=\"0.3\"");
     svg.Line(x0, kTop, x0, bottom, kBand, " stroke-width=\"1.5\"");
     svg.Text(x0 + 2, kTop - 6, absl::StrCat("SYN retx ", k), "start", " class=\"band-label\"");
     svg.Text(x0, bottom + 16, TimeLabel(us), "middle", " class=\"axis-label\"");
@@ -531,7 +540,8 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f) {
     const double upper = static_cast<double>(layout.BucketUpper(index));
     const double x0 = x(lower), x1 = x(upper + 1);
     const double w = std::max(4.0, x1 - x0);
-    const double h = std::max(2.0, static_cast<double>(n) / static_cast<double>(max_count) * kPlotH);
+    const double h =
+        std::max(2.0, static_cast<double>(n) / static_cast<double>(max_count) * kPlotH);
     svg.Rect(x0, bottom - h, w, h, kHistBar, "hist-bar",
              absl::StrCat(n, " connected in ", TimeLabel(lower), " .. ", TimeLabel(upper + 1)));
   }
@@ -618,9 +628,10 @@ void TimeAxisMarks(Svg& svg, const TimeAxis& ax, double top, double bottom) {
     if (std::fabs(t) < step / 2) t = 0;  // no "-0 s"
     const double px = ax.X(t);
     svg.Line(px, top, px, bottom, "#e0e0e0", " class=\"grid\"");
-    svg.Text(px, bottom + 14, t >= 1000 || step >= 1000 ? absl::StrCat(Num(t / 1000), " s")
-                                                        : absl::StrCat(Num(t), " ms"),
-             "middle", " class=\"axis-label\"");
+    svg.Text(
+        px, bottom + 14,
+        t >= 1000 || step >= 1000 ? absl::StrCat(Num(t / 1000), " s") : absl::StrCat(Num(t), " ms"),
+        "middle", " class=\"axis-label\"");
   }
   svg.Line(ax.left, bottom, ax.left + ax.width, bottom, "#333");
   svg.Line(ax.left, top, ax.left, bottom, "#333");
@@ -660,10 +671,9 @@ std::string ListenerQueues(const v1::Run& run) {
       absl::StrAppend(&mode, " every ", Num(l.accept_interval_ms()), " ms");
     }
     absl::StrAppend(&out, "<tr><td>", Esc(name), "</td><td>", Esc(l.host()), "</td><td>",
-                    Esc(l.address()), "</td><td>", Esc(mode), "</td><td class=\"n\">",
-                    l.backlog(), "</td><td class=\"n\">", l.backlog_effective(),
-                    "</td><td class=\"n\">", l.accept_queue_peak(), "</td><td class=\"n\">",
-                    l.accepted(), "</td></tr>");
+                    Esc(l.address()), "</td><td>", Esc(mode), "</td><td class=\"n\">", l.backlog(),
+                    "</td><td class=\"n\">", l.backlog_effective(), "</td><td class=\"n\">",
+                    l.accept_queue_peak(), "</td><td class=\"n\">", l.accepted(), "</td></tr>");
   }
   absl::StrAppend(&out, "</table>");
 
@@ -759,8 +769,9 @@ std::string Hosts(const v1::Run& run) {
   for (const auto& name : SortedKeys(run.hosts())) {
     const v1::Host& h = run.hosts().at(name);
     absl::StrAppend(&out, "<div class=\"host\"><h4>", Esc(name), "</h4><table class=\"kv\">",
-                    "<tr><th>kernel</th><td>", Esc(h.kernel()), "</td></tr><tr><th>hostname</th><td>",
-                    Esc(h.hostname()), "</td></tr><tr><th>agent</th><td>", Esc(h.agent()),
+                    "<tr><th>kernel</th><td>", Esc(h.kernel()),
+                    "</td></tr><tr><th>hostname</th><td>", Esc(h.hostname()),
+                    "</td></tr><tr><th>agent</th><td>", Esc(h.agent()),
                     "</td></tr><tr><th>address</th><td>", Esc(h.address()),
                     "</td></tr><tr><th>clock offset</th><td>",
                     Optional(h.has_clock_offset_ms(), h.clock_offset_ms(), "ms"), "</td></tr>");
@@ -769,8 +780,7 @@ std::string Hosts(const v1::Run& run) {
     }
     absl::StrAppend(&out, "</table>");
     if (!h.settings().empty()) {
-      const std::set<std::string> changed(h.changed_settings().begin(),
-                                          h.changed_settings().end());
+      const std::set<std::string> changed(h.changed_settings().begin(), h.changed_settings().end());
       absl::StrAppend(&out, "<table><tr><th>setting</th><th>value</th></tr>");
       for (const auto& k : SortedKeys(h.settings())) {
         const bool c = changed.count(k) > 0;
@@ -817,7 +827,8 @@ std::string Hosts(const v1::Run& run) {
     }
     std::vector<std::string> moved;
     for (const auto& k : SortedKeys(h.counters())) {
-      if (h.counters().at(k) != 0) moved.push_back(absl::StrCat(Esc(k), " ", Num(h.counters().at(k))));
+      if (h.counters().at(k) != 0)
+        moved.push_back(absl::StrCat(Esc(k), " ", Num(h.counters().at(k))));
     }
     if (!moved.empty()) {
       absl::StrAppend(&out, "<details><summary>counters that moved (", moved.size(),
@@ -866,12 +877,23 @@ std::string HtmlEscape(absl::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

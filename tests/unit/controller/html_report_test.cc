@@ -131,8 +131,10 @@ TEST(HtmlReport, LatencyAxisIsLogarithmicWithTheSynRetransmitBands) {
       const auto bands = All(svg, std::regex(R"re(<rect class="retransmit-band" x="([\d.]+)")re"));
       ASSERT_GE(bands.size(), 3u);
       const double decade_px = x10 - x1;
-      EXPECT_NEAR(std::stod(bands[1][1]) - std::stod(bands[0][1]), std::log10(3.0) * decade_px, 0.5);
-      EXPECT_NEAR(std::stod(bands[2][1]) - std::stod(bands[0][1]), std::log10(7.0) * decade_px, 0.5);
+      EXPECT_NEAR(std::stod(bands[1][1]) - std::stod(bands[0][1]), std::log10(3.0) * decade_px,
+                  0.5);
+      EXPECT_NEAR(std::stod(bands[2][1]) - std::stod(bands[0][1]), std::log10(7.0) * decade_px,
+                  0.5);
     }
   }
 }
@@ -146,7 +148,8 @@ TEST(HtmlReport, BarsAndOutcomeTicksLieWhereTheKernelPutThem) {
     // gridline and the first retransmit band (1 s).
     const std::string prefill = HistogramSvg(html, run.index(), "prefill");
     std::smatch m;
-    ASSERT_TRUE(std::regex_search(prefill, m, std::regex(R"re(<text x="([\d.]+)"[^>]*>100 ms<)re")));
+    ASSERT_TRUE(
+        std::regex_search(prefill, m, std::regex(R"re(<text x="([\d.]+)"[^>]*>100 ms<)re")));
     const double x100ms = std::stod(m[1]);
     const double x1s = FirstX(prefill, R"(<rect class="retransmit-band")");
     const auto bars = All(prefill, std::regex(R"re(<rect class="hist-bar" x="([\d.]+)")re"));
@@ -157,13 +160,15 @@ TEST(HtmlReport, BarsAndOutcomeTicksLieWhereTheKernelPutThem) {
     // With syncookies 0, three burst SYNs are dropped (SYN queue full) and the client gives up
     // after syn_retries 2, at 1 + 2 + 4 = 7 s: three timed-out ticks right of the 7 s band.
     const std::string burst = HistogramSvg(html, run.index(), "burst");
-    const auto timeouts = All(burst, std::regex(R"re(<rect class="outcome-tick" x="([\d.]+)"[^>]*><title>timed out)re"));
+    const auto timeouts = All(
+        burst, std::regex(R"re(<rect class="outcome-tick" x="([\d.]+)"[^>]*><title>timed out)re"));
     const bool cookies =
         run.params().at("settings.server.net.ipv4.tcp_syncookies").number_value() == 1;
     if (cookies) {
       EXPECT_TRUE(timeouts.empty());
     } else {
-      const auto bands = All(burst, std::regex(R"re(<rect class="retransmit-band" x="([\d.]+)")re"));
+      const auto bands =
+          All(burst, std::regex(R"re(<rect class="retransmit-band" x="([\d.]+)")re"));
       ASSERT_GE(bands.size(), 3u);
       ASSERT_EQ(timeouts.size(), 3u);
       for (const auto& t : timeouts) EXPECT_GT(std::stod(t[1]), std::stod(bands[2][1]) - 2);
@@ -176,7 +181,8 @@ TEST(HtmlReport, DrawsQueueAndCounterPlotsAndTheSweepOverview) {
   const std::string html = RenderHtmlReport(result);
   // One accept-queue plot per run (listener l1), each with three drawn lines.
   EXPECT_EQ(Count(html, "<svg class=\"plot queue-plot\""), 4u);
-  EXPECT_EQ(All(html, std::regex(R"re(<path class="accept-queue" d="M[\d.]+ [\d.]+ H)re")).size(), 4u);
+  EXPECT_EQ(All(html, std::regex(R"re(<path class="accept-queue" d="M[\d.]+ [\d.]+ H)re")).size(),
+            4u);
   EXPECT_EQ(All(html, std::regex(R"re(<path class="syn-recv" d="M[\d.]+ [\d.]+ H)re")).size(), 4u);
   EXPECT_EQ(All(html, std::regex(R"re(<path class="queue-max" d="M[\d.]+ [\d.]+ H)re")).size(), 4u);
   // The burst overflows the accept queue of backlog 1 in every run: the server's
@@ -250,7 +256,8 @@ TEST(HtmlReport, LongSeriesAreDownsampled) {
   const std::string html = RenderHtmlReport(result);
   EXPECT_LT(html.size(), 300u * 1024u);
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(html, m, std::regex(R"re(<path class="accept-queue" d="([^"]*)")re")));
+  ASSERT_TRUE(
+      std::regex_search(html, m, std::regex(R"re(<path class="accept-queue" d="([^"]*)")re")));
   EXPECT_LE(Count(m[1].str(), "H"), 400u);
   // The spike survives: the y axis is scaled to it (50 * 1.15, rounded up).
   EXPECT_NE(html.find(">58</text>"), std::string::npos);
