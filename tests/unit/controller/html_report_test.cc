@@ -263,5 +263,20 @@ TEST(HtmlReport, LongSeriesAreDownsampled) {
   EXPECT_NE(html.find(">58</text>"), std::string::npos);
 }
 
+TEST(HtmlReport, ARunWhoseAgentFailedShowsItsErrorAndNoPlots) {
+  // What a run looks like when the server's agent failed before anything was measured.
+  v1::Result result;
+  result.set_scenario("failed");
+  v1::Run* run = result.add_runs();
+  run->add_errors("server: agent unreachable");
+  run->add_not_observed("start_skew_ms: no flood started");
+  const std::string html = RenderHtmlReport(result);
+  EXPECT_NE(html.find("<li>server: agent unreachable</li>"), std::string::npos);
+  EXPECT_NE(html.find("start_skew_ms: no flood started"), std::string::npos);
+  EXPECT_NE(html.find("no samples"), std::string::npos);
+  EXPECT_EQ(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("sweep-outcomes"), std::string::npos) << "one run is not a sweep";
+}
+
 }  // namespace
 }  // namespace synq::controller::result
