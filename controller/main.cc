@@ -10,6 +10,8 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -20,14 +22,24 @@
 #include "controller/agent_client.h"
 #include "controller/lab.h"
 #include "controller/orchestrator.h"
-#include "controller/report.h"
+#include "controller/result/junit.h"
+#include "controller/result/result_json.h"
+#include "controller/result/table.h"
+#include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
+#include "controller/verdict/baseline.h"
+#include "controller/verdict/diagnosis.h"
+#include "controller/verdict/expectations.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::controller {
 namespace {
 
+namespace rv1 = ::synq::result::v1;
+namespace verdict = ::synq::controller::verdict;
+
 constexpr int kExitOk = 0;
+constexpr int kExitVerdictFailed = 1;
 constexpr int kExitInvalidInput = 2;
 constexpr int kExitHostFailed = 3;
 constexpr char kLabStateDir[] = "/run/synq/lab";
@@ -79,8 +91,21 @@ void PrintErrors(const std::vector<ScenarioError>& errors, const std::string& fi
   for (const auto& e : errors) std::fprintf(stderr, "%s: %s\n", file.c_str(), e.ToString().c_str());
 }
 
+// The checks beyond the loader's: expectations (paths against the result model) and baseline
+// tolerance patterns.
+std::vector<ScenarioError> CheckVerdicts(const Scenario& scenario) {
+  std::vector<ScenarioError> errors = verdict::CheckExpectations(scenario);
+  for (const auto& [pattern, percent] : scenario.baseline.fields) {
+    if (absl::Status s = verdict::ValidateTolerancePattern(pattern); !s.ok()) {
+      errors.push_back({absl::StrCat("baseline.fields.", pattern), std::string(s.message())});
+    }
+  }
+  return errors;
+}
+
 int Validate(const std::string& file) {
   LoadResult loaded = LoadScenarioFile(file);
+  if (loaded.ok()) loaded.errors = CheckVerdicts(loaded.scenario);
   if (!loaded.ok()) {
     PrintErrors(loaded.errors, file);
     return kExitInvalidInput;
@@ -134,8 +159,30 @@ std::vector<std::string> EmbeddedHosts(const Scenario& scenario) {
   return names;
 }
 
-int Run(const std::string& file, const std::string& out_dir, bool connections) {
+// What `synq run` was asked for on the command line.
+struct RunCommand {
+  std::string file;
+  std::string out_dir = "synq-out";
+  bool connections = false;
+  std::string baseline_file;
+  std::string junit_file;
+  std::string tolerance;
+  std::vector<std::string> tolerance_fields;
+};
+
+// Writes `text` to `path`; the error names the file.
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+int Run(const RunCommand& cmd) {
+  const std::string& file = cmd.file;
   LoadResult loaded = LoadScenarioFile(file);
+  if (loaded.ok()) loaded.errors = CheckVerdicts(loaded.scenario);
   if (!loaded.ok()) {
     PrintErrors(loaded.errors, file);
     return kExitInvalidInput;
@@ -144,6 +191,20 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
   auto plans = ExpandSweep(scenario);
   if (!plans.ok())
     return Error(kExitInvalidInput, absl::StrCat(file, ": ", plans.status().message()));
+
+  // Bad flags and an unreadable baseline are found before any host is touched.
+  auto flags = verdict::ParseToleranceFlags(cmd.tolerance, cmd.tolerance_fields);
+  if (!flags.ok()) return Error(kExitInvalidInput, std::string(flags.status().message()));
+  const verdict::Tolerances tolerances =
+      verdict::MergeTolerances(verdict::TolerancesFromScenario(scenario.baseline), *flags);
+  std::optional<rv1::Result> baseline;
+  if (!cmd.baseline_file.empty()) {
+    auto read = result::ReadResultFile(cmd.baseline_file);
+    if (!read.ok()) {
+      return Error(kExitInvalidInput, absl::StrCat("--baseline: ", read.status().message()));
+    }
+    baseline = *std::move(read);
+  }
 
   const std::vector<std::string> embedded = EmbeddedHosts(scenario);
   const bool root = geteuid() == 0;
@@ -224,9 +285,15 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     hosts.push_back(std::move(h));
   }
 
+  std::set<std::string> flooding_hosts;
+  for (const auto& f : scenario.floods) flooding_hosts.insert(f.host);
+  Progress progress(stderr, plans->size(), flooding_hosts, isatty(STDERR_FILENO) == 1);
   RunOptions options;
-  options.connections = connections;
-  options.out_dir = out_dir;
+  options.connections = cmd.connections;
+  options.out_dir = cmd.out_dir;
+  options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
+    progress.OnSample(host, sample);
+  };
   Orchestrator orchestrator(hosts, options);
   if (auto problems = orchestrator.CheckCapabilities(scenario); !problems.empty()) {
     for (const auto& p : problems)
@@ -235,15 +302,20 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     return kExitHostFailed;
   }
 
-  nlohmann::json result = {
-      {"scenario", scenario.name}, {"file", file}, {"runs", nlohmann::json::array()}};
+  rv1::Result result;
+  result.set_scenario(scenario.name);
+  result.set_file(file);
+  result.set_synq_version(SYNQ_VERSION);
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
     for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.text);
-    std::fprintf(stderr, "synq: run %zu/%zu %s\n", i + 1, plans->size(),
-                 absl::StrJoin(params, " ").c_str());
-    result["runs"].push_back(orchestrator.Run((*plans)[i], static_cast<int>(i), &failures));
+    progress.BeginRun(i, absl::StrJoin(params, " "));
+    rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
+    verdict::EvaluateExpectations((*plans)[i].scenario, &run);
+    for (auto& finding : verdict::Diagnose(run)) *run.add_diagnosis() = std::move(finding);
+    progress.EndRun(run);
+    *result.add_runs() = std::move(run);
   }
   hosts.clear();  // close channels before the agents go away
   forget_lab();
@@ -253,20 +325,68 @@ int Run(const std::string& file, const std::string& out_dir, bool connections) {
     }
   }
 
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  const std::string path = out_dir + "/result.json";
-  std::ofstream out(path);
-  out << result.dump(2) << "\n";
-  out.close();
-  std::cout << RenderTable(result);
-  if (!out) return Error(kExitHostFailed, absl::StrCat("cannot write ", path));
-  std::fprintf(stderr, "synq: wrote %s\n", path.c_str());
-  if (!failures.empty()) {
+  bool baseline_passed = true;
+  if (baseline) {
+    result.set_baseline_file(cmd.baseline_file);
+    baseline_passed =
+        verdict::CompareWithBaseline(*baseline, cmd.baseline_file, tolerances, &result);
+  }
+
+  // Every output renders the one typed result.
+  std::cout << "scenario " << result.scenario() << "\n";
+  for (const auto& run : result.runs()) {
+    std::cout << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
+              << verdict::RenderExpectations(run);
+    for (const auto& check : run.baseline().checks()) {
+      if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
+    }
+    if (!run.baseline().note().empty()) std::cout << "  baseline: " << run.baseline().note() << "\n";
+  }
+  std::cout.flush();
+  std::vector<std::string> written;
+  std::vector<std::string> write_errors;
+  const std::string path = cmd.out_dir + "/result.json";
+  if (absl::Status s = result::WriteResultFile(result, path); s.ok()) {
+    written.push_back(path);
+  } else {
+    write_errors.emplace_back(s.message());
+  }
+  if (!cmd.junit_file.empty()) {
+    if (absl::Status s = WriteTextFile(cmd.junit_file, result::RenderJUnit(result)); s.ok()) {
+      written.push_back(cmd.junit_file);
+    } else {
+      write_errors.emplace_back(s.message());
+    }
+  }
+  if (!written.empty()) {
+    std::fprintf(stderr, "synq: wrote %s\n", absl::StrJoin(written, ", ").c_str());
+  }
+  for (const auto& e : write_errors) Error(kExitHostFailed, e);
+  if (!failures.empty() || !write_errors.empty()) {
     for (const auto& f : failures) Error(kExitHostFailed, absl::StrCat(f.host, ": ", f.message));
     return kExitHostFailed;
   }
-  return kExitOk;
+  const bool expectations_passed = verdict::ExpectationsPassed(result);
+  if (!expectations_passed) Error(kExitVerdictFailed, "an expectation failed (listed above)");
+  if (!baseline_passed) {
+    Error(kExitVerdictFailed, absl::StrCat("regression against ", cmd.baseline_file));
+  }
+  return expectations_passed && baseline_passed ? kExitOk : kExitVerdictFailed;
+}
+
+int Compare(const std::string& old_file, const std::string& new_file,
+            const std::string& tolerance, const std::vector<std::string>& tolerance_fields) {
+  auto flags = verdict::ParseToleranceFlags(tolerance, tolerance_fields);
+  if (!flags.ok()) return Error(kExitInvalidInput, std::string(flags.status().message()));
+  auto old_result = result::ReadResultFile(old_file);
+  if (!old_result.ok()) return Error(kExitInvalidInput, std::string(old_result.status().message()));
+  auto new_result = result::ReadResultFile(new_file);
+  if (!new_result.ok()) return Error(kExitInvalidInput, std::string(new_result.status().message()));
+  std::cout << verdict::RenderComparison(*old_result, old_file, *new_result, new_file, *flags);
+  rv1::Result compared = *new_result;
+  return verdict::CompareWithBaseline(*old_result, old_file, *flags, &compared)
+             ? kExitOk
+             : kExitVerdictFailed;
 }
 
 int LabUp(const std::string& file) {
@@ -320,8 +440,7 @@ int main(int argc, char** argv) {
       "accept queues) on synq-agents and reports outcomes and kernel counters."};
   app.require_subcommand(1);
   std::string file;
-  std::string out_dir = "synq-out";
-  bool connections = false;
+  RunCommand run_cmd;
   std::vector<std::string> agents;
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -329,9 +448,27 @@ int main(int argc, char** argv) {
 
   auto* run =
       app.add_subcommand("run", "run a scenario; writes OUT/result.json and prints a table");
-  run->add_option("scenario", file, "scenario YAML file")->required();
-  run->add_option("--out", out_dir, "output folder")->capture_default_str();
-  run->add_flag("--connections", connections, "include every connection attempt in result.json");
+  run->add_option("scenario", run_cmd.file, "scenario YAML file")->required();
+  run->add_option("--out", run_cmd.out_dir, "output folder")->capture_default_str();
+  run->add_flag("--connections", run_cmd.connections,
+                "include every connection attempt in result.json");
+  run->add_option("--baseline", run_cmd.baseline_file,
+                  "compare every run with the matching run of this result.json (exit 1 on a "
+                  "regression)");
+  run->add_option("--junit", run_cmd.junit_file, "write a JUnit XML report to this file");
+  run->add_option("--tolerance", run_cmd.tolerance,
+                  "default baseline tolerance, e.g. 10% (overrides the scenario's)");
+  run->add_option("--tolerance-field", run_cmd.tolerance_fields,
+                  "PATTERN=PERCENT, e.g. 'floods.*.connect_latency_ms.p99=25%' (repeatable)");
+  std::string old_file;
+  std::string new_file;
+  auto* compare = app.add_subcommand(
+      "compare", "compare two result.json files run by run (exit 1 on a regression)");
+  compare->add_option("old", old_file, "baseline result.json")->required();
+  compare->add_option("new", new_file, "result.json to check")->required();
+  compare->add_option("--tolerance", run_cmd.tolerance, "default tolerance, e.g. 10%");
+  compare->add_option("--tolerance-field", run_cmd.tolerance_fields,
+                      "PATTERN=PERCENT (repeatable)");
   auto* validate = app.add_subcommand("validate", "check a scenario file and list every error");
   validate->add_option("scenario", file, "scenario YAML file")->required();
   auto* info = app.add_subcommand("info", "show host info of running agents");
@@ -350,8 +487,9 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   StartSignalThread();
-  if (*run) return Run(file, out_dir, connections);
+  if (*run) return Run(run_cmd);
   if (*validate) return Validate(file);
+  if (*compare) return Compare(old_file, new_file, run_cmd.tolerance, run_cmd.tolerance_fields);
   if (*info) return Info(agents);
   if (*lab_up) return LabUp(file);
   if (*lab_down) return LabDown();

@@ -148,6 +148,8 @@ ListenerSnapshot Snapshot(Listener& listener) {
   ListenerSnapshot out;
   out.name = listener.spec().name;
   out.address = listener.bound().ToString();
+  out.ip = listener.bound().HostString();
+  out.port = listener.bound().port();
   out.backlog = listener.spec().backlog;
   auto queue = QueryListenQueue(listener.bound().port());
   if (queue.ok()) {
@@ -284,7 +286,7 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
     if (!sockets.ok()) return sockets.status();
     for (const auto& s : *sockets) {
       if (s.state == TCP_LISTEN) continue;
-      out.server_sockets.push_back(ServerSocketView{s.local, s.remote, TcpStateName(s.state),
+      out.server_sockets.push_back(ServerSocketView{s.local, s.remote, s.state,
                                                     accepted.contains({s.local, s.remote}),
                                                     listener->spec().name});
     }

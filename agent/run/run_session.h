@@ -29,7 +29,9 @@ namespace synq::agent {
 
 struct ListenerSnapshot {
   std::string name;
-  std::string address;
+  std::string address;  // "ip:port"
+  std::string ip;
+  uint32_t port = 0;
   int backlog = 0;
   int64_t backlog_effective = -1;
   uint64_t accepted = 0;
@@ -51,7 +53,7 @@ struct SampleValue {
 struct ServerSocketView {
   std::string local;
   std::string remote;
-  std::string state;
+  int state = 0;  // TCP_ESTABLISHED, TCP_SYN_RECV, ... (kernel numbering)
   bool accepted = false;
   std::string listener;
 };

@@ -68,6 +68,8 @@ void AddSettings(const std::map<std::string, int64_t>& settings,
 void ToProto(const ListenerSnapshot& l, v1::ListenerInfo* out) {
   out->set_name(l.name);
   out->set_address(l.address);
+  out->set_ip(l.ip);
+  out->set_port(l.port);
   out->set_backlog(l.backlog);
   out->set_backlog_effective(l.backlog_effective);
   out->set_accepted(l.accepted);
@@ -142,7 +144,6 @@ void ToProto(const FloodResult& f, v1::FloodResult* out) {
     ToProto(c.started_at, rec->mutable_started_at());
   }
   ToProto(f.started_at, out->mutable_started_at());
-  ToProto(f.start_lateness, out->mutable_start_lateness());
 }
 
 void ToProto(const PacketCounts& c, v1::PacketCounts* out) {
@@ -454,7 +455,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(grpc::CallbackServerC
                         auto* out = response->add_server_sockets();
                         out->set_local(s.local);
                         out->set_remote(s.remote);
-                        out->set_state(s.state);
+                        out->set_state(static_cast<v1::TcpState>(s.state));
                         out->set_accepted(s.accepted);
                         out->set_listener(s.listener);
                       }

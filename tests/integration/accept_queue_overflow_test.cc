@@ -81,7 +81,7 @@ TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
     }
     // The kernel's own trace events agree, where tracefs can be used; otherwise the result must
     // say why (a kernel or container without tracefs is not a failure of synq).
-    if (server.contains("drop_events")) {
+    if (server.value("drop_events_unavailable", "").empty()) {
       const json& events = server["drop_events"];
       EXPECT_EQ(Get(events, "tcp_retransmit_synack"), abort == 1 ? 0 : 2);
       EXPECT_GE(Get(events, "tcp_send_reset"), 1);
@@ -96,7 +96,7 @@ TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
     EXPECT_EQ(Get(burst["fates"], "queued"), 1);
     EXPECT_GT(Get(counters, "TcpExtListenOverflows"), 0);
     // The pcap is kept in the output folder.
-    EXPECT_TRUE(server["packets"].contains("file")) << server["packets"].dump();
+    EXPECT_FALSE(server["packets"].value("file", "").empty()) << server["packets"].dump();
   }
 }
 

@@ -246,7 +246,7 @@ TEST_F(AgentServiceTest, FullRunMeasuresBacklogOverflowAndEndRunRestoresSettings
   EXPECT_GT(overflows, 0);
   ASSERT_EQ(results->server_sockets_size(), 5);
   for (const auto& s : results->server_sockets()) {
-    EXPECT_EQ(s.state(), "ESTABLISHED") << s.remote();
+    EXPECT_EQ(s.state(), v1::TCP_STATE_ESTABLISHED) << s.remote();
     EXPECT_FALSE(s.accepted()) << s.remote();
     EXPECT_EQ(s.listener(), "backlog4");
     EXPECT_EQ(s.local(), listener->listener().address());

@@ -14,7 +14,6 @@
 namespace synq::controller {
 namespace {
 
-using json = nlohmann::json;
 using std::chrono::seconds;
 
 // Records every call; answers like an agent whose clock runs `offset` ahead.
@@ -50,6 +49,8 @@ class FakeAgent : public AgentClient {
     v1::StartListenerResponse r;
     r.mutable_listener()->set_name(request.listener().name());
     r.mutable_listener()->set_address("0.0.0.0:4242");
+    r.mutable_listener()->set_ip("0.0.0.0");
+    r.mutable_listener()->set_port(4242);
     listeners_.push_back(request.listener());
     return r;
   }
@@ -97,12 +98,14 @@ class FakeAgent : public AgentClient {
       auto* out = r.add_listeners();
       out->set_name(l.name());
       out->set_address("0.0.0.0:4242");
+      out->set_ip("0.0.0.0");
+      out->set_port(4242);
       out->set_backlog(l.backlog());
       out->set_backlog_effective(l.backlog());
       auto* s = r.add_server_sockets();
       s->set_local("198.18.0.2:4242");
       s->set_remote("198.18.0.3:50000");
-      s->set_state("ESTABLISHED");
+      s->set_state(v1::TCP_STATE_ESTABLISHED);
     }
     auto* counter = r.add_counter_deltas();
     counter->set_name("TcpExtListenOverflows");
@@ -176,7 +179,7 @@ TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   Orchestrator orchestrator(f.hosts, RunOptions{});
   RunPlan plan{TwoHosts(), {{"listeners.l1.backlog", {SweepValue::Kind::kInt, "4"}}}};
   std::vector<RunFailure> failures;
-  const json run = orchestrator.Run(plan, 0, &failures);
+  const synq::result::v1::Run run = orchestrator.Run(plan, 0, &failures);
   EXPECT_TRUE(failures.empty());
 
   // Another host reaches the listener at its host address; the same host over loopback.
@@ -184,30 +187,31 @@ TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   EXPECT_EQ(f.client_->floods_.floods(0).target(), "198.18.0.2:4242");
   ASSERT_EQ(f.server_->floods_.floods_size(), 1);
   EXPECT_EQ(f.server_->floods_.floods(0).target(), "127.0.0.1:4242");
+  EXPECT_EQ(run.floods().at("f1").target(), "198.18.0.2:4242");
+  EXPECT_EQ(run.floods().at("f1").listener(), "l1");
   // One instant, sent in each agent's own clock: the client's runs 5 s ahead.
   const auto server_start = proto::FromProto(f.server_->floods_.start_at());
   const auto client_start = proto::FromProto(f.client_->floods_.start_at());
   EXPECT_NEAR(std::chrono::duration<double>(client_start - server_start).count(), 5.0, 0.05);
-  EXPECT_LT(run["start_skew_ms"].get<double>(), 50.0);
+  ASSERT_TRUE(run.has_start_skew_ms());
+  EXPECT_LT(run.start_skew_ms(), 50.0);
 
-  EXPECT_EQ(run["params"]["listeners.l1.backlog"], json(4));
-  for (const char* key :
-       {"host", "address", "backlog", "backlog_effective", "accepted", "accept_queue_peak"}) {
-    EXPECT_TRUE(run["listeners"]["l1"].contains(key)) << key;
-  }
-  for (const char* key : {"host", "attempted", "established", "reset", "refused", "timed_out",
-                          "errors", "connect_latency_ms", "fates"}) {
-    EXPECT_TRUE(run["floods"]["f1"].contains(key)) << key;
-  }
-  for (const char* key : {"p50", "p90", "p99", "max"}) {
-    EXPECT_TRUE(run["floods"]["f1"]["connect_latency_ms"].contains(key)) << key;
-  }
-  EXPECT_EQ(run["floods"]["f1"]["fates"]["queued"], json(1));
-  EXPECT_EQ(run["hosts"]["server"]["settings"]["net.core.somaxconn"], json(16));
-  EXPECT_EQ(run["hosts"]["server"]["counters"]["TcpExtListenOverflows"], json(6));
-  EXPECT_TRUE(run["hosts"]["server"].contains("kernel"));
-  ASSERT_EQ(run["samples"].size(), 2u);
-  EXPECT_EQ(run["samples"][0]["listeners"]["l1"]["accept_queue"], json(3));
+  EXPECT_EQ(run.params().at("listeners.l1.backlog").number_value(), 4);
+  const auto& l1 = run.listeners().at("l1");
+  EXPECT_EQ(l1.host(), "server");
+  EXPECT_EQ(l1.port(), 4242u);
+  EXPECT_EQ(l1.backlog_effective(), 4);
+  const auto& f1 = run.floods().at("f1");
+  EXPECT_EQ(f1.host(), "client");
+  EXPECT_EQ(f1.attempted(), 3u);
+  EXPECT_EQ(f1.fates().queued(), 1u);
+  EXPECT_TRUE(f1.fates().server_observed());
+  EXPECT_EQ(run.hosts().at("server").settings().at("net.core.somaxconn"), 16);
+  EXPECT_EQ(run.hosts().at("server").counters().at("TcpExtListenOverflows"), 6);
+  EXPECT_FALSE(run.hosts().at("client").counters().contains("TcpExtListenOverflows"))
+      << "a counter that did not move is absent";
+  ASSERT_EQ(run.samples_size(), 2);
+  EXPECT_EQ(run.samples(0).listeners().at("l1").accept_queue(), 3);
 
   // Settings only where the scenario has them; every host's run is ended.
   auto calls = f.client_->calls();
@@ -223,11 +227,14 @@ TEST(OrchestratorRun, AFailingStepIsReportedAndEveryAgentsRunIsStillEnded) {
   f.server_->fail_at = "StartListener";
   Orchestrator orchestrator(f.hosts, RunOptions{});
   std::vector<RunFailure> failures;
-  const json run = orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
+  const synq::result::v1::Run run = orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].host, "server");
   EXPECT_NE(failures[0].message.find("listeners.l1"), std::string::npos) << failures[0].message;
-  ASSERT_TRUE(run.contains("errors"));
+  ASSERT_EQ(run.errors_size(), 1);
+  // Nothing was started, so nothing about starts is claimed.
+  EXPECT_FALSE(run.has_start_skew_ms());
+  EXPECT_FALSE(run.not_observed().empty());
   for (FakeAgent* agent : {f.server_, f.client_}) {
     auto calls = agent->calls();
     EXPECT_EQ(std::count(calls.begin(), calls.end(), "StartFloods"), 0) << agent->address();

@@ -1,12 +1,15 @@
 // Proves the controller's pure pieces: the per-connection fate join, the clock-offset estimate
-// (with a fake agent clock), typed sweep params, and the terminal table.
-#include "controller/orchestrator.h"
-
+// (with a fake agent clock), typed sweep params, and the terminal table rendered from the typed
+// result.
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "controller/report.h"
+#include "controller/result/fate_join.h"
+#include "controller/result/result_json.h"
+#include "controller/result/run_builder.h"
+#include "controller/result/table.h"
+#include "controller/run/phases.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller {
@@ -22,38 +25,47 @@ v1::ConnectionRecord Attempt(v1::Outcome outcome, const std::string& local) {
   return r;
 }
 
-v1::ServerSocket Server(const std::string& remote, const std::string& state, bool accepted) {
-  v1::ServerSocket s;
-  s.set_local("198.18.0.2:5000");
-  s.set_remote(remote);
-  s.set_state(state);
-  s.set_accepted(accepted);
-  return s;
+void AddServer(v1::CollectResultsResponse* c, const std::string& remote, v1::TcpState state,
+               bool accepted) {
+  v1::ServerSocket* s = c->add_server_sockets();
+  s->set_local("198.18.0.2:5000");
+  s->set_remote(remote);
+  s->set_state(state);
+  s->set_accepted(accepted);
 }
 
-TEST(ConnectionFate, JoinsClientAttemptsWithTheServerViewByFourTuple) {
-  const v1::ServerSocket accepted = Server("198.18.0.3:1001", "ESTABLISHED", true);
-  const v1::ServerSocket queued = Server("198.18.0.3:1002", "ESTABLISHED", false);
-  const v1::ServerSocket syn_recv = Server("198.18.0.3:1003", "SYN_RECV", false);
-  std::map<std::pair<std::string, std::string>, const v1::ServerSocket*> by_tuple;
-  for (const auto* s : {&accepted, &queued, &syn_recv}) by_tuple[{s->local(), s->remote()}] = s;
-
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1001"), by_tuple),
-            "accepted");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1002"), by_tuple),
-            "queued");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1003"), by_tuple),
-            "syn_recv");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1004"), by_tuple),
-            "unknown_to_server");
+TEST(FateJoin, JoinsClientAttemptsWithTheServerViewByFourTuple) {
+  v1::CollectResultsResponse server;
+  AddServer(&server, "198.18.0.3:1001", v1::TCP_STATE_ESTABLISHED, true);
+  AddServer(&server, "198.18.0.3:1002", v1::TCP_STATE_ESTABLISHED, false);
+  AddServer(&server, "198.18.0.3:1003", v1::TCP_STATE_SYN_RECV, false);
+  AddServer(&server, "198.18.0.3:1005", v1::TCP_STATE_NEW_SYN_RECV, false);
+  result::FateJoin join;
+  join.AddServerSockets(server);
+  using result::Fate;
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1001"), true), Fate::kAccepted);
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1002"), true), Fate::kQueued);
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1003"), true), Fate::kSynRecv);
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1005"), true), Fate::kSynRecv);
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1004"), true),
+            Fate::kUnknownToServer);
 }
 
-TEST(ConnectionFate, UnconnectedAttemptsKeepTheirClientOutcome) {
-  std::map<std::pair<std::string, std::string>, const v1::ServerSocket*> none;
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_TIMED_OUT, "198.18.0.3:1"), none), "timed_out");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_RESET, "198.18.0.3:1"), none), "reset");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_REFUSED, "198.18.0.3:1"), none), "refused");
-  EXPECT_EQ(ConnectionFate(Attempt(v1::OUTCOME_ERROR, "198.18.0.3:1"), none), "error");
+TEST(FateJoin, WithoutAnObservedServerAnUnmatchedConnectionIsNotCalledUnknown) {
+  // A flood at a server synq did not start: no server view, so "the server has no state for
+  // it" cannot be stated.
+  result::FateJoin join;
+  EXPECT_EQ(join.Of(Attempt(v1::OUTCOME_ESTABLISHED, "198.18.0.3:1004"), false),
+            result::Fate::kEstablishedUnjoined);
+}
+
+TEST(FateJoin, UnconnectedAttemptsKeepTheirClientOutcome) {
+  result::FateJoin none;
+  using result::Fate;
+  EXPECT_EQ(none.Of(Attempt(v1::OUTCOME_TIMED_OUT, "198.18.0.3:1"), true), Fate::kTimedOut);
+  EXPECT_EQ(none.Of(Attempt(v1::OUTCOME_RESET, "198.18.0.3:1"), true), Fate::kReset);
+  EXPECT_EQ(none.Of(Attempt(v1::OUTCOME_REFUSED, "198.18.0.3:1"), true), Fate::kRefused);
+  EXPECT_EQ(none.Of(Attempt(v1::OUTCOME_ERROR, "198.18.0.3:1"), true), Fate::kError);
 }
 
 // An agent whose clock runs `offset` ahead and whose GetClock takes `delay` to answer.
@@ -128,14 +140,20 @@ TEST(ClockOffset, AgentErrorsAreReturned) {
 }
 
 TEST(SweepParams, KeepTheYamlScalarType) {
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kInt, "-1"}), nlohmann::json(-1));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kDouble, "0.5"}), nlohmann::json(0.5));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kBool, "true"}), nlohmann::json(true));
-  EXPECT_EQ(SweepValueJson({SweepValue::Kind::kString, "paced"}), nlohmann::json("paced"));
+  google::protobuf::Value v;
+  result::SetParamValue({SweepValue::Kind::kInt, "-1"}, &v);
+  EXPECT_EQ(v.number_value(), -1);
+  result::SetParamValue({SweepValue::Kind::kDouble, "0.5"}, &v);
+  EXPECT_EQ(v.number_value(), 0.5);
+  result::SetParamValue({SweepValue::Kind::kBool, "true"}, &v);
+  EXPECT_TRUE(v.bool_value());
+  result::SetParamValue({SweepValue::Kind::kString, "paced"}, &v);
+  EXPECT_EQ(v.string_value(), "paced");
 }
 
 TEST(Report, TableShowsParamsOutcomesListenersAndMovedCounters) {
-  const auto result = nlohmann::json::parse(R"({"scenario": "s", "runs": [{
+  // result.json as 0.2 wrote it still parses into the typed result.
+  const auto result = result::FromJson(R"({"scenario": "s", "runs": [{
     "index": 0, "params": {"listeners.l1.backlog": 4}, "start_skew_ms": 0.25,
     "floods": {"f1": {"host": "client", "attempted": 20, "established": 5, "reset": 0,
       "refused": 0, "timed_out": 15, "errors": {"EADDRNOTAVAIL": 2},
@@ -145,7 +163,8 @@ TEST(Report, TableShowsParamsOutcomesListenersAndMovedCounters) {
       "backlog_effective": 4, "accepted": 0, "accept_queue_peak": 5}},
     "hosts": {"server": {"counters": {"TcpExtListenOverflows": 15, "TcpInSegs": 100},
       "packets": {"from_server": {"synack": 6, "synack_retransmit": 2, "rst": 1}}}}}]})");
-  const std::string table = RenderTable(result);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const std::string table = result::RenderTable(*result);
   EXPECT_NE(table.find("listeners.l1.backlog=4"), std::string::npos) << table;
   EXPECT_NE(table.find("queued:5"), std::string::npos) << table;
   EXPECT_NE(table.find("EADDRNOTAVAIL:2"), std::string::npos) << table;

@@ -1,0 +1,92 @@
+#include "controller/result/fate_join.h"
+
+namespace synq::controller::result {
+
+namespace av1 = ::synq::agent::v1;
+
+const char* FateName(Fate fate) {
+  switch (fate) {
+    case Fate::kAccepted:
+      return "accepted";
+    case Fate::kQueued:
+      return "queued";
+    case Fate::kSynRecv:
+      return "syn_recv";
+    case Fate::kUnknownToServer:
+      return "unknown_to_server";
+    case Fate::kReset:
+      return "reset";
+    case Fate::kRefused:
+      return "refused";
+    case Fate::kTimedOut:
+      return "timed_out";
+    case Fate::kError:
+      return "error";
+    case Fate::kEstablishedUnjoined:
+      return "established_unjoined";
+  }
+  return "error";
+}
+
+void FateJoin::AddServerSockets(const av1::CollectResultsResponse& collected) {
+  for (const auto& s : collected.server_sockets()) by_tuple_[{s.local(), s.remote()}] = s;
+}
+
+Fate FateJoin::Of(const av1::ConnectionRecord& attempt, bool server_observed) const {
+  switch (attempt.outcome()) {
+    case av1::OUTCOME_ESTABLISHED:
+      break;
+    case av1::OUTCOME_RESET:
+      return Fate::kReset;
+    case av1::OUTCOME_REFUSED:
+      return Fate::kRefused;
+    case av1::OUTCOME_TIMED_OUT:
+      return Fate::kTimedOut;
+    default:
+      return Fate::kError;
+  }
+  // The server's local/remote are the client's remote/local.
+  auto it = by_tuple_.find({attempt.remote(), attempt.local()});
+  if (it == by_tuple_.end()) {
+    return server_observed ? Fate::kUnknownToServer : Fate::kEstablishedUnjoined;
+  }
+  const av1::ServerSocket& s = it->second;
+  if (s.state() == av1::TCP_STATE_SYN_RECV || s.state() == av1::TCP_STATE_NEW_SYN_RECV) {
+    return Fate::kSynRecv;
+  }
+  return s.accepted() ? Fate::kAccepted : Fate::kQueued;
+}
+
+void CountFate(Fate fate, synq::result::v1::Fates* fates) {
+  switch (fate) {
+    case Fate::kAccepted:
+      fates->set_accepted(fates->accepted() + 1);
+      break;
+    case Fate::kQueued:
+      fates->set_queued(fates->queued() + 1);
+      break;
+    case Fate::kSynRecv:
+      fates->set_syn_recv(fates->syn_recv() + 1);
+      break;
+    case Fate::kUnknownToServer:
+      fates->set_unknown_to_server(fates->unknown_to_server() + 1);
+      break;
+    case Fate::kReset:
+      fates->set_reset(fates->reset() + 1);
+      break;
+    case Fate::kRefused:
+      fates->set_refused(fates->refused() + 1);
+      break;
+    case Fate::kTimedOut:
+      fates->set_timed_out(fates->timed_out() + 1);
+      break;
+    case Fate::kError:
+      fates->set_error(fates->error() + 1);
+      break;
+    case Fate::kEstablishedUnjoined:
+      fates->set_established_unjoined(fates->established_unjoined() + 1);
+      break;
+  }
+}
+
+}  // namespace synq::controller::result

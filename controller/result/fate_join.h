@@ -1,0 +1,47 @@
+// Joins client connection attempts with the server's sockets by 4-tuple: what became of each
+// connection the client thinks it has (accepted, queued, syn_recv, unknown_to_server).
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+
+#include "synq/agent/v1/agent.pb.h"
+#include "synq/result/v1/result.pb.h"
+
+namespace synq::controller::result {
+
+enum class Fate {
+  kAccepted,
+  kQueued,
+  kSynRecv,
+  kUnknownToServer,
+  kReset,
+  kRefused,
+  kTimedOut,
+  kError,
+  // Established, but the server side was not observed (a server synq did not start).
+  kEstablishedUnjoined,
+};
+
+// The Fates field name of a fate ("unknown_to_server").
+const char* FateName(Fate fate);
+
+class FateJoin {
+ public:
+  // Indexes every server socket seen at collection time, from every host.
+  void AddServerSockets(const agent::v1::CollectResultsResponse& collected);
+
+  // The fate of one attempt. `server_observed`: the attempt's target is a listener whose host
+  // reported its sockets; only then can "the server has no state for it" be stated.
+  Fate Of(const agent::v1::ConnectionRecord& attempt, bool server_observed) const;
+
+ private:
+  // (server local, server remote) -> socket; the client's (remote, local).
+  std::map<std::pair<std::string, std::string>, agent::v1::ServerSocket> by_tuple_;
+};
+
+// Adds one attempt's fate to the counts.
+void CountFate(Fate fate, synq::result::v1::Fates* fates);
+
+}  // namespace synq::controller::result

@@ -1,0 +1,344 @@
+#include "controller/run/phases.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "controller/run/fan_out.h"
+#include "controller/run/target_resolver.h"
+#include "proto/proto_enums.h"
+#include "proto/proto_time.h"
+
+namespace synq::controller {
+
+using std::chrono::nanoseconds;
+
+int RunContext::HostIndex(const std::string& name) const {
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (hosts[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void RunContext::Fail(const std::string& host, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mu_);
+  inputs.errors.push_back(absl::StrCat(host, ": ", message));
+  failures.push_back({host, message});
+  const int i = HostIndex(host);
+  if (i >= 0 && static_cast<size_t>(i) < inputs.hosts.size() &&
+      inputs.hosts[i].error.empty()) {
+    inputs.hosts[i].error = message;
+  }
+}
+
+bool RunContext::ok() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures.empty();
+}
+
+void RunContext::Locked(const std::function<void()>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fn();
+}
+
+nanoseconds FloodBudget(const FloodDef& f) {
+  const int64_t waves = (f.connections + f.concurrency - 1) / std::max<int64_t>(1, f.concurrency);
+  nanoseconds pacing{0};
+  if (f.rate > 0) pacing = nanoseconds(static_cast<int64_t>(1e9 * f.connections / f.rate));
+  return f.start_after + pacing + waves * f.connect_timeout + f.hold;
+}
+
+absl::StatusOr<nanoseconds> MeasureClockOffset(AgentClient& client, int rounds, nanoseconds* rtt,
+                                               const std::function<Clock::time_point()>& now) {
+  nanoseconds best_rtt = nanoseconds::max();
+  nanoseconds best_offset{0};
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = now();
+    auto clock = client.GetClock();
+    const auto t1 = now();
+    if (!clock.ok()) return clock.status();
+    const nanoseconds round_trip = t1 - t0;
+    if (round_trip < best_rtt) {
+      best_rtt = round_trip;
+      const auto mid = t0 + (t1 - t0) / 2;
+      best_offset = proto::FromProto(clock->now()) - mid;
+    }
+  }
+  if (rtt != nullptr) *rtt = best_rtt;
+  return best_offset;
+}
+
+void BeginPhase(RunContext& ctx) {
+  const Scenario& s = ctx.scenario();
+  ctx.run_id = absl::StrCat(s.name, "-", ctx.index, "-", getpid(), "-",
+                            ctx.options.now().time_since_epoch().count());
+  ctx.inputs.plan = &ctx.plan;
+  ctx.inputs.index = ctx.index;
+  ctx.inputs.run_id = ctx.run_id;
+  ctx.inputs.connections = ctx.options.connections;
+  ctx.inputs.hosts.resize(ctx.hosts.size());
+  for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    result::HostReplies& r = ctx.inputs.hosts[i];
+    r.name = ctx.hosts[i].name;
+    r.agent = ctx.hosts[i].client->address();
+    r.address = ctx.hosts[i].address;
+    r.info = ctx.hosts[i].info;
+  }
+  ctx.watches.resize(ctx.hosts.size());
+  // Lease: the agent ends the run by itself if we vanish without breaking the stream.
+  for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
+  ctx.lease = 2 * ctx.flood_budget + std::chrono::minutes(2);
+
+  FanOut(ctx.hosts.size(), [&](size_t i) {
+    HostHandle& h = ctx.hosts[i];
+    v1::BeginRunRequest begin;
+    begin.set_run_id(ctx.run_id);
+    proto::ToProto(s.sample_interval, begin.mutable_sample_interval());
+    proto::ToProto(ctx.lease, begin.mutable_lease());
+    if (absl::Status st = h.client->BeginRun(begin); !st.ok()) {
+      ctx.Fail(h.name, std::string(st.message()));
+      return;
+    }
+    auto watch = h.client->Watch(ctx.run_id, [&ctx, i](const v1::Sample& sample) {
+      ctx.Locked([&] { ctx.inputs.hosts[i].samples.push_back(sample); });
+      if (ctx.options.on_sample) ctx.options.on_sample(ctx.hosts[i].name, sample);
+    });
+    if (!watch.ok()) {
+      ctx.Fail(h.name, std::string(watch.status().message()));
+      return;
+    }
+    ctx.watches[i] = *std::move(watch);
+  });
+}
+
+namespace {
+
+void ApplySettings(RunContext& ctx) {
+  const Scenario& s = ctx.scenario();
+  FanOut(ctx.hosts.size(), [&](size_t i) {
+    HostHandle& h = ctx.hosts[i];
+    auto it = s.settings.find(h.name);
+    if (it == s.settings.end()) return;
+    v1::ApplySettingsRequest request;
+    request.set_run_id(ctx.run_id);
+    for (const auto& [key, value] : it->second) {
+      auto* setting = request.add_settings();
+      setting->set_key(key);
+      setting->set_value(value);
+    }
+    auto applied = h.client->ApplySettings(request);
+    if (!applied.ok()) {
+      ctx.Fail(h.name, std::string(applied.status().message()));
+      return;
+    }
+    ctx.Locked([&] {
+      for (const auto& setting : applied->settings()) {
+        ctx.inputs.hosts[i].applied_settings[setting.key()] = setting.value();
+      }
+    });
+  });
+}
+
+void ApplyShaping(RunContext& ctx) {
+  const Scenario& s = ctx.scenario();
+  std::map<int, v1::ApplyShapingRequest> by_host;
+  for (const auto& def : s.shaping) {
+    const int i = ctx.HostIndex(def.host);
+    v1::ApplyShapingRequest& request = by_host[i];
+    request.set_run_id(ctx.run_id);
+    auto* shaping = request.add_shapings();
+    shaping->set_interface(ctx.hosts[i].interface);
+    shaping->set_backend(proto::ToProto(def.backend));
+    proto::ToProto(def.delay, shaping->mutable_delay());
+    proto::ToProto(def.jitter, shaping->mutable_jitter());
+    shaping->set_loss_percent(def.loss_percent);
+    shaping->set_rate_bits_per_second(def.rate_bits_per_second);
+    if (!def.to.empty()) {
+      shaping->set_destination(ctx.hosts[ctx.HostIndex(def.to)].address + "/32");
+    }
+  }
+  std::vector<std::pair<int, v1::ApplyShapingRequest>> requests(by_host.begin(), by_host.end());
+  FanOut(requests.size(), [&](size_t k) {
+    const int i = requests[k].first;
+    auto applied = ctx.hosts[i].client->ApplyShaping(requests[k].second);
+    if (!applied.ok()) {
+      ctx.Fail(ctx.hosts[i].name, std::string(applied.status().message()));
+      return;
+    }
+    ctx.Locked([&] {
+      for (const auto& a : applied->shapings()) ctx.inputs.hosts[i].applied_shaping.push_back(a);
+    });
+  });
+}
+
+}  // namespace
+
+void PreparePhase(RunContext& ctx) {
+  if (!ctx.ok()) return;
+  ApplySettings(ctx);
+  if (ctx.ok() && !ctx.scenario().shaping.empty()) ApplyShaping(ctx);
+  if (!ctx.ok()) return;
+
+  // Listeners in file order (a later one may reuse a port an earlier one freed).
+  for (const auto& l : ctx.scenario().listeners) {
+    HostHandle& h = ctx.hosts[ctx.HostIndex(l.host)];
+    v1::StartListenerRequest request;
+    request.set_run_id(ctx.run_id);
+    auto* spec = request.mutable_listener();
+    spec->set_name(l.name);
+    spec->set_address(l.address);
+    spec->set_port(static_cast<uint32_t>(l.port));
+    spec->set_backlog(static_cast<int32_t>(l.backlog));
+    spec->set_accept(proto::ToProto(l.accept));
+    proto::ToProto(l.accept_interval, spec->mutable_accept_interval());
+    spec->set_close_on_accept(l.close_on_accept);
+    auto started = h.client->StartListener(request);
+    if (!started.ok()) {
+      ctx.Fail(h.name, absl::StrCat("listeners.", l.name, ": ", started.status().message()));
+      return;
+    }
+    ctx.bound[l.name] = {l.host, started->listener().ip(), started->listener().port()};
+  }
+
+  // Packet capture on the listed hosts, on their listener ports, before any flood starts.
+  for (const auto& c : ctx.scenario().captures) {
+    HostHandle& h = ctx.hosts[ctx.HostIndex(c.host)];
+    v1::StartCaptureRequest request;
+    request.set_run_id(ctx.run_id);
+    request.set_interface(h.interface);
+    if (auto started = h.client->StartCapture(request); !started.ok()) {
+      ctx.Fail(h.name, absl::StrCat("capture: ", started.status().message()));
+      return;
+    }
+  }
+}
+
+void SchedulePhase(RunContext& ctx) {
+  const Scenario& s = ctx.scenario();
+  if (!ctx.ok() || s.floods.empty()) return;
+
+  // Every host's offset, not only the flooding ones: sample times are corrected with them.
+  std::vector<nanoseconds> rtts(ctx.hosts.size());
+  FanOut(ctx.hosts.size(), [&](size_t i) {
+    auto offset = MeasureClockOffset(*ctx.hosts[i].client, 5, &rtts[i], ctx.options.now);
+    if (!offset.ok()) {
+      ctx.Fail(ctx.hosts[i].name, std::string(offset.status().message()));
+      return;
+    }
+    ctx.Locked([&] { ctx.inputs.hosts[i].clock_offset = *offset; });
+  });
+  if (!ctx.ok()) return;
+
+  // Targets, resolved once: the request carries them and the result reports them.
+  std::map<int, v1::StartFloodsRequest> by_host;
+  for (const auto& f : s.floods) {
+    const ListenerDef* l = s.FindListener(f.target);
+    const BoundListener* bound = nullptr;
+    std::string listener_address;
+    if (l != nullptr) {
+      auto it = ctx.bound.find(l->name);
+      if (it != ctx.bound.end()) bound = &it->second;
+      listener_address = ctx.hosts[ctx.HostIndex(l->host)].address;
+    }
+    auto target = ResolveTarget(f, l, bound, listener_address);
+    if (!target.ok()) {
+      ctx.Fail(f.host, std::string(target.status().message()));
+      return;
+    }
+    ctx.inputs.targets[f.name] = *target;
+    v1::StartFloodsRequest& request = by_host[ctx.HostIndex(f.host)];
+    auto* spec = request.add_floods();
+    spec->set_name(f.name);
+    spec->set_target(target->ToString());
+    spec->set_connections(static_cast<uint64_t>(f.connections));
+    spec->set_concurrency(static_cast<uint32_t>(f.concurrency));
+    spec->set_rate(f.rate);
+    proto::ToProto(f.connect_timeout, spec->mutable_connect_timeout());
+    proto::ToProto(f.start_after, spec->mutable_start_after());
+    proto::ToProto(f.hold, spec->mutable_hold());
+    spec->set_payload(f.payload);
+  }
+
+  const nanoseconds max_rtt = *std::max_element(rtts.begin(), rtts.end());
+  const Clock::time_point start_at =
+      ctx.options.now() + std::max<nanoseconds>(ctx.options.start_lead, 4 * max_rtt);
+  ctx.inputs.start_at = start_at;
+  std::vector<std::pair<int, v1::StartFloodsRequest>> requests(by_host.begin(), by_host.end());
+  FanOut(requests.size(), [&](size_t k) {
+    const int i = requests[k].first;
+    v1::StartFloodsRequest& request = requests[k].second;
+    request.set_run_id(ctx.run_id);
+    // The one instant, in this agent's clock.
+    const nanoseconds offset = *ctx.inputs.hosts[i].clock_offset;
+    proto::ToProto(start_at + std::chrono::duration_cast<Clock::duration>(offset),
+                   request.mutable_start_at());
+    if (absl::Status st = ctx.hosts[i].client->StartFloods(request); !st.ok()) {
+      ctx.Fail(ctx.hosts[i].name, std::string(st.message()));
+    }
+  });
+}
+
+void CollectPhase(RunContext& ctx) {
+  if (!ctx.ok()) return;
+  std::vector<size_t> flooding;
+  for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    for (const auto& f : ctx.scenario().floods) {
+      if (f.host == ctx.hosts[i].name) {
+        flooding.push_back(i);
+        break;
+      }
+    }
+  }
+  const nanoseconds wait = ctx.flood_budget + std::chrono::seconds(60);
+  FanOut(flooding.size(), [&](size_t k) {
+    HostHandle& h = ctx.hosts[flooding[k]];
+    auto waited = h.client->CollectResults(ctx.run_id, wait, /*wait_only=*/true);
+    if (!waited.ok()) ctx.Fail(h.name, std::string(waited.status().message()));
+  });
+  if (!ctx.ok()) return;
+  FanOut(ctx.hosts.size(), [&](size_t i) {
+    HostHandle& h = ctx.hosts[i];
+    auto collected = h.client->CollectResults(ctx.run_id, std::chrono::seconds(30));
+    if (!collected.ok()) {
+      ctx.Fail(h.name, std::string(collected.status().message()));
+      return;
+    }
+    std::string pcap_file;
+    if (collected->has_capture() && !collected->capture().pcap().empty() &&
+        !ctx.options.out_dir.empty()) {
+      pcap_file = absl::StrCat(ctx.options.out_dir, "/run-", ctx.index, "-", h.name, ".pcap");
+      std::error_code ec;
+      std::filesystem::create_directories(ctx.options.out_dir, ec);
+      std::ofstream out(pcap_file, std::ios::binary);
+      out << collected->capture().pcap();
+      if (!out) {
+        ctx.Fail(h.name, absl::StrCat("cannot write ", pcap_file));
+        pcap_file.clear();
+      }
+      // The bytes live in the file now; the result keeps its name.
+      collected->mutable_capture()->clear_pcap();
+    }
+    ctx.Locked([&] {
+      ctx.inputs.hosts[i].collected = *std::move(collected);
+      ctx.inputs.hosts[i].pcap_file = pcap_file;
+    });
+  });
+}
+
+void EndPhase(RunContext& ctx) {
+  FanOut(ctx.hosts.size(), [&](size_t i) {
+    HostHandle& h = ctx.hosts[i];
+    auto ended = h.client->EndRun(ctx.run_id);
+    if (!ended.ok()) ctx.Fail(h.name, absl::StrCat("ending the run: ", ended.status().message()));
+    if (ctx.watches[i] != nullptr) {
+      (void)ctx.watches[i]->Wait();
+      ctx.watches[i].reset();
+    }
+  });
+}
+
+}  // namespace synq::controller

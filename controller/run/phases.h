@@ -1,0 +1,34 @@
+// The phases of one run, each a function over the run's context so that each can be tested
+// alone against fake agents. Begin -> Prepare -> Schedule -> Collect -> End, then the result
+// builder (controller/result/run_builder.h) assembles the typed result from `ctx.inputs`.
+// A phase that fails records it with ctx.Fail and later phases skip their work; End always runs.
+#pragma once
+
+#include <chrono>
+
+#include "absl/status/statusor.h"
+#include "controller/run/run_context.h"
+
+namespace synq::controller {
+
+// Run id and lease; BeginRun and a Watch stream on every agent (samples go to ctx.inputs).
+void BeginPhase(RunContext& ctx);
+// Settings (read back), shaping (read back), listeners, packet capture.
+void PreparePhase(RunContext& ctx);
+// Clock offsets of every host, flood targets resolved once, StartFloods at one instant.
+void SchedulePhase(RunContext& ctx);
+// Waits for every flooding host, then one final snapshot per host; pcaps saved to out_dir.
+void CollectPhase(RunContext& ctx);
+// EndRun on every agent whatever happened (agents restore settings), Watch streams closed.
+void EndPhase(RunContext& ctx);
+
+// Estimated clock offset of an agent: agent clock minus controller clock, from the GetClock
+// round trip with the smallest RTT. `rtt` receives that RTT.
+absl::StatusOr<std::chrono::nanoseconds> MeasureClockOffset(
+    AgentClient& client, int rounds, std::chrono::nanoseconds* rtt,
+    const std::function<Clock::time_point()>& now = [] { return Clock::now(); });
+
+// Worst case for a flood to finish: every connect waits its full timeout.
+std::chrono::nanoseconds FloodBudget(const FloodDef& flood);
+
+}  // namespace synq::controller
