@@ -22,6 +22,7 @@
 #include "controller/agent_client.h"
 #include "controller/lab.h"
 #include "controller/orchestrator.h"
+#include "controller/result/html_report.h"
 #include "controller/result/junit.h"
 #include "controller/result/result_json.h"
 #include "controller/result/table.h"
@@ -348,6 +349,12 @@ int Run(const RunCommand& cmd) {
   const std::string path = cmd.out_dir + "/result.json";
   if (absl::Status s = result::WriteResultFile(result, path); s.ok()) {
     written.push_back(path);
+  } else {
+    write_errors.emplace_back(s.message());
+  }
+  const std::string report = cmd.out_dir + "/report.html";
+  if (absl::Status s = WriteTextFile(report, result::RenderHtmlReport(result)); s.ok()) {
+    written.push_back(report);
   } else {
     write_errors.emplace_back(s.message());
   }
