@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "synq/result/v1/result.pb.h"
@@ -17,6 +18,10 @@ namespace synq::controller::result {
 // shaping. Every text from the result is escaped; the document references no URL (no scripts,
 // styles, fonts or images from anywhere), and long series are downsampled to keep it small.
 std::string RenderHtmlReport(const ::synq::result::v1::Result& result);
+
+// When the SYN retransmits of a connect leave, in seconds from connect(), for the first `count`
+// retransmits, given net.ipv4.tcp_syn_linear_timeouts (0 on kernels without it).
+std::vector<double> SynRetransmitSeconds(int linear_timeouts, int count);
 
 // `text` made safe as HTML element content and as a quoted attribute value (& < > " ').
 std::string HtmlEscape(absl::string_view text);

@@ -112,13 +112,14 @@ namespace {
 
 constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
 // clang-format off
-constexpr std::array<SettingRange, 6> kSettings = {{
+constexpr std::array<SettingRange, 7> kSettings = {{
     {"net.core.somaxconn", 0, kIntMax},
     {"net.ipv4.tcp_abort_on_overflow", 0, 1},
     {"net.ipv4.tcp_synack_retries", 0, 255},
     {"net.ipv4.tcp_syn_retries", 1, 127},
     {"net.ipv4.tcp_syncookies", 0, 2},
     {"net.ipv4.tcp_max_syn_backlog", 1, kIntMax},
+    {"net.ipv4.tcp_syn_linear_timeouts", 0, 255},
 }};
 // clang-format on
 

@@ -63,7 +63,7 @@ class SysctlSettingsTest : public ::testing::Test {
   std::string journal_;
 };
 
-TEST(AllowedSettings, ExactlyTheSixWithRanges) {
+TEST(AllowedSettings, ExactlyTheSevenWithRanges) {
   std::map<std::string, std::pair<int64_t, int64_t>> got;
   for (const SettingDef& def : AllowedSettings()) got[def.key] = {def.min, def.max};
   EXPECT_THAT(got, UnorderedElementsAre(Pair("net.core.somaxconn", Pair(0, INT_MAX)),
@@ -71,7 +71,8 @@ TEST(AllowedSettings, ExactlyTheSixWithRanges) {
                                         Pair("net.ipv4.tcp_synack_retries", Pair(0, 255)),
                                         Pair("net.ipv4.tcp_syn_retries", Pair(1, 127)),
                                         Pair("net.ipv4.tcp_syncookies", Pair(0, 2)),
-                                        Pair("net.ipv4.tcp_max_syn_backlog", Pair(1, INT_MAX))));
+                                        Pair("net.ipv4.tcp_max_syn_backlog", Pair(1, INT_MAX)),
+                                        Pair("net.ipv4.tcp_syn_linear_timeouts", Pair(0, 255))));
 }
 
 TEST(ValidateSetting, UnknownKeyListsAllowed) {

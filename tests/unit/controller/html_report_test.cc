@@ -280,3 +280,17 @@ TEST(HtmlReport, ARunWhoseAgentFailedShowsItsErrorAndNoPlots) {
 
 }  // namespace
 }  // namespace synq::controller::result
+
+namespace synq::controller::result {
+namespace {
+
+TEST(SynRetransmitSeconds, FollowTheKernelsLinearThenDoublingBackoff) {
+  // Measured on Linux 6.18 (tcp_syn_linear_timeouts 4, syn_retries 7, SYNs dropped by a
+  // firewall rule): retransmits at 1.04, 2.06, 3.08, 4.10, 5.14, 7.13, 11.29, 19.5 s.
+  EXPECT_EQ(SynRetransmitSeconds(4, 8), (std::vector<double>{1, 2, 3, 4, 5, 7, 11, 19}));
+  // Kernels before 6.5 (no such setting): the classic doubling from the initial 1 s RTO.
+  EXPECT_EQ(SynRetransmitSeconds(0, 5), (std::vector<double>{1, 3, 7, 15, 31}));
+}
+
+}  // namespace
+}  // namespace synq::controller::result
