@@ -209,7 +209,6 @@ FloodResult Flood::Run(SystemClock::time_point scheduled) {
   start_system_ = SystemClock::now();
   last_resolved_ = start_;
   result_.started_at = start_system_;
-  result_.start_lateness = std::chrono::duration_cast<nanoseconds>(start_system_ - scheduled);
 
   const uint64_t total = spec_.connections;
   while (!stop_.load(std::memory_order_relaxed)) {

@@ -52,7 +52,6 @@ struct FloodResult {
   common::Histogram connect_latency_us;
   std::vector<ConnectionRecord> connections;
   std::chrono::system_clock::time_point started_at;  // actual start
-  std::chrono::nanoseconds start_lateness{0};        // actual - scheduled
   // Connections still established at the end of hold, left open so the server's view can be
   // read before the client closes them; the run closes them when it ends.
   std::shared_ptr<std::vector<common::UniqueFd>> held_sockets =

@@ -1,5 +1,7 @@
 #include "controller/result/html_report.h"
 
+#include "controller/result/counter_catalog.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -41,28 +43,6 @@ constexpr char kCounterLine[] = "#ad1457";
 // does not make a report of megabytes; peaks survive, which is what a queue plot is read for.
 constexpr size_t kMaxSeriesPoints = 400;
 
-// The handshake counters worth a plot, in reading order: accept-queue overflow, SYN-queue
-// overflow, cookies, retransmits, resets.
-constexpr const char* kHandshakeCounters[] = {
-    "TcpExtListenOverflows",
-    "TcpExtListenDrops",
-    "TcpExtTCPReqQFullDrop",
-    "TcpExtTCPReqQFullDoCookies",
-    "TcpExtSyncookiesSent",
-    "TcpExtSyncookiesRecv",
-    "TcpExtSyncookiesFailed",
-    "TcpExtTCPSynRetrans",
-    "TcpExtTCPTimeouts",
-    "TcpRetransSegs",
-    "TcpOutRsts",
-    "TcpEstabResets",
-    "TcpAttemptFails",
-    "TcpExtTCPAbortOnData",
-    "TcpExtTCPAbortOnClose",
-    "TcpExtTCPAbortOnTimeout",
-    "TcpActiveOpens",
-    "TcpPassiveOpens",
-};
 
 }  // namespace
 
@@ -750,7 +730,7 @@ std::string CounterPlots(const v1::Run& run) {
   for (const auto& host : hosts) {
     absl::StrAppend(&out, "<h4>", Esc(host), "</h4><div class=\"multiples\">");
     int drawn = 0;
-    for (const char* counter : kHandshakeCounters) {
+    for (const auto& [counter, compared] : kHandshakeCounters) {
       Series series;
       double vmax = 0;
       for (const auto& s : run.samples()) {

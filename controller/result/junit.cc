@@ -121,8 +121,9 @@ std::vector<Case> RunCases(const synq::result::v1::Run& run) {
   if (run.has_baseline()) {
     const auto& b = run.baseline();
     if (b.baseline_run_index() < 0) {
+      // Unmatched while other runs matched: skipped; nothing matched at all: a failure.
       cases.push_back(Case{.name = "baseline",
-                           .kind = Case::Kind::kSkipped,
+                           .kind = b.passed() ? Case::Kind::kSkipped : Case::Kind::kFailure,
                            .type = "no_baseline_run",
                            .message = b.note().empty() ? "no matching baseline run" : b.note()});
     }

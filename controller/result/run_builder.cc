@@ -98,12 +98,16 @@ void BuildHost(const HostReplies& h, const RunPlan& plan, rv1::Host* out) {
   }
   if (h.clock_offset) out->set_clock_offset_ms(Ms(*h.clock_offset));
   if (!h.error.empty()) out->set_error(h.error);
-  if (!h.collected) return;
+  if (!h.collected) {
+    out->set_counters_unavailable(
+        h.error.empty() ? "the run stopped before this host's final snapshot"
+                        : absl::StrCat("the host failed: ", h.error));
+    return;
+  }
   const av1::CollectResultsResponse& c = *h.collected;
+  // Every counter the host has, zeros included: a counter that did not move reads 0.
   for (const auto& counter : c.counter_deltas()) {
-    if (counter.value() != 0) {
-      (*out->mutable_counters())[counter.name()] = static_cast<double>(counter.value());
-    }
+    (*out->mutable_counters())[counter.name()] = static_cast<double>(counter.value());
   }
   for (const auto& [name, n] : c.drop_events()) {
     (*out->mutable_drop_events())[name] = static_cast<double>(n);
@@ -163,6 +167,7 @@ rv1::Run BuildRun(const RunInputs& in) {
     SetParamValue(value, &(*run.mutable_params())[path]);
   }
   for (const auto& e : in.errors) run.add_errors(e);
+  for (const auto& n : in.not_observed) run.add_not_observed(n);
 
   // Hosts, listeners and the server view for the fate join.
   FateJoin join;
@@ -179,7 +184,12 @@ rv1::Run BuildRun(const RunInputs& in) {
       out.set_ip(l.ip());
       out.set_port(l.port());
       out.set_backlog(l.backlog());
-      out.set_backlog_effective(Int(l.backlog_effective()));
+      if (l.backlog_effective() >= 0) {
+        out.set_backlog_effective(Int(l.backlog_effective()));
+      } else {
+        run.add_not_observed(absl::StrCat("listeners.", l.name(),
+                                          ".backlog_effective: sock_diag could not read it"));
+      }
       out.set_accepted(Count(l.accepted()));
       out.set_accept_queue_peak(Int(l.accept_queue_peak()));
       if (const ListenerDef* def = FindListener(s, l.name()); def != nullptr) {
@@ -202,12 +212,17 @@ rv1::Run BuildRun(const RunInputs& in) {
       out.set_refused(Count(f.refused()));
       out.set_timed_out(Count(f.timed_out()));
       for (const auto& [name, n] : f.errors()) (*out.mutable_errors())[name] = Count(n);
-      rv1::LatencySummary* lat = out.mutable_connect_latency_ms();
-      lat->set_p50(f.connect_latency().p50_ms());
-      lat->set_p90(f.connect_latency().p90_ms());
-      lat->set_p99(f.connect_latency().p99_ms());
-      lat->set_max(f.connect_latency().max_ms());
-      lat->set_count(Count(f.connect_latency().count()));
+      if (f.connect_latency().count() > 0) {
+        rv1::LatencySummary* lat = out.mutable_connect_latency_ms();
+        lat->set_p50(f.connect_latency().p50_ms());
+        lat->set_p90(f.connect_latency().p90_ms());
+        lat->set_p99(f.connect_latency().p99_ms());
+        lat->set_max(f.connect_latency().max_ms());
+        lat->set_count(Count(f.connect_latency().count()));
+      } else {
+        run.add_not_observed(absl::StrCat("floods.", f.name(),
+                                          ".connect_latency_ms: no connect completed"));
+      }
       rv1::Histogram* hist = out.mutable_connect_latency_histogram();
       hist->set_sub_bucket_bits(f.connect_latency_histogram().sub_bucket_bits());
       for (const auto& [bucket, n] : f.connect_latency_histogram().buckets()) {
@@ -223,13 +238,26 @@ rv1::Run BuildRun(const RunInputs& in) {
       bool server_observed = false;
       if (auto t = in.targets.find(f.name()); t != in.targets.end()) {
         out.set_target(t->second.ToString());
+        out.set_target_ip(t->second.ip);
+        out.set_target_port(t->second.port);
         out.set_listener(t->second.listener);
         if (const ListenerDef* l = FindListener(s, t->second.listener); l != nullptr) {
           server_observed = host_collected[l->host];
         }
       }
+      out.set_server_observed(server_observed);
       rv1::Fates* fates = out.mutable_fates();
-      fates->set_server_observed(server_observed);
+      if (server_observed) {
+        // Joined fates are counts only where the join could be made; zeros are then measured.
+        fates->set_accepted(0);
+        fates->set_queued(0);
+        fates->set_syn_recv(0);
+        fates->set_unknown_to_server(0);
+      } else {
+        run.add_not_observed(absl::StrCat("floods.", f.name(),
+                                          ".fates: the server side of the target was not "
+                                          "observed (no synq listener there)"));
+      }
       for (const auto& c : f.connections()) {
         if (c.has_outcome_after()) {
           const double at = Ms(proto::FromProto(c.outcome_after()));

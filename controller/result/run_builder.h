@@ -52,9 +52,16 @@ struct RunInputs {
   std::optional<std::chrono::system_clock::time_point> start_at;
   bool connections = false;  // keep every attempt
   std::vector<std::string> errors;
+  // What the phases could not measure, with why ("samples of host 'x' may be incomplete ...").
+  std::vector<std::string> not_observed;
   std::chrono::nanoseconds duration{0};
 };
 
+// The run's result: hosts (kernel, settings in force, shaping, counter deltas, packets, drop
+// events), listeners, floods (counts, latency, fates joined across every host's sockets, start
+// lateness on the controller's clock), samples on the controller's clock. What the inputs do not
+// hold is left unset and named in `not_observed`; a host without a snapshot keeps what it did
+// return and says why its counters are missing.
 synq::result::v1::Run BuildRun(const RunInputs& in);
 
 // The sweep value as a typed JSON value (number, bool or string).

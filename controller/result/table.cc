@@ -5,27 +5,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "controller/result/counter_catalog.h"
 
 namespace synq::controller::result {
 namespace {
 
 namespace rv1 = ::synq::result::v1;
-
-// The counters that explain handshake outcomes, in the order a reader wants them.
-constexpr const char* kKeyCounters[] = {"TcpExtListenOverflows",
-                                        "TcpExtListenDrops",
-                                        "TcpExtTCPReqQFullDrop",
-                                        "TcpExtTCPReqQFullDoCookies",
-                                        "TcpExtSyncookiesSent",
-                                        "TcpExtSyncookiesRecv",
-                                        "TcpExtSyncookiesFailed",
-                                        "TcpExtTCPSynRetrans",
-                                        "TcpPassiveOpens",
-                                        "TcpActiveOpens",
-                                        "TcpAttemptFails",
-                                        "TcpEstabResets",
-                                        "TcpOutRsts",
-                                        "TcpRetransSegs"};
 
 std::string ValueText(const google::protobuf::Value& v) {
   switch (v.kind_case()) {
@@ -124,7 +109,7 @@ std::string RenderRunTable(const rv1::Run& run) {
   for (const auto& [name, h] : run.hosts()) hosts[name] = &h;
   for (const auto& [name, h] : hosts) {
     std::vector<std::string> moved;
-    for (const char* counter : kKeyCounters) {
+    for (const auto& [counter, compared] : kHandshakeCounters) {
       auto it = h->counters().find(counter);
       if (it != h->counters().end() && it->second != 0) {
         moved.push_back(absl::StrCat(counter, "=", it->second));

@@ -24,12 +24,12 @@ int RunContext::HostIndex(const std::string& name) const {
   return -1;
 }
 
-void RunContext::Fail(const std::string& host, const std::string& message) {
+void RunContext::Fail(const std::string& host, const std::string& message, bool data_lost) {
   std::lock_guard<std::mutex> lock(mu_);
   inputs.errors.push_back(absl::StrCat(host, ": ", message));
   failures.push_back({host, message});
   const int i = HostIndex(host);
-  if (i >= 0 && static_cast<size_t>(i) < inputs.hosts.size() &&
+  if (data_lost && i >= 0 && static_cast<size_t>(i) < inputs.hosts.size() &&
       inputs.hosts[i].error.empty()) {
     inputs.hosts[i].error = message;
   }
@@ -341,9 +341,20 @@ void EndPhase(RunContext& ctx) {
   FanOut(ctx.hosts.size(), [&](size_t i) {
     HostHandle& h = ctx.hosts[i];
     auto ended = h.client->EndRun(ctx.run_id);
-    if (!ended.ok()) ctx.Fail(h.name, absl::StrCat("ending the run: ", ended.status().message()));
+    if (!ended.ok()) {
+      ctx.Fail(h.name, absl::StrCat("ending the run: ", ended.status().message()),
+               /*data_lost=*/false);
+    }
     if (ctx.watches[i] != nullptr) {
-      (void)ctx.watches[i]->Wait();
+      // A stream that broke before the end lost samples: say so rather than show a gap as calm.
+      const absl::Status watched = ctx.watches[i]->Wait();
+      if (!watched.ok() && watched.code() != absl::StatusCode::kCancelled) {
+        ctx.Locked([&] {
+          ctx.inputs.not_observed.push_back(absl::StrCat(
+              "samples of host '", h.name, "' may be incomplete: the sample stream ended with ",
+              watched.message()));
+        });
+      }
       ctx.watches[i].reset();
     }
   });

@@ -69,6 +69,7 @@ void Progress::OnSample(const std::string& host, const v1::Sample& sample) {
 
 void Progress::Redraw() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!in_run_) return;  // the run ended while the ticker waited for the lock
   int64_t connects = 0;
   for (const auto& [host, n] : connects_) connects += n;
   const double elapsed =

@@ -67,7 +67,9 @@ struct RunContext {
   int HostIndex(const std::string& name) const;
 
   // Records a failure of `host` (thread-safe); later phases see ok() == false and skip.
-  void Fail(const std::string& host, const std::string& message);
+  // `data_lost`: the host's results are incomplete because of it (marks the host's `error`);
+  // false for failures after collection, such as ending the run.
+  void Fail(const std::string& host, const std::string& message, bool data_lost = true);
   bool ok() const;
   // Runs `fn` under the context's lock (for writes from fan-out threads).
   void Locked(const std::function<void()>& fn);

@@ -17,9 +17,10 @@ struct BoundListener {
   uint32_t port = 0;
 };
 
-// `flood_host_address` / `listener_host_address`: where peers reach those hosts. A wildcard
-// listener is reached over loopback from its own host, else at its host's address. A target
-// "ADDRESS:PORT" is taken as given. Errors name the flood and the reason.
+// `listener` is the listener the flood's target names (null for "ADDRESS:PORT", taken as given),
+// `bound` where it was bound, `listener_host_address` where peers reach its host. A wildcard
+// listener is reached over loopback from its own host, else at its host's address. Errors name
+// the flood and the reason.
 absl::StatusOr<result::ResolvedTarget> ResolveTarget(const FloodDef& flood,
                                                      const ListenerDef* listener,
                                                      const BoundListener* bound,

@@ -4,9 +4,11 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "controller/result/counter_catalog.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,7 +20,8 @@ namespace synq::controller::verdict {
 namespace {
 
 namespace v1 = ::synq::result::v1;
-using Fields = std::vector<std::pair<std::string, double>>;
+// Field path -> value; nullopt where the result says it was not measured.
+using Fields = std::vector<std::pair<std::string, std::optional<double>>>;
 
 constexpr const char* kFloodCounts[] = {"attempted", "established", "reset", "refused",
                                         "timed_out"};
@@ -39,7 +42,9 @@ const std::vector<std::string>& FieldTemplates() {
     for (const char* f : kFateCounts) t->push_back(absl::StrCat("floods.*.fates.", f));
     for (const char* f : kLatencies) t->push_back(absl::StrCat("floods.*.connect_latency_ms.", f));
     for (const char* f : kListenerFields) t->push_back(absl::StrCat("listeners.*.", f));
-    for (const char* c : kComparedCounters) t->push_back(absl::StrCat("hosts.*.counters.", c));
+    for (const auto& [c, compared] : result::kHandshakeCounters) {
+      if (compared) t->push_back(absl::StrCat("hosts.*.counters.", c));
+    }
     return t;
   }();
   return *templates;
@@ -158,10 +163,13 @@ Fields FloodFields(const std::string& name, const v1::Flood& f,
     out.emplace_back(p + "errors." + e, it == f.errors().end() ? 0 : it->second);
   }
   const v1::Fates& fa = f.fates();
-  const double fates[] = {static_cast<double>(fa.accepted()),
-                          static_cast<double>(fa.queued()),
-                          static_cast<double>(fa.syn_recv()),
-                          static_cast<double>(fa.unknown_to_server()),
+  auto joined = [](bool has, uint32_t n) {
+    return has ? std::optional<double>(n) : std::nullopt;
+  };
+  const std::optional<double> fates[] = {joined(fa.has_accepted(), fa.accepted()),
+                          joined(fa.has_queued(), fa.queued()),
+                          joined(fa.has_syn_recv(), fa.syn_recv()),
+                          joined(fa.has_unknown_to_server(), fa.unknown_to_server()),
                           static_cast<double>(fa.reset()),
                           static_cast<double>(fa.refused()),
                           static_cast<double>(fa.timed_out()),
@@ -173,24 +181,34 @@ Fields FloodFields(const std::string& name, const v1::Flood& f,
   const v1::LatencySummary& l = f.connect_latency_ms();
   const double latencies[] = {l.p50(), l.p90(), l.p99(), l.max()};
   for (size_t i = 0; i < std::size(kLatencies); ++i) {
-    out.emplace_back(absl::StrCat(p, "connect_latency_ms.", kLatencies[i]), latencies[i]);
+    out.emplace_back(absl::StrCat(p, "connect_latency_ms.", kLatencies[i]),
+                     f.has_connect_latency_ms() ? std::optional<double>(latencies[i])
+                                                : std::nullopt);
   }
   return out;
 }
 
 Fields ListenerFields(const std::string& name, const v1::Listener& l) {
   const std::string p = absl::StrCat("listeners.", name, ".");
-  return {{p + "backlog_effective", l.backlog_effective()},
+  return {{p + "backlog_effective", l.has_backlog_effective()
+                                         ? std::optional<double>(l.backlog_effective())
+                                         : std::nullopt},
           {p + "accepted", l.accepted()},
           {p + "accept_queue_peak", l.accept_queue_peak()}};
 }
 
 Fields HostFields(const std::string& name, const v1::Host& h) {
   Fields out;
-  for (const char* c : kComparedCounters) {
+  for (const auto& [c, compared] : result::kHandshakeCounters) {
+    if (!compared) continue;
     auto it = h.counters().find(c);
-    out.emplace_back(absl::StrCat("hosts.", name, ".counters.", c),
-                     it == h.counters().end() ? 0.0 : it->second);
+    std::optional<double> value;
+    if (it != h.counters().end()) {
+      value = it->second;
+    } else if (h.counters_unavailable().empty() && h.error().empty()) {
+      value = 0.0;  // collected, and the counter did not move
+    }
+    out.emplace_back(absl::StrCat("hosts.", name, ".counters.", c), value);
   }
   return out;
 }
@@ -226,8 +244,21 @@ void CompareRun(const v1::Run& old_run, const Tolerances& tolerances, v1::Run* r
                 v1::BaselineComparison* out) {
   auto add = [&](const Fields& olds, const Fields& news) {
     for (size_t i = 0; i < news.size() && i < olds.size(); ++i) {
-      *out->add_checks() =
-          MakeCheck(news[i].first, olds[i].second, news[i].second, tolerances.For(news[i].first));
+      const auto& [field, current] = news[i];
+      const std::optional<double>& baseline = olds[i].second;
+      if (!current && !baseline) continue;  // measured in neither run: nothing to compare
+      if (!current || !baseline) {
+        v1::BaselineCheck check;
+        check.set_field(field);
+        check.set_passed(false);
+        check.set_tolerance_percent(tolerances.For(field));
+        if (baseline) check.set_baseline(*baseline);
+        if (current) check.set_current(*current);
+        check.set_note(baseline ? "not_observed in this run" : "not_observed in the baseline run");
+        *out->add_checks() = check;
+        continue;
+      }
+      *out->add_checks() = MakeCheck(field, *baseline, *current, tolerances.For(field));
     }
   };
   for (const std::string& name : Keys(old_run.floods(), run->floods())) {
@@ -404,7 +435,16 @@ bool CompareWithBaseline(const v1::Result& baseline, const std::string& baseline
     CompareRun(baseline.runs(match), tolerances, &run, cmp);
     passed = passed && cmp->passed();
   }
-  return passed && (matched > 0 || current->runs().empty());
+  if (matched == 0 && !current->runs().empty()) {
+    // Nothing was compared at all: a wrong baseline file, not a pass. Every run says so.
+    for (v1::Run& run : *current->mutable_runs()) {
+      run.mutable_baseline()->set_passed(false);
+      run.mutable_baseline()->set_note(absl::StrCat(
+          "no run of ", baseline_file, " has the params of any run of this result"));
+    }
+    return false;
+  }
+  return passed;
 }
 
 std::string DescribeCheck(const v1::BaselineCheck& check) {

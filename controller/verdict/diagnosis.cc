@@ -112,17 +112,11 @@ double Median(const google::protobuf::RepeatedField<double>& values) {
 // A host whose counters and sockets can be read: present and not failed.
 const v1::Host* ObservedHost(const v1::Run& run, const std::string& name) {
   auto it = run.hosts().find(name);
-  if (it == run.hosts().end() || !it->second.error().empty()) return nullptr;
+  if (it == run.hosts().end() || !it->second.error().empty() ||
+      !it->second.counters_unavailable().empty()) {
+    return nullptr;
+  }
   return &it->second;
-}
-
-// "198.18.0.2:80" / "[fd00::1]:80" -> address and port.
-std::pair<std::string, std::string> SplitTarget(const std::string& target) {
-  const size_t colon = target.rfind(':');
-  if (colon == std::string::npos) return {target, ""};
-  std::string ip = target.substr(0, colon);
-  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-  return {ip, target.substr(colon + 1)};
 }
 
 // Client attempts the fate join matched with a server socket or request.
@@ -137,8 +131,7 @@ std::string ListenerOf(const v1::Run& run, const v1::Flood& flood) {
   if (!flood.listener().empty()) return flood.listener();
   if (!flood.target().empty()) {
     for (const auto& [name, l] : run.listeners()) {
-      if (l.address() == flood.target() ||
-          (!l.ip().empty() && absl::StrCat(l.ip(), ":", l.port()) == flood.target())) {
+      if (l.ip() == flood.target_ip() && l.port() == flood.target_port()) {
         return name;
       }
     }
@@ -151,7 +144,7 @@ std::string ListenerOf(const v1::Run& run, const v1::Flood& flood) {
 
 // Whether the server side of a flood was observed (its attempts could be joined).
 bool ServerObserved(const v1::Flood& flood) {
-  return flood.fates().server_observed() || Joined(flood.fates()) > 0;
+  return flood.server_observed();
 }
 
 // The host a flood's SYNs go to: its listener's host, else a host of the run with that address.
@@ -161,7 +154,7 @@ std::string ServerHostOf(const v1::Run& run, const v1::Flood& flood) {
     auto it = run.listeners().find(listener);
     if (it != run.listeners().end()) return it->second.host();
   }
-  const std::string ip = SplitTarget(flood.target()).first;
+  const std::string& ip = flood.target_ip();
   for (const auto& [name, host] : run.hosts()) {
     if (!ip.empty() && host.address() == ip) return name;
   }
@@ -219,7 +212,9 @@ std::vector<std::string> FullListeners(const v1::Run& run, const std::string& ho
   std::vector<std::string> full;
   for (const std::string& name : all) {
     const v1::Listener& l = run.listeners().at(name);
-    if (l.accept_queue_peak() > l.backlog_effective()) full.push_back(name);
+    if (l.has_backlog_effective() && l.accept_queue_peak() > l.backlog_effective()) {
+      full.push_back(name);
+    }
   }
   if (full.empty() && all.size() == 1) return all;
   return full;
@@ -231,6 +226,7 @@ std::vector<std::string> FullListeners(const v1::Run& run, const std::string& ho
 void ListenerLimits(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.listeners())) {
     const v1::Listener& l = run.listeners().at(name);
+    if (!l.has_backlog_effective()) continue;  // not measured: nothing to say about the limit
     const v1::Host* host = ObservedHost(run, l.host());
     const SettingValue somaxconn = host != nullptr ? Setting(*host, kSomaxconn) : SettingValue{};
     if (l.backlog() < 0 && somaxconn && l.backlog_effective() == *somaxconn) {
@@ -266,7 +262,10 @@ void ListenerLimits(const v1::Run& run, std::vector<v1::Finding>& out) {
 void PacedAccept(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.listeners())) {
     const v1::Listener& l = run.listeners().at(name);
-    if (l.accept() != v1::ACCEPT_MODE_PACED || l.accept_interval_ms() <= 0) continue;
+    if (l.accept() != v1::ACCEPT_MODE_PACED || l.accept_interval_ms() <= 0 ||
+        !l.has_backlog_effective()) {
+      continue;
+    }
     Builder b(kRulePacedAccept);
     b.Host(l.host()).Listener(name);
     const std::string interval =
@@ -365,6 +364,7 @@ void ServerDrops(const v1::Run& run, std::vector<v1::Finding>& out) {
       std::string remedy;
       for (const std::string& l : full) {
         const v1::Listener& listener = run.listeners().at(l);
+        if (!listener.has_backlog_effective()) continue;
         const std::string effective =
             b.Cite(ListenerPath(l, "backlog_effective"), listener.backlog_effective());
         const std::string peak =
@@ -784,7 +784,8 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
     if (flood.refused() > 0) {
       Builder b(kRuleRefused);
       b.Flood(name).Host(flood.host());
-      const auto [ip, port] = SplitTarget(flood.target());
+      const std::string& ip = flood.target_ip();
+      const std::string port = flood.target_port() == 0 ? "" : absl::StrCat(flood.target_port());
       std::string text =
           absl::StrCat(name, ": ", b.Cite(FloodPath(name, "refused"), flood.refused()), " of ",
                        F(flood.attempted()), " connects were refused (ECONNREFUSED): the SYN to ",
@@ -794,8 +795,8 @@ void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
       if (!port.empty()) {
         bool listened = false;
         for (const auto& [l, listener] : run.listeners()) {
-          if (listener.address() == flood.target() ||
-              (listener.ip() == ip && absl::StrCat(listener.port()) == port)) {
+          if (listener.port() == flood.target_port() &&
+              (listener.ip() == ip || listener.ip() == "0.0.0.0" || listener.ip() == "::")) {
             listened = true;
           }
         }

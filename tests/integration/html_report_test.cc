@@ -169,13 +169,9 @@ TEST_F(HtmlReport, NetLogCatchesARequestFromThePage) {
 TEST_F(HtmlReport, AcceptQueueOverflowReportRendersItsPlotsOfflineInChromium) {
   SynqRun r = RunSynq(Source("examples/accept-queue-overflow.yaml"), out_.path());
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // Once `synq run` writes the report itself, that file is the one checked.
-  std::string report = out_.path() + "/report.html";
-  if (!fs::exists(report)) {
-    auto result = controller::result::ReadResultFile(out_.path() + "/result.json");
-    ASSERT_TRUE(result.ok()) << result.status();
-    std::ofstream(report) << controller::result::RenderHtmlReport(*result);
-  }
+  // The file `synq run` wrote is the one checked, as a user would open it.
+  const std::string report = out_.path() + "/report.html";
+  ASSERT_TRUE(fs::exists(report)) << "synq run did not write " << report;
   const std::string html = ReadText(report);
   ASSERT_FALSE(html.empty());
 
@@ -202,8 +198,9 @@ TEST_F(HtmlReport, AcceptQueueOverflowReportRendersItsPlotsOfflineInChromium) {
   // The scenario sweeps 2 x 2 settings and has 2 floods: 4 runs, 8 connect-latency histograms.
   EXPECT_EQ(All(dom, std::regex(R"(<svg class="plot latency-histogram")")).size(), 8u);
   EXPECT_EQ(All(dom, std::regex(R"(<a href="#run-\d+")")).size(), 4u) << "sweep overview rows";
-  // Each histogram's time axis reaches the 10 s connect timeout, so each shows the SYN
-  // retransmit instants at 1 s, 3 s and 7 s.
+  // Each histogram's time axis reaches the 10 s connect timeout, so each shows at least three
+  // SYN retransmit instants below it (1, 3, 7 s on older kernels; 1, 2, 3, 4, 5, 7 s with the
+  // default net.ipv4.tcp_syn_linear_timeouts 4 of kernels since 6.5).
   EXPECT_GE(All(dom, std::regex(R"(<rect class="retransmit-band")")).size(), 3u * 8u);
   // Every run establishes the prefill and at least one burst connection: each histogram has a
   // bar, drawn with a positive size.

@@ -9,6 +9,7 @@
 
 #include "common/status_macros.h"
 #include "controller/orchestrator.h"
+#include "controller/run/phases.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller {
@@ -205,7 +206,7 @@ TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   EXPECT_EQ(f1.host(), "client");
   EXPECT_EQ(f1.attempted(), 3u);
   EXPECT_EQ(f1.fates().queued(), 1u);
-  EXPECT_TRUE(f1.fates().server_observed());
+  EXPECT_TRUE(f1.server_observed());
   EXPECT_EQ(run.hosts().at("server").settings().at("net.core.somaxconn"), 16);
   EXPECT_EQ(run.hosts().at("server").counters().at("TcpExtListenOverflows"), 6);
   EXPECT_FALSE(run.hosts().at("client").counters().contains("TcpExtListenOverflows"))
@@ -260,6 +261,70 @@ TEST(OrchestratorRun, AHostFailingAfterTheStartDoesNotCostTheOthersTheirResults)
   EXPECT_TRUE(named);
   EXPECT_EQ(f.client_->calls().back(), "EndRun");
   EXPECT_EQ(f.server_->calls().back(), "EndRun");
+}
+
+// Each phase alone, on a context the previous phases filled.
+
+TEST(PreparePhase, ReadsSettingsBackAndKeepsEachListenersBoundPortTyped) {
+  Fixture f;
+  const RunPlan plan{TwoHosts(), {}};
+  RunOptions options;
+  RunContext ctx(plan, 0, f.hosts, options);
+  BeginPhase(ctx);
+  PreparePhase(ctx);
+  ASSERT_TRUE(ctx.ok());
+  EXPECT_EQ(ctx.inputs.hosts[0].applied_settings.at("net.core.somaxconn"), 16);
+  EXPECT_TRUE(ctx.inputs.hosts[1].applied_settings.empty());
+  ASSERT_TRUE(ctx.bound.contains("l1"));
+  EXPECT_EQ(ctx.bound.at("l1").port, 4242u);
+  EXPECT_EQ(ctx.bound.at("l1").ip, "0.0.0.0");
+  EndPhase(ctx);
+}
+
+TEST(SchedulePhase, TheInstantIsTakenOnTheInjectedClockAndSentInEachAgentsClock) {
+  Fixture f;
+  const RunPlan plan{TwoHosts(), {}};
+  RunOptions options;
+  // The controller's clock runs 100 s behind the machine's: offsets absorb it, and each agent
+  // still gets the instant start_lead from now in its own clock.
+  constexpr auto kBehind = std::chrono::seconds(100);
+  options.now = [kBehind] { return Clock::now() - kBehind; };
+  RunContext ctx(plan, 0, f.hosts, options);
+  BeginPhase(ctx);
+  PreparePhase(ctx);
+  const auto before = options.now();
+  SchedulePhase(ctx);
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE(ctx.inputs.start_at.has_value());
+  const double lead_s = std::chrono::duration<double>(*ctx.inputs.start_at - before).count();
+  EXPECT_GE(lead_s, 0.3);  // the default start_lead
+  EXPECT_LT(lead_s, 5.0);
+  // The server's clock is the machine's: 100 s ahead of the controller's.
+  EXPECT_NEAR(std::chrono::duration<double>(*ctx.inputs.hosts[0].clock_offset).count(), 100.0,
+              0.05);
+  const auto server_start = proto::FromProto(f.server_->floods_.start_at());
+  EXPECT_NEAR(std::chrono::duration<double>(server_start - (*ctx.inputs.start_at + kBehind)).count(),
+              0.0, 0.05);
+  EXPECT_EQ(ctx.inputs.targets.at("f1").ToString(), "198.18.0.2:4242");
+  EndPhase(ctx);
+}
+
+TEST(CollectPhase, AfterTheStartAHostThatFailedIsSkippedAndTheOthersAreCollected) {
+  Fixture f;
+  const RunPlan plan{TwoHosts(), {}};
+  RunOptions options;
+  RunContext ctx(plan, 0, f.hosts, options);
+  BeginPhase(ctx);
+  PreparePhase(ctx);
+  SchedulePhase(ctx);
+  ctx.Fail("server", "stream lost");
+  CollectPhase(ctx);
+  EXPECT_FALSE(ctx.inputs.hosts[0].collected.has_value());
+  ASSERT_TRUE(ctx.inputs.hosts[1].collected.has_value());
+  EXPECT_EQ(ctx.inputs.hosts[1].collected->floods_size(), 1);
+  EndPhase(ctx);
+  // Failing to end a run loses no data: the host keeps its results and no error mark.
+  EXPECT_TRUE(ctx.inputs.hosts[1].error.empty());
 }
 
 }  // namespace

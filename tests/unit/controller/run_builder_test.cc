@@ -106,7 +106,7 @@ TEST(RunBuilder, JoinsFatesAcrossHostsAndNeverCallsAnUnobservedServerUnknown) {
   Fixture f;
   const auto run = BuildRun(f.in);
   const auto& f1 = run.floods().at("f1");
-  EXPECT_TRUE(f1.fates().server_observed());
+  EXPECT_TRUE(f1.server_observed());
   EXPECT_EQ(f1.fates().queued(), 1u);
   EXPECT_EQ(f1.fates().syn_recv(), 1u);
   EXPECT_EQ(f1.fates().unknown_to_server(), 1u);
@@ -114,7 +114,7 @@ TEST(RunBuilder, JoinsFatesAcrossHostsAndNeverCallsAnUnobservedServerUnknown) {
   EXPECT_EQ(f1.listener(), "l1");
   // f2 went to a server no agent watched: established, but not joined.
   const auto& f2 = run.floods().at("f2");
-  EXPECT_FALSE(f2.fates().server_observed());
+  EXPECT_FALSE(f2.server_observed());
   EXPECT_EQ(f2.fates().unknown_to_server(), 0u);
   EXPECT_EQ(f2.fates().established_unjoined(), 1u);
 }
@@ -156,7 +156,7 @@ TEST(RunBuilder, AFailedHostKeepsWhatArrivedAndIsMarked) {
   EXPECT_EQ(run.hosts().at("server").error(), "agent unreachable");
   ASSERT_TRUE(run.floods().contains("f1")) << "the client's results are kept";
   // Without the server's view no fate can be joined, so none is claimed.
-  EXPECT_FALSE(run.floods().at("f1").fates().server_observed());
+  EXPECT_FALSE(run.floods().at("f1").server_observed());
   EXPECT_EQ(run.floods().at("f1").fates().unknown_to_server(), 0u);
   EXPECT_EQ(run.errors_size(), 1);
 }
