@@ -440,7 +440,8 @@ bool CompareWithBaseline(const v1::Result& baseline, const std::string& baseline
     for (v1::Run& run : *current->mutable_runs()) {
       run.mutable_baseline()->set_passed(false);
       run.mutable_baseline()->set_note(absl::StrCat(
-          "no run of ", baseline_file, " has the params of any run of this result"));
+          run.baseline().note(), "; no run of ", baseline_file,
+          " has the params of any run of this result"));
     }
     return false;
   }

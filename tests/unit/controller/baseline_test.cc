@@ -44,6 +44,11 @@ v1::Run MakeRun(int index, int backlog_effective, int attempted = 20) {
   f.set_attempted(attempted);
   f.set_established(backlog_effective + 1);
   f.set_timed_out(attempted - (backlog_effective + 1));
+  // The server side was observed: every joined fate is a measured count, zeros included.
+  f.set_server_observed(true);
+  f.mutable_fates()->set_accepted(0);
+  f.mutable_fates()->set_syn_recv(0);
+  f.mutable_fates()->set_unknown_to_server(0);
   f.mutable_fates()->set_queued(backlog_effective + 1);
   f.mutable_fates()->set_timed_out(attempted - (backlog_effective + 1));
   f.mutable_connect_latency_ms()->set_p50(0.2);
@@ -131,6 +136,26 @@ TEST(BaselineMatch, RunsWithoutParamsMatchEachOther) {
   v1::Result current = MakeResult({MakeRun(0, 16)});
   EXPECT_TRUE(CompareWithBaseline(MakeResult({MakeRun(0, 16)}), "b", Percent(10), &current));
   EXPECT_EQ(current.runs(0).baseline().baseline_run_index(), 0);
+}
+
+TEST(BaselineCheck, AValueMeasuredOnOneSideOnlyFailsAndOneMeasuredOnNeitherIsSkipped) {
+  v1::Run old_run = MakeRun(0, 16);
+  v1::Run new_run = MakeRun(0, 16);
+  // The new run's target was not observed (no joined fates); neither run had a connect latency.
+  v1::Fates* fates = (*new_run.mutable_floods())["f1"].mutable_fates();
+  fates->clear_accepted();
+  fates->clear_queued();
+  fates->clear_syn_recv();
+  fates->clear_unknown_to_server();
+  (*old_run.mutable_floods())["f1"].clear_connect_latency_ms();
+  (*new_run.mutable_floods())["f1"].clear_connect_latency_ms();
+  v1::Result current = MakeResult({new_run});
+  EXPECT_FALSE(CompareWithBaseline(MakeResult({old_run}), "b", Percent(10), &current));
+  const v1::BaselineCheck* queued = FindCheck(current.runs(0), "floods.f1.fates.queued");
+  ASSERT_NE(queued, nullptr);
+  EXPECT_FALSE(queued->passed());
+  EXPECT_EQ(queued->note(), "not_observed in this run");
+  EXPECT_EQ(FindCheck(current.runs(0), "floods.f1.connect_latency_ms.p99"), nullptr);
 }
 
 TEST(BaselineCheck, ComparesOutcomesFatesLatenciesListenersAndChosenCounters) {

@@ -423,7 +423,7 @@ TEST(FieldPath, ReadsEveryKindOfNumber) {
   v1::Run run = SampleRun();
   EXPECT_EQ(*ReadFieldPath(run, "listeners.l1.accept_queue_peak"), 5);
   EXPECT_EQ(*ReadFieldPath(run, "floods.burst.fates.queued"), 5);
-  EXPECT_EQ(*ReadFieldPath(run, "floods.burst.fates.server_observed"), 0);
+  EXPECT_EQ(*ReadFieldPath(run, "floods.burst.server_observed"), 0);
   EXPECT_EQ(*ReadFieldPath(run, "duration_ms"), 2500);
   EXPECT_EQ(ReadFieldPath(run, "start_lateness_ms").status().code(),
             absl::StatusCode::kFailedPrecondition);

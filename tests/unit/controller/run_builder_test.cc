@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "controller/result/result_json.h"
 #include "controller/run/progress.h"
 #include "proto/proto_time.h"
 
@@ -145,6 +146,23 @@ TEST(RunBuilder, WhatWasNotMeasuredIsAbsentAndNamed) {
   for (const auto& n : run.not_observed()) all += n + "\n";
   EXPECT_NE(all.find("start_skew_ms"), std::string::npos) << all;
   EXPECT_NE(all.find("floods.f1.start_lateness_ms"), std::string::npos) << all;
+}
+
+TEST(RunBuilder, ResultJsonLeavesOutWhatWasNotMeasuredAndWritesMeasuredZeros) {
+  Fixture f;
+  f.in.start_at.reset();
+  synq::result::v1::Result result;
+  *result.add_runs() = BuildRun(f.in);
+  const std::string json = ToJson(result);
+  EXPECT_EQ(json.find("\"start_skew_ms\""), std::string::npos) << json;
+  EXPECT_EQ(json.find("\"connect_latency_ms\""), std::string::npos)
+      << "no connect latency was measured in this fixture";
+  EXPECT_NE(json.find("\"reset\": 0"), std::string::npos) << "a measured zero is written";
+  EXPECT_NE(json.find("\"not_observed\""), std::string::npos);
+  // And it reads back into the same message.
+  auto back = FromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->runs(0).has_start_skew_ms());
 }
 
 TEST(RunBuilder, AFailedHostKeepsWhatArrivedAndIsMarked) {
