@@ -180,6 +180,126 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
   return absl::OkStatus();
 }
 
+// Embedded hosts need root to be namespaces; without it, what needs one is refused up front.
+absl::Status CheckEmbeddedWithoutRoot(const Scenario& scenario, const std::string& file) {
+  if (geteuid() == 0) return absl::OkStatus();
+  for (const auto& name : EmbeddedHosts(scenario)) {
+    if (scenario.settings.contains(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": settings.", name,
+          ": changing kernel settings on an embedded host needs root (each embedded host is "
+          "then its own network namespace); run synq as root or point the host at an agent"));
+    }
+    for (const auto& s : scenario.shaping) {
+      if (s.host == name) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(file, ": shaping: link shaping on embedded host '", name, "' needs root"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Starts the scenario's embedded hosts (none: null) and registers them for the signal thread.
+absl::StatusOr<std::unique_ptr<Lab>> StartEmbeddedHosts(const Scenario& scenario) {
+  const std::vector<std::string> embedded = EmbeddedHosts(scenario);
+  if (embedded.empty()) return std::unique_ptr<Lab>();
+  const bool root = geteuid() == 0;
+  if (root) RemoveStaleNamespaces();
+  LabOptions options;
+  options.hosts = embedded;
+  options.prefix = absl::StrCat("synq-", getpid());
+  options.state_dir = root ? absl::StrCat("/run/synq/run-", getpid())
+                           : absl::StrCat("/tmp/synq-", getuid(), "-", getpid());
+  options.isolated = root;
+  options.agent_binary = FindAgentBinary();
+  auto created = Lab::Create(options);
+  if (!created.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("starting embedded hosts: ", created.status().message()));
+  }
+  std::lock_guard<std::mutex> lock(g_lab_mu);
+  g_lab = created->get();
+  return created;
+}
+
+void ForgetLab() {
+  std::lock_guard<std::mutex> lock(g_lab_mu);
+  g_lab = nullptr;
+}
+
+// Connects to every host's agent (embedded ones through the lab) and reads its host info.
+absl::StatusOr<std::vector<HostHandle>> ConnectHosts(const Scenario& scenario, const Lab* lab) {
+  std::vector<HostHandle> hosts;
+  for (const auto& spec : scenario.hosts) {
+    HostHandle h;
+    h.name = spec.name;
+    std::string address = spec.agent;
+    if (spec.embedded()) {
+      const LabHost* lh = lab->Find(spec.name);
+      address = lh->agent_address;
+      h.address = lh->address;
+      h.interface = lh->interface;
+    }
+    auto client = ConnectAgent(address, kConnectTimeout);
+    if (!client.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("hosts.", spec.name, ": ", client.status().message()));
+    }
+    h.client = *std::move(client);
+    auto info = h.client->GetHostInfo();
+    if (!info.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
+    }
+    h.info = *std::move(info);
+    if (!spec.embedded()) {
+      h.address = RemoteHostAddress(spec.agent, h.info);
+      h.interface = spec.interface;
+    }
+    hosts.push_back(std::move(h));
+  }
+  return hosts;
+}
+
+// Every run's table, diagnosis, expectations and baseline regressions, from the typed result.
+void PrintRuns(const rv1::Result& result) {
+  std::cout << "scenario " << result.scenario() << "\n";
+  for (const auto& run : result.runs()) {
+    std::cout << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
+              << verdict::RenderExpectations(run);
+    for (const auto& check : run.baseline().checks()) {
+      if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
+    }
+    if (!run.baseline().note().empty()) std::cout << "  baseline: " << run.baseline().note() << "\n";
+  }
+  std::cout.flush();
+}
+
+// result.json, report.html and the JUnit file; returns what could not be written.
+std::vector<std::string> WriteOutputs(const rv1::Result& result, const RunCommand& cmd) {
+  std::vector<std::string> written;
+  std::vector<std::string> errors;
+  auto keep = [&](const std::string& path, const absl::Status& s) {
+    if (s.ok()) {
+      written.push_back(path);
+    } else {
+      errors.emplace_back(s.message());
+    }
+  };
+  const std::string json = cmd.out_dir + "/result.json";
+  keep(json, result::WriteResultFile(result, json));
+  const std::string report = cmd.out_dir + "/report.html";
+  keep(report, WriteTextFile(report, result::RenderHtmlReport(result)));
+  if (!cmd.junit_file.empty()) {
+    keep(cmd.junit_file, WriteTextFile(cmd.junit_file, result::RenderJUnit(result)));
+  }
+  if (!written.empty()) {
+    std::fprintf(stderr, "synq: wrote %s\n", absl::StrJoin(written, ", ").c_str());
+  }
+  return errors;
+}
+
 int Run(const RunCommand& cmd) {
   const std::string& file = cmd.file;
   LoadResult loaded = LoadScenarioFile(file);
@@ -206,84 +326,16 @@ int Run(const RunCommand& cmd) {
     }
     baseline = *std::move(read);
   }
-
-  const std::vector<std::string> embedded = EmbeddedHosts(scenario);
-  const bool root = geteuid() == 0;
-  if (!root) {
-    for (const auto& name : embedded) {
-      if (scenario.settings.contains(name)) {
-        return Error(kExitInvalidInput,
-                     absl::StrCat(file, ": settings.", name,
-                                  ": changing kernel settings on an "
-                                  "embedded host needs root (each embedded host is then its own "
-                                  "network namespace); run synq as root or point the host at an "
-                                  "agent"));
-      }
-      for (const auto& s : scenario.shaping) {
-        if (s.host == name) {
-          return Error(kExitInvalidInput, absl::StrCat(file,
-                                                       ": shaping: link shaping on embedded "
-                                                       "host '",
-                                                       name, "' needs root"));
-        }
-      }
-    }
+  if (absl::Status s = CheckEmbeddedWithoutRoot(scenario, file); !s.ok()) {
+    return Error(kExitInvalidInput, std::string(s.message()));
   }
 
-  std::unique_ptr<Lab> lab;
-  if (!embedded.empty()) {
-    if (root) RemoveStaleNamespaces();
-    LabOptions options;
-    options.hosts = embedded;
-    options.prefix = absl::StrCat("synq-", getpid());
-    options.state_dir = root ? absl::StrCat("/run/synq/run-", getpid())
-                             : absl::StrCat("/tmp/synq-", getuid(), "-", getpid());
-    options.isolated = root;
-    options.agent_binary = FindAgentBinary();
-    auto created = Lab::Create(options);
-    if (!created.ok()) {
-      return Error(kExitHostFailed,
-                   absl::StrCat("starting embedded hosts: ", created.status().message()));
-    }
-    lab = *std::move(created);
-    std::lock_guard<std::mutex> lock(g_lab_mu);
-    g_lab = lab.get();
-  }
-  auto forget_lab = [&] {
-    std::lock_guard<std::mutex> lock(g_lab_mu);
-    g_lab = nullptr;
-  };
-
-  std::vector<HostHandle> hosts;
-  for (const auto& spec : scenario.hosts) {
-    HostHandle h;
-    h.name = spec.name;
-    std::string address = spec.agent;
-    if (spec.embedded()) {
-      const LabHost* lh = lab->Find(spec.name);
-      address = lh->agent_address;
-      h.address = lh->address;
-      h.interface = lh->interface;
-    }
-    auto client = ConnectAgent(address, kConnectTimeout);
-    if (!client.ok()) {
-      forget_lab();
-      return Error(kExitHostFailed,
-                   absl::StrCat("hosts.", spec.name, ": ", client.status().message()));
-    }
-    h.client = *std::move(client);
-    auto info = h.client->GetHostInfo();
-    if (!info.ok()) {
-      forget_lab();
-      return Error(kExitHostFailed,
-                   absl::StrCat("hosts.", spec.name, ": ", info.status().message()));
-    }
-    h.info = *std::move(info);
-    if (!spec.embedded()) {
-      h.address = RemoteHostAddress(spec.agent, h.info);
-      h.interface = spec.interface;
-    }
-    hosts.push_back(std::move(h));
+  auto lab = StartEmbeddedHosts(scenario);
+  if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
+  auto hosts = ConnectHosts(scenario, lab->get());
+  if (!hosts.ok()) {
+    ForgetLab();
+    return Error(kExitHostFailed, std::string(hosts.status().message()));
   }
 
   std::set<std::string> flooding_hosts;
@@ -295,11 +347,11 @@ int Run(const RunCommand& cmd) {
   options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
     progress.OnSample(host, sample);
   };
-  Orchestrator orchestrator(hosts, options);
+  Orchestrator orchestrator(*hosts, options);
   if (auto problems = orchestrator.CheckCapabilities(scenario); !problems.empty()) {
     for (const auto& p : problems)
       Error(kExitHostFailed, absl::StrCat("hosts.", p.host, ": ", p.message));
-    forget_lab();
+    ForgetLab();
     return kExitHostFailed;
   }
 
@@ -318,56 +370,23 @@ int Run(const RunCommand& cmd) {
     progress.EndRun(run);
     *result.add_runs() = std::move(run);
   }
-  hosts.clear();  // close channels before the agents go away
-  forget_lab();
-  if (lab != nullptr) {
-    if (absl::Status s = lab->Destroy(); !s.ok()) {
+  hosts->clear();  // close channels before the agents go away
+  ForgetLab();
+  if (*lab != nullptr) {
+    if (absl::Status s = (*lab)->Destroy(); !s.ok()) {
       failures.push_back({"lab", absl::StrCat("removing embedded hosts: ", s.message())});
     }
   }
 
   bool baseline_passed = true;
   if (baseline) {
-    result.set_baseline_file(cmd.baseline_file);
     baseline_passed =
         verdict::CompareWithBaseline(*baseline, cmd.baseline_file, tolerances, &result);
   }
+  PrintRuns(result);
+  const std::vector<std::string> write_errors = WriteOutputs(result, cmd);
 
-  // Every output renders the one typed result.
-  std::cout << "scenario " << result.scenario() << "\n";
-  for (const auto& run : result.runs()) {
-    std::cout << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
-              << verdict::RenderExpectations(run);
-    for (const auto& check : run.baseline().checks()) {
-      if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
-    }
-    if (!run.baseline().note().empty()) std::cout << "  baseline: " << run.baseline().note() << "\n";
-  }
-  std::cout.flush();
-  std::vector<std::string> written;
-  std::vector<std::string> write_errors;
-  const std::string path = cmd.out_dir + "/result.json";
-  if (absl::Status s = result::WriteResultFile(result, path); s.ok()) {
-    written.push_back(path);
-  } else {
-    write_errors.emplace_back(s.message());
-  }
-  const std::string report = cmd.out_dir + "/report.html";
-  if (absl::Status s = WriteTextFile(report, result::RenderHtmlReport(result)); s.ok()) {
-    written.push_back(report);
-  } else {
-    write_errors.emplace_back(s.message());
-  }
-  if (!cmd.junit_file.empty()) {
-    if (absl::Status s = WriteTextFile(cmd.junit_file, result::RenderJUnit(result)); s.ok()) {
-      written.push_back(cmd.junit_file);
-    } else {
-      write_errors.emplace_back(s.message());
-    }
-  }
-  if (!written.empty()) {
-    std::fprintf(stderr, "synq: wrote %s\n", absl::StrJoin(written, ", ").c_str());
-  }
+  // Exit code: a failed host or an unwritten output (3) before a failed verdict (1).
   for (const auto& e : write_errors) Error(kExitHostFailed, e);
   if (!failures.empty() || !write_errors.empty()) {
     for (const auto& f : failures) Error(kExitHostFailed, absl::StrCat(f.host, ": ", f.message));

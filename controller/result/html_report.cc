@@ -1,6 +1,7 @@
 #include "controller/result/html_report.h"
 
 #include "controller/result/counter_catalog.h"
+#include "controller/result/format.h"
 
 #include <algorithm>
 #include <cmath>
@@ -76,25 +77,11 @@ std::string Num(double v) {
 
 std::string C(double v) { return absl::StrFormat("%.1f", v); }
 
-std::string ValueText(const google::protobuf::Value& v) {
-  switch (v.kind_case()) {
-    case google::protobuf::Value::kNumberValue:
-      return Num(v.number_value());
-    case google::protobuf::Value::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    case google::protobuf::Value::kStringValue:
-      return v.string_value();
-    case google::protobuf::Value::kNullValue:
-      return "null";
-    default:
-      return "?";
-  }
-}
 
 // Params in a stable order (protobuf maps have none).
 std::vector<std::pair<std::string, std::string>> Params(const v1::Run& run) {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [k, v] : run.params()) out.emplace_back(k, ValueText(v));
+  for (const auto& [k, v] : run.params()) out.emplace_back(k, FormatParamValue(v));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -513,7 +500,9 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f,
                      syn_linear_timeouts, " linear, then doubling)"),
         " fill-opacity=\"0.3\"");
     svg.Line(x0, kTop, x0, bottom, kBand, " stroke-width=\"1.5\"");
-    svg.Text(x0 + 2, kTop - 6, absl::StrCat("SYN retx ", k), "start", " class=\"band-label\"");
+    // Bands 1 s apart sit close on a log axis: the first is named, the others numbered.
+    svg.Text(x0 + 2, kTop - 6, k == 1 ? std::string("retx 1") : absl::StrCat(k), "start",
+             " class=\"band-label\"");
     svg.Text(x0, bottom + 16, TimeLabel(us), "middle", " class=\"axis-label\"");
     labelled.push_back(x0);
   }

@@ -6,24 +6,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "controller/result/counter_catalog.h"
+#include "controller/result/format.h"
 
 namespace synq::controller::result {
 namespace {
 
 namespace rv1 = ::synq::result::v1;
 
-std::string ValueText(const google::protobuf::Value& v) {
-  switch (v.kind_case()) {
-    case google::protobuf::Value::kNumberValue:
-      return absl::StrCat(v.number_value());
-    case google::protobuf::Value::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    case google::protobuf::Value::kStringValue:
-      return v.string_value();
-    default:
-      return "?";
-  }
-}
 
 std::string FatesText(const rv1::Fates& f) {
   std::vector<std::string> parts;
@@ -50,17 +39,10 @@ std::string PacketText(const rv1::PacketCounts& p) {
 
 }  // namespace
 
-std::string ParamsText(const rv1::Run& run) {
-  std::vector<std::string> params;
-  std::map<std::string, std::string> sorted;
-  for (const auto& [path, value] : run.params()) sorted[path] = ValueText(value);
-  for (const auto& [path, value] : sorted) params.push_back(absl::StrCat(path, "=", value));
-  return absl::StrJoin(params, "  ");
-}
 
 std::string RenderRunTable(const rv1::Run& run) {
   std::string out;
-  const std::string params = ParamsText(run);
+  const std::string params = ParamsText(run, "  ");
   std::string timing;
   if (run.has_start_skew_ms()) {
     timing = absl::StrFormat("  (start skew %.2f ms, latest start %.2f ms late)",

@@ -13,7 +13,4 @@ namespace synq::controller::result {
 std::string RenderTable(const synq::result::v1::Result& result);
 std::string RenderRunTable(const synq::result::v1::Run& run);
 
-// "listeners.l1.backlog=4 settings.server.net.core.somaxconn=16"
-std::string ParamsText(const synq::result::v1::Run& run);
-
 }  // namespace synq::controller::result

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "controller/result/counter_catalog.h"
+#include "controller/result/format.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -80,34 +81,10 @@ absl::StatusOr<double> ParsePercentText(absl::string_view text) {
 
 }  // namespace
 
-std::string FormatNumber(double v) {
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
-    return absl::StrFormat("%.0f", v);
-  }
-  std::string s = absl::StrFormat("%.3f", v);
-  while (!s.empty() && s.back() == '0') s.pop_back();
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return s;
-}
-
 namespace {
 
 std::string FormatValue(double v) { return FormatNumber(v); }
 
-std::string FormatValue(const google::protobuf::Value& v) {
-  switch (v.kind_case()) {
-    case google::protobuf::Value::kNumberValue:
-      return FormatValue(v.number_value());
-    case google::protobuf::Value::kStringValue:
-      return v.string_value();
-    case google::protobuf::Value::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    case google::protobuf::Value::kNullValue:
-      return "null";
-    default:
-      return v.ShortDebugString();
-  }
-}
 
 bool ValuesEqual(const google::protobuf::Value& a, const google::protobuf::Value& b) {
   if (a.kind_case() != b.kind_case()) return false;
@@ -466,11 +443,7 @@ std::string DescribeCheck(const v1::BaselineCheck& check) {
   return s;
 }
 
-std::string DescribeParams(const v1::Run& run) {
-  std::map<std::string, std::string> sorted;
-  for (const auto& [path, value] : run.params()) sorted[path] = FormatValue(value);
-  return absl::StrJoin(sorted, ", ", absl::PairFormatter("="));
-}
+std::string DescribeParams(const v1::Run& run) { return result::ParamsText(run, ", "); }
 
 std::string RenderComparison(const v1::Result& old_result, const std::string& old_file,
                              const v1::Result& new_result, const std::string& new_file,

@@ -37,6 +37,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "controller/result/format.h"
 #include "controller/scenario.h"
 #include "synq/result/v1/result.pb.h"
 
@@ -90,9 +91,7 @@ std::string RenderComparison(const synq::result::v1::Result& old_result,
 // "floods.f1.established: 17 -> 9 (-47.1%), tolerance 10%" with the check's note, if any.
 std::string DescribeCheck(const synq::result::v1::BaselineCheck& check);
 
-// A number as shown in reports: integers without decimals ("17"), others with up to three
-// decimals, trailing zeros dropped ("0.125", "1.5").
-std::string FormatNumber(double v);
+using result::FormatNumber;  // one number format for every output (result/format.h)
 
 // "settings.server.net.core.somaxconn=16, listeners.l1.backlog=100" (sorted by path), or "".
 std::string DescribeParams(const synq::result::v1::Run& run);

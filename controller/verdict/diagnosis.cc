@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/histogram.h"
+#include "controller/result/format.h"
 
 namespace synq::controller::verdict {
 namespace {
@@ -954,18 +955,6 @@ void FailedHosts(const v1::Run& run, std::vector<v1::Finding>& out) {
   }
 }
 
-std::string ParamText(const google::protobuf::Value& v) {
-  switch (v.kind_case()) {
-    case google::protobuf::Value::kNumberValue:
-      return F(v.number_value());
-    case google::protobuf::Value::kBoolValue:
-      return v.bool_value() ? "true" : "false";
-    case google::protobuf::Value::kStringValue:
-      return v.string_value();
-    default:
-      return "?";
-  }
-}
 
 // Word-wraps `text` to `width` columns; it starts after `indent` (already written) and every
 // further line is indented by it.
@@ -1016,7 +1005,7 @@ std::string RenderDiagnosis(const v1::Run& run) {
   if (!run.params().empty()) {
     std::vector<std::string> params;
     for (const std::string& key : SortedKeys(run.params())) {
-      params.push_back(absl::StrCat(key, "=", ParamText(run.params().at(key))));
+      params.push_back(absl::StrCat(key, "=", result::FormatParamValue(run.params().at(key))));
     }
     absl::StrAppend(&out, " (", absl::StrJoin(params, ", "), ")");
   }

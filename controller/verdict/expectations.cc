@@ -1,11 +1,14 @@
 #include "controller/verdict/expectations.h"
 
+#include "controller/result/format.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "controller/result/format.h"
 #include "controller/verdict/expression.h"
 #include "controller/verdict/field_path.h"
 
@@ -18,13 +21,7 @@ ScenarioError ErrorFor(const ExpectDef& e, absl::string_view message) {
   return {e.path, absl::StrCat(message, "; expression: ", e.expression)};
 }
 
-// Integers as integers (counts), other values with six significant digits.
-std::string FormatValue(double value) {
-  if (std::isfinite(value) && value == std::trunc(value) && std::abs(value) < 1e15) {
-    return absl::StrCat(static_cast<int64_t>(value));
-  }
-  return absl::StrFormat("%.6g", value);
-}
+std::string FormatValue(double value) { return result::FormatNumber(value); }
 
 }  // namespace
 

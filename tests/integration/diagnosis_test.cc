@@ -38,9 +38,9 @@ struct DiagnosedRun {
 // Runs `synq run` on the scenario and diagnoses every run; the diagnosis stored in result.json
 // is preferred once `synq run` writes it.
 std::vector<DiagnosedRun> RunAndDiagnose(const std::string& scenario, const TempDir& out,
-                                         size_t expected_runs) {
+                                         size_t expected_runs, int expected_exit = 0) {
   SynqRun r = RunSynq(scenario, out.path());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.exit_code, expected_exit) << r.output;
   absl::StatusOr<v1::Result> result =
       controller::result::ReadResultFile(out.path() + "/result.json");
   EXPECT_TRUE(result.ok()) << result.status() << "\n" << r.output;
@@ -50,11 +50,9 @@ std::vector<DiagnosedRun> RunAndDiagnose(const std::string& scenario, const Temp
   for (const v1::Run& run : result->runs()) {
     DiagnosedRun d;
     d.run = run;
-    if (run.diagnosis_size() > 0) {
-      d.findings.assign(run.diagnosis().begin(), run.diagnosis().end());
-    } else {
-      d.findings = Diagnose(run);
-    }
+    // The diagnosis as synq run wrote it into result.json, which is what users read.
+    EXPECT_GT(run.diagnosis_size(), 0) << "synq run keeps every run's diagnosis";
+    d.findings.assign(run.diagnosis().begin(), run.diagnosis().end());
     d.text = RenderDiagnosis(run);
     std::printf("%s", d.text.c_str());
     out_runs.push_back(std::move(d));
@@ -228,10 +226,7 @@ TEST_F(Diagnosis, PacedAcceptShowsTheOneSecondRetransmitBand) {
   EXPECT_CITES(*all, "floods.f1.fates.accepted", f1.fates().accepted());
   ASSERT_NE(Find(d.findings, controller::verdict::kRuleAcceptQueueOverflow), nullptr) << d.text;
 
-  if (d.run.listeners().at("l1").accept() == v1::ACCEPT_MODE_UNSPECIFIED) {
-    GTEST_SKIP() << "paced_accept not checked: this synq's result.json does not carry "
-                    "listeners.l1.accept (written by the typed result builder)";
-  }
+  ASSERT_EQ(d.run.listeners().at("l1").accept(), v1::ACCEPT_MODE_PACED);
   const v1::Finding* paced = Find(d.findings, controller::verdict::kRulePacedAccept);
   ASSERT_NE(paced, nullptr) << d.text;
   EXPECT_CITES(*paced, "listeners.l1.accept_interval_ms", 250);
@@ -384,10 +379,7 @@ floods:
   EXPECT_CITES(*refused, "floods.f1.refused", 3);
   ASSERT_NE(Find(d.findings, controller::verdict::kRuleServerNotObserved, "f1"), nullptr);
   EXPECT_EQ(Find(d.findings, controller::verdict::kRuleAllEstablished), nullptr);
-  if (d.run.floods().at("f1").target().empty()) {
-    GTEST_SKIP() << "port and server counters not checked: this synq's result.json does not "
-                    "carry floods.f1.target (written by the typed result builder)";
-  }
+  ASSERT_EQ(d.run.floods().at("f1").target(), "198.18.0.2:9");
   EXPECT_NE(refused->text().find("no listener of this run is on port 9"), std::string::npos)
       << refused->text();
   EXPECT_NE(refused->remedy().find("port 9"), std::string::npos);
@@ -482,6 +474,61 @@ floods:
   EXPECT_CITES(*fds, "floods.f1.errors.EMFILE", emfile);
   EXPECT_NE(fds->text().find("RLIMIT_NOFILE"), std::string::npos);
   EXPECT_NE(fds->remedy().find("open-file limit"), std::string::npos);
+}
+
+// A host whose agent dies mid-run: synq exits 3, keeps what the other host returned, and the
+// diagnosis says which host failed and that its figures are missing, instead of explaining a
+// run it did not see.
+TEST_F(Diagnosis, AHostThatDiesMidRunIsNamedAndTheOthersResultsAreKept) {
+  TestNetns ns("diagdie");
+  auto start_agent = [&](const std::string& name) {
+    const std::string dir = out_.path() + "/" + name;
+    std::filesystem::create_directories(dir);
+    const pid_t pid = Spawn({Binary("agent/synq-agent"), "--netns", ns.name(), "--listen",
+                             "unix:" + dir + "/agent.sock", "--state-dir", dir + "/state",
+                             "--port-file", dir + "/addr"},
+                            dir + "/agent.log");
+    for (int i = 0; i < 100 && !std::filesystem::exists(dir + "/addr"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return pid;
+  };
+  const pid_t box = start_agent("box");
+  const pid_t other = start_agent("other");
+  ASSERT_TRUE(std::filesystem::exists(out_.path() + "/other/addr")) << "agent did not start";
+  // box floods its own listener for ~3 s (hold); other only takes part in the run.
+  const std::string scenario = out_.Write("die.yaml", absl::StrCat(R"(name: diag-die
+hosts:
+  box: { agent: "unix:)", out_.path(), R"(/box/agent.sock" }
+  other: { agent: "unix:)", out_.path(), R"(/other/agent.sock" }
+listeners:
+  - { name: l1, host: box, port: 7001, backlog: 64, accept: immediate }
+floods:
+  - { name: f1, host: box, target: l1, connections: 10, concurrency: 10,
+      connect_timeout: 1s, hold: 3s }
+)"));
+  const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario, "--out", out_.path()},
+                           out_.path() + "/synq.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  kill(other, SIGKILL);
+  WaitFor(other, std::chrono::seconds(5));
+  EXPECT_EQ(WaitFor(synq, std::chrono::seconds(60)), 3) << "a failed host is exit code 3";
+  kill(box, SIGTERM);
+  WaitFor(box, std::chrono::seconds(10));
+
+  auto result = controller::result::ReadResultFile(out_.path() + "/result.json");
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->runs_size(), 1);
+  const v1::Run& run = result->runs(0);
+  EXPECT_FALSE(run.hosts().at("other").error().empty());
+  EXPECT_FALSE(run.hosts().at("other").counters_unavailable().empty());
+  // box's flood arrived: 10 connections to an accepting listener with room for all.
+  ASSERT_TRUE(run.floods().contains("f1"));
+  EXPECT_EQ(run.floods().at("f1").established(), 10u);
+  const std::vector<v1::Finding> findings(run.diagnosis().begin(), run.diagnosis().end());
+  const v1::Finding* failed = Find(findings, controller::verdict::kRuleHostFailed);
+  ASSERT_NE(failed, nullptr) << RenderDiagnosis(run);
+  EXPECT_EQ(failed->host(), "other");
 }
 
 }  // namespace
