@@ -10,6 +10,8 @@
 
 namespace synq::controller::result {
 
+namespace v1 = ::synq::result::v1;
+
 // Integers exactly ("17"), other values with at most three decimals, trailing zeros dropped
 // ("0.036", "1000.2").
 std::string FormatNumber(double v);
