@@ -271,7 +271,8 @@ void PrintRuns(const rv1::Result& result) {
     for (const auto& check : run.baseline().checks()) {
       if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
     }
-    if (!run.baseline().note().empty()) std::cout << "  baseline: " << run.baseline().note() << "\n";
+    if (!run.baseline().note().empty())
+      std::cout << "  baseline: " << run.baseline().note() << "\n";
   }
   std::cout.flush();
 }
@@ -362,7 +363,8 @@ int Run(const RunCommand& cmd) {
   std::vector<RunFailure> failures;
   for (size_t i = 0; i < plans->size(); ++i) {
     std::vector<std::string> params;
-    for (const auto& [path, value] : (*plans)[i].params) params.push_back(path + "=" + value.Text());
+    for (const auto& [path, value] : (*plans)[i].params)
+      params.push_back(path + "=" + value.Text());
     progress.BeginRun(i, absl::StrJoin(params, " "));
     rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
     verdict::EvaluateExpectations((*plans)[i].scenario, &run);
@@ -400,8 +402,8 @@ int Run(const RunCommand& cmd) {
   return expectations_passed && baseline_passed ? kExitOk : kExitVerdictFailed;
 }
 
-int Compare(const std::string& old_file, const std::string& new_file,
-            const std::string& tolerance, const std::vector<std::string>& tolerance_fields) {
+int Compare(const std::string& old_file, const std::string& new_file, const std::string& tolerance,
+            const std::vector<std::string>& tolerance_fields) {
   auto flags = verdict::ParseToleranceFlags(tolerance, tolerance_fields);
   if (!flags.ok()) return Error(kExitInvalidInput, std::string(flags.status().message()));
   auto old_result = result::ReadResultFile(old_file);

@@ -184,9 +184,12 @@ absl::Status RestoreAll(const std::string& proc_sys_dir,
 
 const std::vector<SettingDef>& AllowedSettings() {
   static const std::vector<SettingDef> kAllowed = {
-      {"net.core.somaxconn", 0, INT_MAX},      {"net.ipv4.tcp_abort_on_overflow", 0, 1},
-      {"net.ipv4.tcp_synack_retries", 0, 255}, {"net.ipv4.tcp_syn_retries", 1, 127},
-      {"net.ipv4.tcp_syncookies", 0, 2},       {"net.ipv4.tcp_max_syn_backlog", 1, INT_MAX},
+      {"net.core.somaxconn", 0, INT_MAX},
+      {"net.ipv4.tcp_abort_on_overflow", 0, 1},
+      {"net.ipv4.tcp_synack_retries", 0, 255},
+      {"net.ipv4.tcp_syn_retries", 1, 127},
+      {"net.ipv4.tcp_syncookies", 0, 2},
+      {"net.ipv4.tcp_max_syn_backlog", 1, INT_MAX},
       // Kernels since 6.5 only; hosts without it simply do not report it.
       {"net.ipv4.tcp_syn_linear_timeouts", 0, 255},
   };

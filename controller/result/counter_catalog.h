@@ -11,15 +11,24 @@ struct HandshakeCounter {
 };
 
 inline constexpr HandshakeCounter kHandshakeCounters[] = {
-    {"TcpExtListenOverflows", true},   {"TcpExtListenDrops", true},
-    {"TcpExtTCPReqQFullDrop", true},   {"TcpExtTCPReqQFullDoCookies", true},
-    {"TcpExtSyncookiesSent", true},    {"TcpExtSyncookiesRecv", true},
-    {"TcpExtSyncookiesFailed", true},  {"TcpExtTCPSynRetrans", true},
-    {"TcpExtTCPTimeouts", false},      {"TcpRetransSegs", false},
-    {"TcpOutRsts", true},              {"TcpEstabResets", false},
-    {"TcpAttemptFails", true},         {"TcpExtTCPAbortOnData", false},
-    {"TcpExtTCPAbortOnClose", false},  {"TcpExtTCPAbortOnTimeout", false},
-    {"TcpActiveOpens", false},         {"TcpPassiveOpens", false},
+    {"TcpExtListenOverflows", true},
+    {"TcpExtListenDrops", true},
+    {"TcpExtTCPReqQFullDrop", true},
+    {"TcpExtTCPReqQFullDoCookies", true},
+    {"TcpExtSyncookiesSent", true},
+    {"TcpExtSyncookiesRecv", true},
+    {"TcpExtSyncookiesFailed", true},
+    {"TcpExtTCPSynRetrans", true},
+    {"TcpExtTCPTimeouts", false},
+    {"TcpRetransSegs", false},
+    {"TcpOutRsts", true},
+    {"TcpEstabResets", false},
+    {"TcpAttemptFails", true},
+    {"TcpExtTCPAbortOnData", false},
+    {"TcpExtTCPAbortOnClose", false},
+    {"TcpExtTCPAbortOnTimeout", false},
+    {"TcpActiveOpens", false},
+    {"TcpPassiveOpens", false},
 };
 
 }  // namespace synq::controller::result

@@ -1,8 +1,5 @@
 #include "controller/result/html_report.h"
 
-#include "controller/result/counter_catalog.h"
-#include "controller/result/format.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/histogram.h"
+#include "controller/result/counter_catalog.h"
+#include "controller/result/format.h"
 
 namespace synq::controller::result {
 namespace {
@@ -43,7 +42,6 @@ constexpr char kCounterLine[] = "#ad1457";
 // Series longer than this are downsampled (per time bin, the largest value) so that a long run
 // does not make a report of megabytes; peaks survive, which is what a queue plot is read for.
 constexpr size_t kMaxSeriesPoints = 400;
-
 
 }  // namespace
 
@@ -76,7 +74,6 @@ std::string Num(double v) {
 }
 
 std::string C(double v) { return absl::StrFormat("%.1f", v); }
-
 
 // Params in a stable order (protobuf maps have none).
 std::vector<std::pair<std::string, std::string>> Params(const v1::Run& run) {
@@ -447,8 +444,7 @@ std::string TimeLabel(double us) {
   return absl::StrCat(Num(us), " \xC2\xB5s");
 }
 
-std::string LatencyHistogram(const std::string& name, const v1::Flood& f,
-                             int syn_linear_timeouts) {
+std::string LatencyHistogram(const std::string& name, const v1::Flood& f, int syn_linear_timeouts) {
   const v1::Histogram& proto = f.connect_latency_histogram();
   std::string out = absl::StrCat("<h4>", Esc(name), ": connect latency</h4>");
   std::map<uint32_t, uint64_t> buckets;
@@ -494,11 +490,10 @@ std::string LatencyHistogram(const std::string& name, const v1::Flood& f,
     const double us = s * 1e6;
     if (us >= hi) break;
     const double x0 = x(us), x1 = x(us * 1.25);
-    svg.Rect(
-        x0, kTop, x1 - x0, kPlotH, kBand, "retransmit-band",
-        absl::StrCat("SYN retransmit ", k, " leaves at ", Num(s), " s (initial RTO 1 s, ",
-                     syn_linear_timeouts, " linear, then doubling)"),
-        " fill-opacity=\"0.3\"");
+    svg.Rect(x0, kTop, x1 - x0, kPlotH, kBand, "retransmit-band",
+             absl::StrCat("SYN retransmit ", k, " leaves at ", Num(s), " s (initial RTO 1 s, ",
+                          syn_linear_timeouts, " linear, then doubling)"),
+             " fill-opacity=\"0.3\"");
     svg.Line(x0, kTop, x0, bottom, kBand, " stroke-width=\"1.5\"");
     // Bands 1 s apart sit close on a log axis: the first is named, the others numbered.
     svg.Text(x0 + 2, kTop - 6, k == 1 ? std::string("retx 1") : absl::StrCat(k), "start",
@@ -864,33 +859,6 @@ svg text.band-label{fill:#8d6e00}svg text.plot-title{font-weight:600}
 )css";
 
 }  // namespace
-
-std::string HtmlEscape(absl::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string RenderHtmlReport(const v1::Result& result) {
   std::string out = absl::StrCat(

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "controller/result/escape.h"
 #include "synq/result/v1/result.pb.h"
 
 namespace synq::controller::result {
@@ -22,8 +23,5 @@ std::string RenderHtmlReport(const ::synq::result::v1::Result& result);
 // When the SYN retransmits of a connect leave, in seconds from connect(), for the first `count`
 // retransmits, given net.ipv4.tcp_syn_linear_timeouts (0 on kernels without it).
 std::vector<double> SynRetransmitSeconds(int linear_timeouts, int count);
-
-// `text` made safe as HTML element content and as a quoted attribute value (& < > " ').
-std::string HtmlEscape(absl::string_view text);
 
 }  // namespace synq::controller::result

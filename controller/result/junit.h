@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "controller/result/escape.h"
 #include "synq/result/v1/result.pb.h"
 
 namespace synq::controller::result {
@@ -18,10 +19,5 @@ namespace synq::controller::result {
 //     matched no baseline run has one "baseline" testcase marked <skipped> with the reason.
 // Text is XML-escaped; characters XML 1.0 cannot carry are written as U+FFFD.
 std::string RenderJUnit(const synq::result::v1::Result& result);
-
-// `text` escaped for an XML attribute value (`attribute`: newlines and tabs as character
-// references, which attribute normalisation would otherwise turn into spaces) or for element
-// content (kept literal).
-std::string XmlEscape(const std::string& text, bool attribute = true);
 
 }  // namespace synq::controller::result

@@ -99,9 +99,9 @@ void BuildHost(const HostReplies& h, const RunPlan& plan, rv1::Host* out) {
   if (h.clock_offset) out->set_clock_offset_ms(Ms(*h.clock_offset));
   if (!h.error.empty()) out->set_error(h.error);
   if (!h.collected) {
-    out->set_counters_unavailable(
-        h.error.empty() ? "the run stopped before this host's final snapshot"
-                        : absl::StrCat("the host failed: ", h.error));
+    out->set_counters_unavailable(h.error.empty()
+                                      ? "the run stopped before this host's final snapshot"
+                                      : absl::StrCat("the host failed: ", h.error));
     return;
   }
   const av1::CollectResultsResponse& c = *h.collected;
@@ -220,8 +220,8 @@ rv1::Run BuildRun(const RunInputs& in) {
         lat->set_max(f.connect_latency().max_ms());
         lat->set_count(Count(f.connect_latency().count()));
       } else {
-        run.add_not_observed(absl::StrCat("floods.", f.name(),
-                                          ".connect_latency_ms: no connect completed"));
+        run.add_not_observed(
+            absl::StrCat("floods.", f.name(), ".connect_latency_ms: no connect completed"));
       }
       rv1::Histogram* hist = out.mutable_connect_latency_histogram();
       hist->set_sub_bucket_bits(f.connect_latency_histogram().sub_bucket_bits());
@@ -298,8 +298,8 @@ rv1::Run BuildRun(const RunInputs& in) {
   // A flood the scenario has but no agent reported (its host failed): say so.
   for (const auto& f : s.floods) {
     if (!run.floods().contains(f.name)) {
-      run.add_not_observed(absl::StrCat("floods.", f.name, ": host '", f.host,
-                                        "' returned no result"));
+      run.add_not_observed(
+          absl::StrCat("floods.", f.name, ": host '", f.host, "' returned no result"));
     }
   }
   if (!lateness_ms.empty()) {
@@ -321,9 +321,9 @@ rv1::Run BuildRun(const RunInputs& in) {
   for (const HostReplies& h : in.hosts) {
     const nanoseconds offset = h.clock_offset.value_or(nanoseconds(0));
     for (const auto& sample : h.samples) {
-      timed.push_back({proto::FromProto(sample.at()) -
-                           std::chrono::duration_cast<Clock::duration>(offset),
-                       &h, &sample});
+      timed.push_back(
+          {proto::FromProto(sample.at()) - std::chrono::duration_cast<Clock::duration>(offset), &h,
+           &sample});
     }
   }
   std::stable_sort(timed.begin(), timed.end(),

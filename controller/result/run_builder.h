@@ -46,7 +46,7 @@ struct RunInputs {
   const RunPlan* plan = nullptr;
   int index = 0;
   std::string run_id;
-  std::vector<HostReplies> hosts;  // in scenario order
+  std::vector<HostReplies> hosts;                 // in scenario order
   std::map<std::string, ResolvedTarget> targets;  // flood name -> target
   // The instant every flood was scheduled from (controller clock); unset when none started.
   std::optional<std::chrono::system_clock::time_point> start_at;

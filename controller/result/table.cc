@@ -13,7 +13,6 @@ namespace {
 
 namespace rv1 = ::synq::result::v1;
 
-
 std::string FatesText(const rv1::Fates& f) {
   std::vector<std::string> parts;
   auto add = [&](const char* name, uint32_t n) {
@@ -39,7 +38,6 @@ std::string PacketText(const rv1::PacketCounts& p) {
 
 }  // namespace
 
-
 std::string RenderRunTable(const rv1::Run& run) {
   std::string out;
   const std::string params = ParamsText(run, "  ");
@@ -55,10 +53,10 @@ std::string RenderRunTable(const rv1::Run& run) {
   std::map<std::string, const rv1::Flood*> floods;
   for (const auto& [name, f] : run.floods()) floods[name] = &f;
   if (!floods.empty()) {
-    absl::StrAppend(&out,
-                    absl::StrFormat("  %-10s %-8s %6s %6s %6s %7s %7s %-28s %9s %9s %9s %9s\n",
-                                    "flood", "host", "tried", "estab", "reset", "refused",
-                                    "timeout", "fates", "p50 ms", "p90 ms", "p99 ms", "max ms"));
+    absl::StrAppend(
+        &out, absl::StrFormat("  %-10s %-8s %6s %6s %6s %7s %7s %-28s %9s %9s %9s %9s\n", "flood",
+                              "host", "tried", "estab", "reset", "refused", "timeout", "fates",
+                              "p50 ms", "p90 ms", "p99 ms", "max ms"));
     for (const auto& [name, f] : floods) {
       const rv1::LatencySummary& lat = f->connect_latency_ms();
       absl::StrAppend(
@@ -69,7 +67,8 @@ std::string RenderRunTable(const rv1::Run& run) {
       if (!f->errors().empty()) {
         std::map<std::string, uint32_t> errors(f->errors().begin(), f->errors().end());
         std::vector<std::string> parts;
-        for (const auto& [errno_name, n] : errors) parts.push_back(absl::StrCat(errno_name, ":", n));
+        for (const auto& [errno_name, n] : errors)
+          parts.push_back(absl::StrCat(errno_name, ":", n));
         absl::StrAppend(&out, "    errors: ", absl::StrJoin(parts, " "), "\n");
       }
     }
@@ -77,14 +76,13 @@ std::string RenderRunTable(const rv1::Run& run) {
   std::map<std::string, const rv1::Listener*> listeners;
   for (const auto& [name, l] : run.listeners()) listeners[name] = &l;
   if (!listeners.empty()) {
-    absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8s %9s %9s %6s\n", "listener",
-                                          "host", "address", "backlog", "effective", "accepted",
-                                          "peak"));
+    absl::StrAppend(
+        &out, absl::StrFormat("  %-10s %-8s %-22s %8s %9s %9s %6s\n", "listener", "host", "address",
+                              "backlog", "effective", "accepted", "peak"));
     for (const auto& [name, l] : listeners) {
-      absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8d %9d %9d %6d\n", name,
-                                            l->host(), l->address(), l->backlog(),
-                                            l->backlog_effective(), l->accepted(),
-                                            l->accept_queue_peak()));
+      absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8d %9d %9d %6d\n", name, l->host(),
+                                            l->address(), l->backlog(), l->backlog_effective(),
+                                            l->accepted(), l->accept_queue_peak()));
     }
   }
   std::map<std::string, const rv1::Host*> hosts;

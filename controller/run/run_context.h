@@ -58,7 +58,7 @@ struct RunContext {
 
   // What the builder needs, filled phase by phase; `inputs.hosts` is parallel to `hosts`.
   result::RunInputs inputs;
-  std::map<std::string, BoundListener> bound;  // listener name -> where it listens
+  std::map<std::string, BoundListener> bound;         // listener name -> where it listens
   std::vector<std::unique_ptr<WatchHandle>> watches;  // parallel to `hosts`
   std::vector<RunFailure> failures;
 

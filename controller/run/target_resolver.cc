@@ -21,8 +21,8 @@ absl::StatusOr<result::ResolvedTarget> ResolveTarget(const FloodDef& flood,
     return target;
   }
   if (bound == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "floods.", flood.name, ".target: listener '", listener->name, "' was not started"));
+    return absl::FailedPreconditionError(absl::StrCat("floods.", flood.name, ".target: listener '",
+                                                      listener->name, "' was not started"));
   }
   target.listener = listener->name;
   target.port = bound->port;

@@ -8,13 +8,13 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
-#include "controller/result/counter_catalog.h"
-#include "controller/result/format.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "controller/result/counter_catalog.h"
+#include "controller/result/format.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace synq::controller::verdict {
@@ -85,7 +85,6 @@ namespace {
 
 std::string FormatValue(double v) { return FormatNumber(v); }
 
-
 bool ValuesEqual(const google::protobuf::Value& a, const google::protobuf::Value& b) {
   if (a.kind_case() != b.kind_case()) return false;
   switch (a.kind_case()) {
@@ -140,36 +139,33 @@ Fields FloodFields(const std::string& name, const v1::Flood& f,
     out.emplace_back(p + "errors." + e, it == f.errors().end() ? 0 : it->second);
   }
   const v1::Fates& fa = f.fates();
-  auto joined = [](bool has, uint32_t n) {
-    return has ? std::optional<double>(n) : std::nullopt;
-  };
+  auto joined = [](bool has, uint32_t n) { return has ? std::optional<double>(n) : std::nullopt; };
   const std::optional<double> fates[] = {joined(fa.has_accepted(), fa.accepted()),
-                          joined(fa.has_queued(), fa.queued()),
-                          joined(fa.has_syn_recv(), fa.syn_recv()),
-                          joined(fa.has_unknown_to_server(), fa.unknown_to_server()),
-                          static_cast<double>(fa.reset()),
-                          static_cast<double>(fa.refused()),
-                          static_cast<double>(fa.timed_out()),
-                          static_cast<double>(fa.error()),
-                          static_cast<double>(fa.established_unjoined())};
+                                         joined(fa.has_queued(), fa.queued()),
+                                         joined(fa.has_syn_recv(), fa.syn_recv()),
+                                         joined(fa.has_unknown_to_server(), fa.unknown_to_server()),
+                                         static_cast<double>(fa.reset()),
+                                         static_cast<double>(fa.refused()),
+                                         static_cast<double>(fa.timed_out()),
+                                         static_cast<double>(fa.error()),
+                                         static_cast<double>(fa.established_unjoined())};
   for (size_t i = 0; i < std::size(kFateCounts); ++i) {
     out.emplace_back(absl::StrCat(p, "fates.", kFateCounts[i]), fates[i]);
   }
   const v1::LatencySummary& l = f.connect_latency_ms();
   const double latencies[] = {l.p50(), l.p90(), l.p99(), l.max()};
   for (size_t i = 0; i < std::size(kLatencies); ++i) {
-    out.emplace_back(absl::StrCat(p, "connect_latency_ms.", kLatencies[i]),
-                     f.has_connect_latency_ms() ? std::optional<double>(latencies[i])
-                                                : std::nullopt);
+    out.emplace_back(
+        absl::StrCat(p, "connect_latency_ms.", kLatencies[i]),
+        f.has_connect_latency_ms() ? std::optional<double>(latencies[i]) : std::nullopt);
   }
   return out;
 }
 
 Fields ListenerFields(const std::string& name, const v1::Listener& l) {
   const std::string p = absl::StrCat("listeners.", name, ".");
-  return {{p + "backlog_effective", l.has_backlog_effective()
-                                         ? std::optional<double>(l.backlog_effective())
-                                         : std::nullopt},
+  return {{p + "backlog_effective",
+           l.has_backlog_effective() ? std::optional<double>(l.backlog_effective()) : std::nullopt},
           {p + "accepted", l.accepted()},
           {p + "accept_queue_peak", l.accept_queue_peak()}};
 }
@@ -416,9 +412,9 @@ bool CompareWithBaseline(const v1::Result& baseline, const std::string& baseline
     // Nothing was compared at all: a wrong baseline file, not a pass. Every run says so.
     for (v1::Run& run : *current->mutable_runs()) {
       run.mutable_baseline()->set_passed(false);
-      run.mutable_baseline()->set_note(absl::StrCat(
-          run.baseline().note(), "; no run of ", baseline_file,
-          " has the params of any run of this result"));
+      run.mutable_baseline()->set_note(absl::StrCat(run.baseline().note(), "; no run of ",
+                                                    baseline_file,
+                                                    " has the params of any run of this result"));
     }
     return false;
   }

@@ -13,7 +13,8 @@
 //                   established_unjoined}
 //   floods.F.connect_latency_ms.{p50,p90,p99,max}
 //   listeners.L.{backlog_effective,accepted,accept_queue_peak}
-//   hosts.H.counters.C for the counters in result::kHandshakeCounters marked compared (a counter that did not move is 0)
+//   hosts.H.counters.C for the counters in result::kHandshakeCounters marked compared (a counter
+//   that did not move is 0)
 // A flood, listener or host present on one side only is one failed check ("floods.F", note
 // "not in the baseline run" / "not in this run"): the two runs do not measure the same thing.
 //

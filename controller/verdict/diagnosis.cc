@@ -144,9 +144,7 @@ std::string ListenerOf(const v1::Run& run, const v1::Flood& flood) {
 }
 
 // Whether the server side of a flood was observed (its attempts could be joined).
-bool ServerObserved(const v1::Flood& flood) {
-  return flood.server_observed();
-}
+bool ServerObserved(const v1::Flood& flood) { return flood.server_observed(); }
 
 // The host a flood's SYNs go to: its listener's host, else a host of the run with that address.
 std::string ServerHostOf(const v1::Run& run, const v1::Flood& flood) {
@@ -954,7 +952,6 @@ void FailedHosts(const v1::Run& run, std::vector<v1::Finding>& out) {
                          ""));
   }
 }
-
 
 // Word-wraps `text` to `width` columns; it starts after `indent` (already written) and every
 // further line is indented by it.

@@ -1,7 +1,5 @@
 #include "controller/verdict/expectations.h"
 
-#include "controller/result/format.h"
-
 #include <algorithm>
 #include <cmath>
 

@@ -497,10 +497,13 @@ TEST_F(Diagnosis, AHostThatDiesMidRunIsNamedAndTheOthersResultsAreKept) {
   const pid_t other = start_agent("other");
   ASSERT_TRUE(std::filesystem::exists(out_.path() + "/other/addr")) << "agent did not start";
   // box floods its own listener for ~3 s (hold); other only takes part in the run.
-  const std::string scenario = out_.Write("die.yaml", absl::StrCat(R"(name: diag-die
+  const std::string scenario =
+      out_.Write("die.yaml", absl::StrCat(R"(name: diag-die
 hosts:
-  box: { agent: "unix:)", out_.path(), R"(/box/agent.sock" }
-  other: { agent: "unix:)", out_.path(), R"(/other/agent.sock" }
+  box: { agent: "unix:)",
+                                          out_.path(), R"(/box/agent.sock" }
+  other: { agent: "unix:)",
+                                          out_.path(), R"(/other/agent.sock" }
 listeners:
   - { name: l1, host: box, port: 7001, backlog: 64, accept: immediate }
 floods:

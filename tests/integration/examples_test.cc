@@ -116,8 +116,8 @@ expect:
   EXPECT_EQ(v.exit_code, 2) << v.output;
   EXPECT_THAT(v.output, HasSubstr("expect[0]"));
   EXPECT_THAT(v.output, HasSubstr("no flood named 'f2' (floods: f1)"));
-  const ProcessResult run = RunProcess({Binary("controller/synq"), "run", file, "--out",
-                                        dir.path() + "/out"});
+  const ProcessResult run =
+      RunProcess({Binary("controller/synq"), "run", file, "--out", dir.path() + "/out"});
   EXPECT_EQ(run.exit_code, 2) << "a broken expectation stops the run before it starts";
 }
 

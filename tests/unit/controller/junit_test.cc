@@ -193,7 +193,7 @@ TEST(JUnit, FailureMessagesCarryBothValues) {
 }
 
 TEST(JUnit, EscapesMarkupControlCharactersAndBrokenUtf8) {
-  EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+  EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
   EXPECT_EQ(XmlEscape("line1\nline2\tx\r"), "line1&#10;line2&#9;x&#13;");
   EXPECT_EQ(XmlEscape("line1\nline2\tx\r<", /*attribute=*/false), "line1\nline2\tx&#13;&lt;");
   EXPECT_EQ(XmlEscape(std::string("bell\x07", 5)), "bell\xEF\xBF\xBD");

@@ -248,8 +248,7 @@ TEST(OrchestratorRun, AHostFailingAfterTheStartDoesNotCostTheOthersTheirResults)
   f.server_->fail_at = "CollectResults";
   Orchestrator orchestrator(f.hosts, RunOptions{});
   std::vector<RunFailure> failures;
-  const synq::result::v1::Run run =
-      orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
+  const synq::result::v1::Run run = orchestrator.Run(RunPlan{TwoHosts(), {}}, 0, &failures);
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].host, "server");
   EXPECT_FALSE(run.hosts().at("server").error().empty());
@@ -303,8 +302,9 @@ TEST(SchedulePhase, TheInstantIsTakenOnTheInjectedClockAndSentInEachAgentsClock)
   EXPECT_NEAR(std::chrono::duration<double>(*ctx.inputs.hosts[0].clock_offset).count(), 100.0,
               0.05);
   const auto server_start = proto::FromProto(f.server_->floods_.start_at());
-  EXPECT_NEAR(std::chrono::duration<double>(server_start - (*ctx.inputs.start_at + kBehind)).count(),
-              0.0, 0.05);
+  EXPECT_NEAR(
+      std::chrono::duration<double>(server_start - (*ctx.inputs.start_at + kBehind)).count(), 0.0,
+      0.05);
   EXPECT_EQ(ctx.inputs.targets.at("f1").ToString(), "198.18.0.2:4242");
   EndPhase(ctx);
 }
