@@ -35,15 +35,17 @@ std::string Progress::LiveLine(size_t index, size_t total, double elapsed_s, int
                          connects);
 }
 
-std::string Progress::RunLine(size_t index, size_t total, const synq::result::v1::Run& run) {
+std::string Progress::RunLine(size_t index, size_t total, const std::string& params,
+                              const synq::result::v1::Run& run) {
   uint64_t attempted = 0;
   uint64_t established = 0;
   for (const auto& [name, f] : run.floods()) {
     attempted += f.attempted();
     established += f.established();
   }
-  return absl::StrFormat("synq: run %d/%d done in %.1f s: %d attempted, %d established%s",
-                         index + 1, total, run.duration_ms() / 1000.0, attempted, established,
+  return absl::StrFormat("synq: run %d/%d%s%s done in %.1f s: %d attempted, %d established%s",
+                         index + 1, total, params.empty() ? "" : " ", params,
+                         run.duration_ms() / 1000.0, attempted, established,
                          run.errors().empty() ? "" : ", FAILED");
 }
 
@@ -53,10 +55,7 @@ void Progress::BeginRun(size_t index, const std::string& params) {
   in_run_ = true;
   run_began_ = std::chrono::steady_clock::now();
   connects_.clear();
-  if (!live_) {
-    absl::FPrintF(out_, "synq: run %d/%d %s\n", index + 1, total_, params);
-    std::fflush(out_);
-  }
+  params_ = params;
 }
 
 void Progress::OnSample(const std::string& host, const v1::Sample& sample) {
@@ -82,7 +81,7 @@ void Progress::Redraw() {
 void Progress::EndRun(const synq::result::v1::Run& run) {
   std::lock_guard<std::mutex> lock(mu_);
   in_run_ = false;
-  absl::FPrintF(out_, "%s%s\n", live_ ? "\r\033[K" : "", RunLine(index_, total_, run));
+  absl::FPrintF(out_, "%s%s\n", live_ ? "\r\033[K" : "", RunLine(index_, total_, params_, run));
   std::fflush(out_);
 }
 

@@ -1,6 +1,6 @@
 // Progress of `synq run` on stderr. On a terminal: one live line (run i/N, elapsed, connects so
-// far from the Watch samples' TcpActiveOpens deltas of the flooding hosts). Otherwise: one line
-// per run when it ends.
+// far from the Watch samples' TcpActiveOpens deltas of the flooding hosts), replaced by the run's
+// summary line when it ends. Otherwise (CI logs): only the summary line, one per run.
 #pragma once
 
 #include <atomic>
@@ -30,7 +30,8 @@ class Progress {
 
   // The live line or the per-run line, for a given state (pure; tested).
   static std::string LiveLine(size_t index, size_t total, double elapsed_s, int64_t connects);
-  static std::string RunLine(size_t index, size_t total, const synq::result::v1::Run& run);
+  static std::string RunLine(size_t index, size_t total, const std::string& params,
+                             const synq::result::v1::Run& run);
 
  private:
   void Redraw();
@@ -44,6 +45,7 @@ class Progress {
   bool stop_ = false;
   bool in_run_ = false;
   size_t index_ = 0;
+  std::string params_;
   std::chrono::steady_clock::time_point run_began_;
   std::map<std::string, int64_t> connects_;  // host -> TcpActiveOpens delta
   std::thread ticker_;

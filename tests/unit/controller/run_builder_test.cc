@@ -185,10 +185,12 @@ TEST(Progress, LinesSayRunOfTotalElapsedAndConnects) {
   run.set_duration_ms(4200);
   (*run.mutable_floods())["f1"].set_attempted(20);
   (*run.mutable_floods())["f1"].set_established(5);
-  EXPECT_EQ(Progress::RunLine(0, 3, run),
-            "synq: run 1/3 done in 4.2 s: 20 attempted, 5 established");
+  EXPECT_EQ(Progress::RunLine(0, 3, "listeners.l1.backlog=4", run),
+            "synq: run 1/3 listeners.l1.backlog=4 done in 4.2 s: 20 attempted, 5 established");
+  EXPECT_EQ(Progress::RunLine(0, 1, "", run),
+            "synq: run 1/1 done in 4.2 s: 20 attempted, 5 established");
   run.add_errors("server: gone");
-  EXPECT_NE(Progress::RunLine(0, 3, run).find("FAILED"), std::string::npos);
+  EXPECT_NE(Progress::RunLine(0, 3, "", run).find("FAILED"), std::string::npos);
 }
 
 }  // namespace
