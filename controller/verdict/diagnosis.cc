@@ -985,7 +985,9 @@ void ConnectError(const std::string& name, const v1::Flood& flood, const std::st
 // One finding per errno the flood's connects failed with, in errno-name order.
 void ConnectErrors(const v1::Run& run, const std::string& name, const v1::Flood& flood,
                    std::vector<v1::Finding>& out) {
-  for (const auto& [error, count] : flood.errors()) {
+  // Protobuf maps have no order: walk the names sorted so the diagnosis is the same every time.
+  for (const std::string& error : SortedKeys(flood.errors())) {
+    const uint32_t count = flood.errors().at(error);
     if (count == 0) continue;
     if (error == "EADDRNOTAVAIL") {
       PortsExhausted(name, flood, count, out);
