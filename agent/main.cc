@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/run/run_session.h"
+#include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
 #include "agent/shaping/shaper.h"
 #include "common/unique_fd.h"
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
   }
   if (auto s = synq::agent::RemoveShapingFromJournal(paths.shaping_journal()); !s.ok()) {
     spdlog::error("removing shaping left by a previous agent: {}", s.ToString());
+  }
+  for (const auto& name : synq::agent::RemoveStaleTraceInstances()) {
+    spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
 
   synq::agent::RunManager runs(paths);

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace synq::agent {
@@ -79,6 +80,43 @@ std::string TracefsUnavailableReason() {
   return "";
 }
 
+namespace {
+
+constexpr const char* kEvents[] = {"skb/kfree_skb", "tcp/tcp_retransmit_synack",
+                                   "tcp/tcp_send_reset"};
+
+// Disables the instance's events and removes it.
+void RemoveInstance(const std::string& dir) {
+  for (const char* e : kEvents) (void)WriteFile(absl::StrCat(dir, "/events/", e, "/enable"), "0");
+  rmdir(dir.c_str());
+}
+
+// Whether `pid` is a running synq-agent (not a process that reused the pid).
+bool AgentAlive(pid_t pid) {
+  std::string comm;
+  if (!ReadFile(absl::StrCat("/proc/", pid, "/comm"), &comm)) return false;
+  return absl::StripAsciiWhitespace(comm) == "synq-agent";
+}
+
+}  // namespace
+
+std::vector<std::string> RemoveStaleTraceInstances() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(absl::StrCat(kTracefs, "/instances"), ec)) {
+    const std::string name = entry.path().filename().string();
+    // "synq-<pid>-<n>"
+    const std::vector<std::string> parts = absl::StrSplit(name, '-');
+    pid_t pid = 0;
+    if (parts.size() != 3 || parts[0] != "synq" || !absl::SimpleAtoi(parts[1], &pid)) continue;
+    if (AgentAlive(pid)) continue;
+    RemoveInstance(entry.path().string());
+    if (!fs::exists(entry.path(), ec)) removed.push_back(name);
+  }
+  return removed;
+}
+
 absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
     const std::vector<uint16_t>& ports) {
   if (std::string why = TracefsUnavailableReason(); !why.empty()) {
@@ -106,7 +144,7 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
       return s;
     }
   }
-  for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
+  for (const char* e : kEvents) {
     if (absl::Status s = WriteFile(absl::StrCat(dir, "/events/", e, "/enable"), "1"); !s.ok()) {
       return s;
     }
@@ -115,12 +153,7 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
   return self;
 }
 
-DropEventCounter::~DropEventCounter() {
-  for (const char* e : {"skb/kfree_skb", "tcp/tcp_retransmit_synack", "tcp/tcp_send_reset"}) {
-    (void)WriteFile(absl::StrCat(dir_, "/events/", e, "/enable"), "0");
-  }
-  rmdir(dir_.c_str());
-}
+DropEventCounter::~DropEventCounter() { RemoveInstance(dir_); }
 
 absl::StatusOr<std::map<std::string, int64_t>> DropEventCounter::Read() {
   std::string trace;

@@ -17,6 +17,11 @@ namespace synq::agent {
 // Empty when tracefs can be used (mounting it at /sys/kernel/tracing if needed); else why not.
 std::string TracefsUnavailableReason();
 
+// Removes the "synq-<pid>-<n>" instances whose agent is gone (it crashed or was killed before
+// its destructor ran), disabling their events first: kernel-wide tracing must not outlive the
+// run that asked for it. Instances of a live synq-agent are left alone. Returns their names.
+std::vector<std::string> RemoveStaleTraceInstances();
+
 class DropEventCounter {
  public:
   // Creates instance "synq-<pid>-<n>" and enables the events, TCP ones filtered on `ports`.
