@@ -14,6 +14,33 @@
 
 namespace synq::agent {
 
+enum class CloseMode { kKeep, kRst, kFin };
+
+// The open-loop launch schedule: a constant rate, a linear ramp, or steps (connects/s).
+// rate 0 with kConstant = as fast as concurrency allows.
+struct RateProfile {
+  enum class Kind { kConstant, kRamp, kSteps };
+  Kind kind = Kind::kConstant;
+  double rate = 0;  // kConstant
+  double from = 0, to = 0;  // kRamp
+  std::chrono::nanoseconds over{0};
+  std::vector<double> steps;  // kSteps
+  std::chrono::nanoseconds each{0};
+};
+
+// Ports [first, last] of one local address that an engine may bind itself, taking only ports
+// with port % stride == offset (so threads and workers share an address without overlap).
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;
+};
+struct SourcePorts {
+  common::SocketAddress address;
+  std::vector<PortRange> ranges;  // the usable ports: ip_local_port_range minus reserved ports
+  uint32_t stride = 1;
+  uint32_t offset = 0;
+};
+
 struct FloodSpec {
   std::string name;
   common::SocketAddress target;
@@ -26,6 +53,17 @@ struct FloodSpec {
   std::chrono::nanoseconds hold{
       std::chrono::seconds(1)};  // watch for resets after the last connect
   std::string payload;           // sent right after connect, if not empty
+  // Open-loop launching for `duration` (0 = until `connections` were launched; both = first).
+  std::chrono::nanoseconds duration{0};
+  RateProfile profile;  // rate above is profile.rate when kConstant
+  std::chrono::nanoseconds lifetime{0};  // close rst/fin: after connect
+  CloseMode close = CloseMode::kKeep;
+  uint32_t threads = 0;              // 0 = the host's cores, at most concurrency
+  std::vector<std::string> sources;  // as asked; empty = `source`, else all on the route
+  // What the engine binds; empty = the kernel picks the port (and `source` the address).
+  std::vector<SourcePorts> source_ports;
+  bool keep_records = false;  // one ConnectionRecord per attempt
+  uint64_t max_records = 0;   // 0 = default cap
 };
 
 enum class Outcome { kEstablished, kReset, kRefused, kTimedOut, kError };
@@ -39,6 +77,28 @@ struct ConnectionRecord {
   std::chrono::system_clock::time_point started_at;
   std::chrono::nanoseconds connect_latency{-1};  // -1 when it never connected
   std::chrono::nanoseconds outcome_after{-1};    // when reset/refused/timed-out/error was seen
+};
+
+// Attempts scheduled in [second, second + 1) of the flood and what became of them.
+struct FloodSecond {
+  uint32_t second = 0;
+  uint64_t launched = 0;
+  uint64_t established = 0;
+  uint64_t reset = 0;
+  uint64_t refused = 0;
+  uint64_t timed_out = 0;
+  uint64_t errors = 0;
+  uint64_t late = 0;
+  uint64_t dropped = 0;
+  uint64_t answered = 0;
+  common::Histogram connect_latency_us;
+};
+
+// Established connections from one local address to one target, as local ports.
+struct HeldConnections {
+  std::string local_ip;
+  std::string remote;
+  std::vector<uint16_t> local_ports;
 };
 
 struct FloodResult {
@@ -56,6 +116,22 @@ struct FloodResult {
   // read before the client closes them; the run closes them when it ends.
   std::shared_ptr<std::vector<common::UniqueFd>> held_sockets =
       std::make_shared<std::vector<common::UniqueFd>>();
+  uint64_t answered = 0;
+  uint64_t launches_late = 0;  // more than 1 ms after schedule
+  uint64_t launches_dropped = 0;
+  std::chrono::nanoseconds launch_lag_max{0};
+  uint64_t closed = 0;
+  std::vector<FloodSecond> series;  // index = second
+  std::vector<HeldConnections> held;
+  uint32_t threads = 1;
+  uint32_t workers = 1;
+  std::vector<std::string> worker_errors;
+  std::vector<std::string> sources;
+  uint64_t records_dropped = 0;
+  uint64_t open_peak = 0;
+  // Keeps whatever holds the flood's sockets open elsewhere (worker processes) until the run
+  // drops the result.
+  std::shared_ptr<void> keepalive;
 };
 
 }  // namespace synq::agent
