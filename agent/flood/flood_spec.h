@@ -1,6 +1,7 @@
 // What a connect flood does and what it measured: plain structs, no gRPC or protobuf.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -64,6 +65,15 @@ struct FloodSpec {
   std::vector<SourcePorts> source_ports;
   bool keep_records = false;  // one ConnectionRecord per attempt
   uint64_t max_records = 0;   // 0 = default cap
+  // One engine's share of a flood split over rings (threads) and worker processes: it launches
+  // only attempts k (numbered over the whole flood, k < connections) with
+  // k % schedule_stride == schedule_offset, each at the whole schedule's instant for k.
+  // `concurrency` and `source_ports` are then this engine's share already.
+  uint32_t schedule_stride = 1;
+  uint32_t schedule_offset = 0;
+  // Sockets open at once across every engine of the flood in this process (for open_peak);
+  // null = this engine alone.
+  std::shared_ptr<std::atomic<int64_t>> open_sockets;
 };
 
 enum class Outcome { kEstablished, kReset, kRefused, kTimedOut, kError };
