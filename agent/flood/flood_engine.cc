@@ -644,7 +644,6 @@ void Flood::Dispatch(uint64_t user_data, int res) {
 void Flood::OnConnect(uint32_t index, int res) {
   Slot& slot = slots_[index];
   slot.flags &= ~kConnectPending;
-  --connecting_;
   Resolved();
   if (slot.record != kNoRecord) {
     // After the connect resolved either way: autobind gave the socket its port.
@@ -655,6 +654,7 @@ void Flood::OnConnect(uint32_t index, int res) {
     return Finish(index, outcome, name);
   }
   slot.state = kLiving;
+  --connecting_;
   ++living_;
   const int64_t latency_ns = last_resolved_ns_ - slot.scheduled_ns;
   const auto latency_us = static_cast<uint64_t>(std::max<int64_t>(0, latency_ns) / 1000);
