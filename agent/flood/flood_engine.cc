@@ -182,7 +182,7 @@ class SourceRotation {
     uint32_t offset = 0;
     std::vector<Range> ranges;
     uint64_t usable = 0;
-    size_t range = 0;   // cursor: the next port to use
+    size_t range = 0;  // cursor: the next port to use
     uint32_t port = 0;
   };
 
@@ -220,9 +220,8 @@ class Flood {
         stride_(std::max<uint32_t>(1, spec.schedule_stride)),
         duration_ns_(spec.duration.count()),
         lifetime_ns_(spec.lifetime.count()),
-        max_records_(spec.keep_records ? (spec.max_records > 0 ? spec.max_records
-                                                               : kDefaultMaxRecords)
-                                       : 0),
+        max_records_(
+            spec.keep_records ? (spec.max_records > 0 ? spec.max_records : kDefaultMaxRecords) : 0),
         ring_(std::move(ring)) {
     result_.name = spec.name;
     result_.threads = 1;
@@ -463,7 +462,8 @@ void Flood::LaunchDue(int64_t now) {
 FloodSecond& Flood::SecondOf(int64_t scheduled_ns) {
   const size_t second = static_cast<size_t>(std::max<int64_t>(0, scheduled_ns) / 1'000'000'000);
   while (result_.series.size() <= second) {
-    result_.series.emplace_back().second = static_cast<uint32_t>(result_.series.size() - 1);
+    const auto index = static_cast<uint32_t>(result_.series.size());
+    result_.series.emplace_back().second = index;
   }
   return result_.series[second];
 }
@@ -920,14 +920,14 @@ absl::Status ValidateSourcePorts(const FloodSpec& spec) {
                                              spec.target.ToString(), ")"));
     }
     if (s.stride < 1 || s.offset >= s.stride) {
-      return InvalidField(spec, absl::StrCat(field, ": offset ", s.offset,
-                                             " must be below stride ", s.stride, " (stride >= 1)"));
+      return InvalidField(spec, absl::StrCat(field, ": offset ", s.offset, " must be below stride ",
+                                             s.stride, " (stride >= 1)"));
     }
     for (size_t j = 0; j < s.ranges.size(); ++j) {
       if (s.ranges[j].first == 0 || s.ranges[j].first > s.ranges[j].last) {
-        return InvalidField(spec, absl::StrCat(field, ".ranges[", j, "] ", s.ranges[j].first, "-",
-                                               s.ranges[j].last,
-                                               " is not a port range (1 <= first <= last)"));
+        return InvalidField(
+            spec, absl::StrCat(field, ".ranges[", j, "] ", s.ranges[j].first, "-", s.ranges[j].last,
+                               " is not a port range (1 <= first <= last)"));
       }
     }
   }
@@ -999,8 +999,8 @@ absl::Status ValidateFloodSpec(const FloodSpec& spec) {
                         ">= 1 attempts, or a duration > 0)");
   }
   if (spec.duration < nanoseconds{0}) {
-    return InvalidField(spec, absl::StrCat("duration must not be negative, got ",
-                                           spec.duration.count(), " ns"));
+    return InvalidField(
+        spec, absl::StrCat("duration must not be negative, got ", spec.duration.count(), " ns"));
   }
   if (spec.concurrency < 1) return InvalidField(spec, "concurrency must be at least 1");
   if (!(spec.rate >= 0) || std::isinf(spec.rate)) {
@@ -1013,8 +1013,8 @@ absl::Status ValidateFloodSpec(const FloodSpec& spec) {
                                            " conflicts with the rate profile: give one of rate, "
                                            "ramp, steps"));
   }
-  RETURN_IF_ERROR(ValidateRateProfile(EffectiveProfile(spec), absl::StrCat("flood '", spec.name,
-                                                                           "': ")));
+  RETURN_IF_ERROR(
+      ValidateRateProfile(EffectiveProfile(spec), absl::StrCat("flood '", spec.name, "': ")));
   if (spec.connect_timeout <= nanoseconds{0}) {
     return InvalidField(spec, "connect_timeout must be positive");
   }
@@ -1041,7 +1041,8 @@ absl::Status ValidateFloodSpec(const FloodSpec& spec) {
   }
   if (!spec.source.empty()) {
     absl::StatusOr<common::SocketAddress> source = common::ParseHostAddress(spec.source, 0);
-    if (!source.ok()) return InvalidField(spec, absl::StrCat("source: ", source.status().message()));
+    if (!source.ok())
+      return InvalidField(spec, absl::StrCat("source: ", source.status().message()));
     if (source->family() != spec.target.family()) {
       return InvalidField(spec, absl::StrCat("source ", spec.source,
                                              " is not of the same address family as target ",

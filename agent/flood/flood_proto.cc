@@ -180,9 +180,9 @@ absl::StatusOr<FloodResult> FromProto(const v1::FloodResult& f) {
     c.remote = rec.remote();
     absl::StatusOr<Outcome> outcome = OutcomeFromProto(rec.outcome());
     if (!outcome.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flood ", f.name(), ": connections[", out.connections.size() - 1, "]: ",
-                       outcome.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("flood ", f.name(), ": connections[",
+                                                     out.connections.size() - 1,
+                                                     "]: ", outcome.status().message()));
     }
     c.outcome = *outcome;
     c.error_name = rec.error_name();
@@ -205,8 +205,8 @@ absl::StatusOr<FloodResult> FromProto(const v1::FloodResult& f) {
     held.local_ports.reserve(static_cast<size_t>(h.local_ports_size()));
     for (uint32_t port : h.local_ports()) {
       if (port > std::numeric_limits<uint16_t>::max()) {
-        return absl::InvalidArgumentError(absl::StrCat("flood ", f.name(), ": held local port ",
-                                                       port, " is beyond 65535"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flood ", f.name(), ": held local port ", port, " is beyond 65535"));
       }
       held.local_ports.push_back(static_cast<uint16_t>(port));
     }
@@ -241,8 +241,8 @@ absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {
 
   const int profiles = (f.rate() > 0 ? 1 : 0) + (f.has_ramp() ? 1 : 0) + (f.has_steps() ? 1 : 0);
   if (profiles > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, "rate: give at most one of rate (", f.rate(), "), ramp and steps, got ", profiles));
+    return absl::InvalidArgumentError(absl::StrCat(field, "rate: give at most one of rate (",
+                                                   f.rate(), "), ramp and steps, got ", profiles));
   }
   if (f.has_ramp()) {
     spec.profile.kind = RateProfile::Kind::kRamp;

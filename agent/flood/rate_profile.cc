@@ -13,8 +13,8 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 absl::Status CheckRate(double rate, absl::string_view prefix, absl::string_view field) {
   if (std::isfinite(rate) && rate >= 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(prefix, field, " must be a finite number >= 0 ",
-                                                 "(connects/s), got ", rate));
+  return absl::InvalidArgumentError(
+      absl::StrCat(prefix, field, " must be a finite number >= 0 ", "(connects/s), got ", rate));
 }
 
 double Seconds(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) * 1e-9; }
@@ -29,8 +29,8 @@ absl::Status ValidateRateProfile(const RateProfile& profile, absl::string_view p
       if (absl::Status s = CheckRate(profile.from, prefix, "ramp.from"); !s.ok()) return s;
       if (absl::Status s = CheckRate(profile.to, prefix, "ramp.to"); !s.ok()) return s;
       if (profile.over <= std::chrono::nanoseconds{0}) {
-        return absl::InvalidArgumentError(absl::StrCat(prefix, "ramp.over must be positive, got ",
-                                                       profile.over.count(), " ns"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, "ramp.over must be positive, got ", profile.over.count(), " ns"));
       }
       if (profile.from == 0 && profile.to == 0) {
         return absl::InvalidArgumentError(
@@ -39,7 +39,8 @@ absl::Status ValidateRateProfile(const RateProfile& profile, absl::string_view p
       return absl::OkStatus();
     case RateProfile::Kind::kSteps: {
       if (profile.steps.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(prefix, "steps must list at least one rate"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, "steps must list at least one rate"));
       }
       bool any = false;
       for (size_t i = 0; i < profile.steps.size(); ++i) {
@@ -54,8 +55,8 @@ absl::Status ValidateRateProfile(const RateProfile& profile, absl::string_view p
             absl::StrCat(prefix, "steps are all 0, so nothing would ever launch"));
       }
       if (profile.each <= std::chrono::nanoseconds{0}) {
-        return absl::InvalidArgumentError(absl::StrCat(prefix, "steps.each must be positive, got ",
-                                                       profile.each.count(), " ns"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, "steps.each must be positive, got ", profile.each.count(), " ns"));
       }
       return absl::OkStatus();
     }

@@ -1,5 +1,6 @@
 // The open-loop launch schedule of a flood: when attempt k is due under a constant rate, a linear
-// ramp or steps. Pure functions over RateProfile (no clock, no I/O), so the maths has its own tests.
+// ramp or steps. Pure functions over RateProfile (no clock, no I/O), so the maths has its own
+// tests.
 #pragma once
 
 #include <chrono>

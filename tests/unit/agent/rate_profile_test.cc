@@ -64,11 +64,11 @@ TEST(RateSchedule, RampUpSolvesTheQuadratic) {
   // 0 -> 100/s over 10 s: N(t) = 5 t^2 within the ramp (500 at 10 s), then 500 + 100 (t - 10).
   const RateSchedule s(Ramp(0, 100, 10s));
   EXPECT_EQ(s.Due(0), 0ns);
-  EXPECT_NEAR(s.DueSeconds(5), 1.0, 1e-12);            // 5 t^2 = 5
-  EXPECT_NEAR(s.DueSeconds(20), 2.0, 1e-12);           // 5 t^2 = 20
-  EXPECT_NEAR(s.DueSeconds(125), 5.0, 1e-12);          // 5 t^2 = 125
-  EXPECT_NEAR(s.DueSeconds(500), 10.0, 1e-12);         // the ramp's end
-  EXPECT_NEAR(s.DueSeconds(600), 11.0, 1e-12);         // then 100/s
+  EXPECT_NEAR(s.DueSeconds(5), 1.0, 1e-12);     // 5 t^2 = 5
+  EXPECT_NEAR(s.DueSeconds(20), 2.0, 1e-12);    // 5 t^2 = 20
+  EXPECT_NEAR(s.DueSeconds(125), 5.0, 1e-12);   // 5 t^2 = 125
+  EXPECT_NEAR(s.DueSeconds(500), 10.0, 1e-12);  // the ramp's end
+  EXPECT_NEAR(s.DueSeconds(600), 11.0, 1e-12);  // then 100/s
   EXPECT_NEAR(s.Cumulative(3.0), 45.0, 1e-9);
   // Attempts 0..44 are due before 3 s (44 at sqrt(8.8) = 2.966 s, 45 at exactly 3 s).
   EXPECT_EQ(s.CountBefore(3s), 45u);
@@ -95,10 +95,10 @@ TEST(RateSchedule, StepsArePiecewiseConstant) {
   const RateSchedule s(Steps({10, 0, 20}, 1s));
   EXPECT_EQ(s.Due(0), 0ns);
   EXPECT_EQ(s.Due(1), 100ms);
-  EXPECT_EQ(s.Due(10), 1s);     // reached at the end of the first step
+  EXPECT_EQ(s.Due(10), 1s);      // reached at the end of the first step
   EXPECT_EQ(s.Due(11), 2050ms);  // the silent second is skipped: 2 s + 1/20 s
   EXPECT_EQ(s.Due(30), 3s);
-  EXPECT_EQ(s.Due(31), 3050ms);  // the last step's rate goes on
+  EXPECT_EQ(s.Due(31), 3050ms);       // the last step's rate goes on
   EXPECT_EQ(s.CountBefore(2s), 11u);  // 0..10; the 11th waits for the third step
   // A final step of 0 ends the schedule.
   const RateSchedule ends(Steps({5, 0}, 1s));
