@@ -373,28 +373,30 @@ void Loader::ParsePauses(const YAML::Node& node, const std::string& path, Listen
       continue;
     }
     ListenerDef::Pause pause;
-    bool has_at = false;
+    bool has_at = false;  // present in the file, valid or not
     bool has_for = false;
+    bool valid = true;
     for (const auto& [key, value] : MapEntries(node[i], item_path)) {
       const std::string key_path = JoinPath(item_path, key);
       if (key != "at" && key != "for") {
         Error(key_path, "unknown field (known: at, for)");
         continue;
       }
+      (key == "at" ? has_at : has_for) = true;
       std::optional<Scalar> text = GetScalar(value, key_path, "a duration");
-      if (!text) continue;
       // at: from the flood start, 0 allowed; for: a window of some length.
-      absl::StatusOr<std::chrono::nanoseconds> d = ParseDurationAtLeast(*text, key == "at");
+      absl::StatusOr<std::chrono::nanoseconds> d =
+          text ? ParseDurationAtLeast(*text, key == "at") : Invalid("");
       if (!d.ok()) {
-        Error(key_path, d.status());
+        if (text) Error(key_path, d.status());
+        valid = false;
         continue;
       }
       (key == "at" ? pause.at : pause.length) = *d;
-      (key == "at" ? has_at : has_for) = true;
     }
     if (!has_at) Error(JoinPath(item_path, "at"), "required");
     if (!has_for) Error(JoinPath(item_path, "for"), "required");
-    if (has_at && has_for) def.pauses.push_back(pause);
+    if (has_at && has_for && valid) def.pauses.push_back(pause);
   }
 }
 

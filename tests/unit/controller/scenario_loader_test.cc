@@ -393,7 +393,9 @@ TEST(ScenarioLoader, AcceptRateErrorsNameTheField) {
                           "listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
                           "or accept_rate > 0"));
   EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_rate: fast}]\n"),
-              ElementsAre(HasSubstr("listeners.l1.accept_rate: expected a number")));
+              ElementsAre("listeners.l1.accept_rate: expected a number, got 'fast'",
+                          "listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
+                          "or accept_rate > 0"));
   EXPECT_THAT(
       ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_rate: 10, "
                "accept_interval: 100ms}]\n"),
@@ -410,7 +412,7 @@ TEST(ScenarioLoader, PauseErrorsNameTheEntry) {
   EXPECT_THAT(
       ErrorsOf("name: x\nlisteners: [{name: l1, pause: [{at: 1s}, {at: -1s, for: 0, x: 1}]}]\n"),
       ElementsAre("listeners.l1.pause[0].for: required",
-                  HasSubstr("listeners.l1.pause[1].at: "),
+                  "listeners.l1.pause[1].at: negative duration '-1s'",
                   "listeners.l1.pause[1].for: must be greater than 0, got '0'",
                   "listeners.l1.pause[1].x: unknown field (known: at, for)"));
 }
