@@ -201,6 +201,9 @@ void Listener::SetFloodStart(std::chrono::system_clock::time_point start_at) {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          start_at - std::chrono::system_clock::now());
   flood_start_.store(steady.time_since_epoch().count());
+  spdlog::info("listener '{}': flood start in {} ms; {} pause window(s) count from it", spec_.name,
+               std::chrono::duration_cast<std::chrono::milliseconds>(steady - Clock::now()).count(),
+               spec_.pauses.size());
   if (wake_) {
     const uint64_t one = 1;
     if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one)) {

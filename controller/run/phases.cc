@@ -268,6 +268,11 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.hold, spec->mutable_hold());
     spec->set_payload(f.payload);
   }
+  // Pauses count from the flood start: a host whose listeners pause learns it too, by a
+  // StartFloods without floods when it runs none.
+  for (const auto& l : s.listeners) {
+    if (!l.pauses.empty()) by_host[ctx.HostIndex(l.host)];
+  }
 
   const nanoseconds max_rtt = *std::max_element(rtts.begin(), rtts.end());
   const Clock::time_point start_at =
