@@ -37,7 +37,7 @@ class PaceSchedule {
  private:
   PaceSchedule(double per_second, std::chrono::nanoseconds interval)
       : per_second_(per_second), interval_(interval) {}
-  double per_second_ = 0;               // set for a rate
+  double per_second_ = 0;                 // set for a rate
   std::chrono::nanoseconds interval_{0};  // set for an interval
 };
 

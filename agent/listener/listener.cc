@@ -197,9 +197,8 @@ void Listener::Stop() {
 
 void Listener::SetFloodStart(std::chrono::system_clock::time_point start_at) {
   // The controller gives a wall-clock instant; pauses are timed on the steady clock.
-  const Clock::time_point steady =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         start_at - std::chrono::system_clock::now());
+  const Clock::time_point steady = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                      start_at - std::chrono::system_clock::now());
   flood_start_.store(steady.time_since_epoch().count());
   spdlog::info("listener '{}': flood start in {} ms; {} pause window(s) count from it", spec_.name,
                std::chrono::duration_cast<std::chrono::milliseconds>(steady - Clock::now()).count(),

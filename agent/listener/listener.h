@@ -28,7 +28,7 @@ struct ListenerSpec {
   AcceptMode accept = AcceptMode::kNever;
   // kPaced: exactly one of these; tick n is due at listener start + n * interval (or n / rate).
   std::chrono::nanoseconds accept_interval{0};
-  double accept_rate = 0;       // accepts per second
+  double accept_rate = 0;        // accepts per second
   bool close_on_accept = false;  // close accepted sockets at once instead of holding
   // Windows without accepting, as offsets from the run's flood start (see SetFloodStart).
   std::vector<PauseWindow> pauses;
@@ -39,9 +39,9 @@ struct ListenerSpec {
 
 // How an accepting listener takes connections off its queue.
 enum class AcceptEngine {
-  kNone,           // never accepts
-  kMultishot,      // io_uring multishot accept (immediate)
-  kAccept4Loop,    // ppoll + accept4 until EAGAIN (immediate without multishot accept)
+  kNone,          // never accepts
+  kMultishot,     // io_uring multishot accept (immediate)
+  kAccept4Loop,   // ppoll + accept4 until EAGAIN (immediate without multishot accept)
   kPacedAccept4,  // accept4 on the pacing ticks
 };
 const char* AcceptEngineName(AcceptEngine engine);

@@ -220,9 +220,10 @@ TEST(AcceptBench, ImmediateListenerAgainstMinimalAccept4Loop) {
     client.push_back(a.client_per_second);
   }
   const double m = Median(minimal);
-  std::printf("accept bench: drain of %lu queued connections on one CPU, client flood on the other,"
-              " median of %d rounds\n",
-              static_cast<unsigned long>(kQueued), kRounds);
+  std::printf(
+      "accept bench: drain of %lu queued connections on one CPU, client flood on the other,"
+      " median of %d rounds\n",
+      static_cast<unsigned long>(kQueued), kRounds);
   std::printf("  minimal accept4+close loop:        %10.0f accepts/s\n", m);
   std::printf("  synq immediate (%s): %10.0f accepts/s  ratio %.2f\n", AcceptEngineName(engine),
               Median(multishot), Median(multishot) / m);

@@ -24,10 +24,10 @@ class ListenerPause : public ::testing::Test {
 };
 
 // Figures of the scenario below.
-constexpr double kRate = 40;          // accept_rate, accepts/s
-constexpr double kArrivals = 100;     // flood rate, connects/s
+constexpr double kRate = 40;           // accept_rate, accepts/s
+constexpr double kArrivals = 100;      // flood rate, connects/s
 constexpr int64_t kConnections = 400;  // launched over 4 s
-constexpr int64_t kBacklog = 100;     // under the namespace's somaxconn (4096)
+constexpr int64_t kBacklog = 100;      // under the namespace's somaxconn (4096)
 constexpr double kPause1At = 1.0, kPause1For = 1.5;
 constexpr double kStopAt = 3.5;  // second pause: from here to the end of the run
 

@@ -1,9 +1,9 @@
 // Proves the pacing maths (the n-th accept is due at start + n/rate, exactly, without drift;
 // DueBy and DueAt agree) and the pause windows (validation, merging, containment, next start,
 // paused time).
-#include "agent/listener/accept_schedule.h"
-
 #include <gtest/gtest.h>
+
+#include "agent/listener/accept_schedule.h"
 
 namespace synq::agent {
 namespace {
