@@ -117,7 +117,7 @@ bool ReadExactly(int fd, void* buf, size_t len) {
 
 // ---- FloodSpec <-> v1::FloodSpec for the fields flood_proto does not cover yet -------------
 
-v1::CloseMode ToProto(CloseMode c) {
+v1::CloseMode CloseToProto(CloseMode c) {
   switch (c) {
     case CloseMode::kRst:
       return v1::CLOSE_MODE_RST;
@@ -156,7 +156,7 @@ void SpecToProto(const FloodSpec& s, v1::FloodSpec* out) {
       break;
   }
   if (s.lifetime.count() > 0) proto::ToProto(s.lifetime, out->mutable_lifetime());
-  out->set_close(ToProto(s.close));
+  out->set_close(CloseToProto(s.close));
   out->set_threads(s.threads);
   for (const auto& a : s.sources) out->add_sources(a);
   out->set_keep_records(s.keep_records);
