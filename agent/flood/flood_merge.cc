@@ -59,10 +59,12 @@ absl::StatusOr<FloodResult> MergeFloodResults(std::vector<FloodResult> parts, Pe
     out.launches_dropped += p.launches_dropped;
     out.launch_lag_max = std::max(out.launch_lag_max, p.launch_lag_max);
     out.closed += p.closed;
-    for (FloodSecond& s : p.series) {
-      auto [it, fresh] = seconds.try_emplace(s.second);
+    // The index is the second (flood_spec.h); FloodSecond::second is not trusted over it.
+    for (uint32_t second = 0; second < p.series.size(); ++second) {
+      FloodSecond& s = p.series[second];
+      auto [it, fresh] = seconds.try_emplace(second);
       FloodSecond& m = it->second;
-      if (fresh) m.second = s.second;
+      if (fresh) m.second = second;
       m.launched += s.launched;
       m.established += s.established;
       m.reset += s.reset;
@@ -73,7 +75,7 @@ absl::StatusOr<FloodResult> MergeFloodResults(std::vector<FloodResult> parts, Pe
       m.dropped += s.dropped;
       m.answered += s.answered;
       if (absl::Status st = MergeHistogram(m.connect_latency_us, s.connect_latency_us,
-                                           absl::StrCat("flood ", out.name, " second ", s.second));
+                                           absl::StrCat("flood ", out.name, " second ", second));
           !st.ok()) {
         return st;
       }

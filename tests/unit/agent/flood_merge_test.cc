@@ -22,6 +22,8 @@ FloodResult Part(const std::vector<uint64_t>& latencies, uint64_t refused, uint3
   r.established = latencies.size();
   r.refused = refused;
   for (uint64_t v : latencies) r.connect_latency_us.Record(v);
+  r.series.resize(second);  // index = second
+  for (uint32_t i = 0; i < second; ++i) r.series[i].second = i;
   FloodSecond s;
   s.second = second;
   s.launched = r.attempted;
