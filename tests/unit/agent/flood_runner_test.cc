@@ -180,6 +180,44 @@ class FloodRunnerTest : public ::testing::Test {
   std::vector<common::UniqueFd> listeners_;
 };
 
+TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
+  // A never-accepting loopback listener: 3000 connections fit its queue (backlog 4096 is
+  // capped by somaxconn, 4096 by default), so every attempt is established.
+  common::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 4096), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  FloodSpec spec;
+  spec.name = "rings";
+  spec.target = *common::ParseSocketAddress(absl::StrCat("127.0.0.1:", ntohs(addr.sin_port)));
+  spec.connections = 3000;
+  spec.concurrency = 500;
+  spec.hold = 100ms;
+  spec.threads = 2;
+  auto budget = ReadHostBudget("/proc/sys");
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  auto plans = PlanFloods({spec}, *budget);
+  ASSERT_TRUE(plans.ok()) << plans.status();
+  ASSERT_EQ(plans->front().workers, 0u);  // 3000 sockets fit this process
+  ASSERT_EQ(plans->front().threads, 2u);
+  std::atomic<bool> stop{false};
+  auto result = RunPlannedFlood(plans->front(), std::chrono::system_clock::now(), stop);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->threads, 2u);
+  EXPECT_EQ(result->workers, 1u);
+  EXPECT_EQ(result->attempted, 3000u);
+  EXPECT_EQ(result->established, 3000u);
+  EXPECT_EQ(result->connect_latency_us.count(), 3000u);
+  EXPECT_EQ(result->held_sockets->size(), 3000u);  // both rings' sockets, held here
+  auto queue = QueryListenQueue(ntohs(addr.sin_port));
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  EXPECT_EQ(queue->accept_queue, 3000);
+}
+
 TEST_F(FloodRunnerTest, HoldsMoreConnectionsThanOneProcessMayOpenAcrossWorkers) {
   const uint16_t port = Listen();
   auto budget = ReadHostBudget("/proc/sys");
@@ -265,21 +303,25 @@ TEST_F(FloodRunnerTest, MeasureHeldConnections) {
   if (env == nullptr || !absl::SimpleAtoi(env, &total) || total == 0) {
     GTEST_SKIP() << "a measurement: set SYNQ_SCALE_HELD=100000 to run it";
   }
-  // Two listeners (one accept queue holds at most 65536), half the flood each, 4 sources.
-  const uint16_t a = Listen(), b = Listen();
+  // One accept queue holds at most 65536: a listener per 50,000, the flood split evenly.
+  const uint64_t n = (total + 49999) / 50000;
   const std::vector<std::string> sources = {net_ + "1", net_ + "2", net_ + "3", net_ + "4"};
+  std::vector<uint16_t> ports;
+  std::vector<FloodSpec> specs;
+  for (uint64_t i = 0; i < n; ++i) {
+    ports.push_back(Listen());
+    specs.push_back(Spec(absl::StrCat("held-", i), ports.back(), total / n + (i < total % n), sources));
+  }
   auto budget = ReadHostBudget("/proc/sys");
   ASSERT_TRUE(budget.ok()) << budget.status();
-  auto plans = PlanFloods(
-      {Spec("held-a", a, total / 2, sources), Spec("held-b", b, total - total / 2, sources)},
-      *budget);
+  auto plans = PlanFloods(specs, *budget);
   ASSERT_TRUE(plans.ok()) << plans.status();
   const uint64_t slab_before = SlabBytes();
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<bool> stop{false};
-  std::vector<absl::StatusOr<FloodResult>> results(2, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<FloodResult>> results(n, absl::UnknownError("not run"));
   std::vector<std::thread> runs;
-  for (size_t i = 0; i < 2; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     runs.emplace_back([&, i] {
       results[i] = RunPlannedFlood((*plans)[i], std::chrono::system_clock::now() + 100ms, stop,
                                    {kWorkerBinary});
@@ -295,7 +337,8 @@ TEST_F(FloodRunnerTest, MeasureHeldConnections) {
     workers += r->workers;
     for (const auto& e : r->worker_errors) ADD_FAILURE() << e;
   }
-  const int64_t queued = AcceptQueue(a) + AcceptQueue(b);
+  int64_t queued = 0;
+  for (uint16_t port : ports) queued += AcceptQueue(port);
   std::printf(
       "held %lu of %lu (accept queues %ld) in %.1f s (incl. %.1f s hold) over %lu workers; slab "
       "grew %lu bytes = %.0f bytes per connection (both ends), budget's figure %lu per socket "
