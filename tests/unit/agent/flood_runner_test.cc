@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -216,6 +217,65 @@ TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
   auto queue = QueryListenQueue(ntohs(addr.sin_port));
   ASSERT_TRUE(queue.ok()) << queue.status();
   EXPECT_EQ(queue->accept_queue, 3000);
+}
+
+TEST(FloodRunner, IPv6LoopbackFloodUsesTheV6SourceOverRings) {
+  common::UniqueFd listener(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    GTEST_SKIP() << "no IPv6 loopback: " << std::strerror(errno);
+  }
+  ASSERT_EQ(::listen(listener.get(), 4096), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  FloodSpec spec;
+  spec.name = "v6";
+  spec.target = *common::ParseSocketAddress(absl::StrCat("[::1]:", ntohs(addr.sin6_port)));
+  spec.connections = 1000;
+  spec.concurrency = 100;
+  spec.hold = 100ms;
+  spec.threads = 2;
+  auto budget = ReadHostBudget("/proc/sys");
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  auto plans = PlanFloods({spec}, *budget);
+  ASSERT_TRUE(plans.ok()) << plans.status();
+  EXPECT_THAT(plans->front().spec.sources, ::testing::ElementsAre("::1"));
+  std::atomic<bool> stop{false};
+  auto result = RunPlannedFlood(plans->front(), std::chrono::system_clock::now(), stop);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->threads, 2u);
+  EXPECT_EQ(result->established, 1000u);
+  for (const auto& h : result->held) EXPECT_EQ(h.local_ip, "::1");
+}
+
+TEST_F(FloodRunnerTest, StopReachesTheWorkersAndTheyReportWhatTheyDid) {
+  const uint16_t port = Listen();
+  auto budget = ReadHostBudget("/proc/sys");
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  FloodSpec spec = Spec("stopped", port, 30000, {net_ + "1", net_ + "2"});
+  spec.rate = 5000;  // 6 s of launches; stopped after about 1 s
+  spec.profile.rate = 5000;
+  auto plans = PlanFloods({spec}, *budget);
+  ASSERT_TRUE(plans.ok()) << plans.status();
+  if (plans->front().workers < 2) GTEST_SKIP() << "the fd limit fits the flood in one process";
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(1100ms);
+    stop = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = RunPlannedFlood(plans->front(), std::chrono::system_clock::now() + 100ms, stop,
+                                {kWorkerBinary});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stopper.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->worker_errors, ::testing::IsEmpty());
+  // About 1 s of a 5000/s schedule was launched: far fewer than 30000, more than none.
+  EXPECT_GT(result->attempted, 0u);
+  EXPECT_LT(result->attempted, 20000u);
+  EXPECT_LT(took, 4.0);  // not the 6 s the whole schedule takes
 }
 
 TEST_F(FloodRunnerTest, HoldsMoreConnectionsThanOneProcessMayOpenAcrossWorkers) {
