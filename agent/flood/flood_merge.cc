@@ -17,9 +17,9 @@ absl::Status MergeHistogram(common::Histogram& into, const common::Histogram& fr
     into = common::Histogram(from.sub_bucket_bits());
   }
   if (!into.Merge(from)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        where, ": cannot merge histograms of ", into.sub_bucket_bits(), " and ",
-        from.sub_bucket_bits(), " sub-bucket bits"));
+    return absl::FailedPreconditionError(absl::StrCat(where, ": cannot merge histograms of ",
+                                                      into.sub_bucket_bits(), " and ",
+                                                      from.sub_bucket_bits(), " sub-bucket bits"));
   }
   return absl::OkStatus();
 }

@@ -147,9 +147,9 @@ absl::StatusOr<HostBudget> ReadHostBudget(const std::string& proc_sys_dir) {
   if (get("TCP") > 0 && file_part > 0) {
     b.socket_bytes_v4 = get("TCP") + file_part;
     b.socket_bytes_v6 = (get("TCPv6") > 0 ? get("TCPv6") : get("TCP")) + file_part;
-    b.socket_bytes_source = absl::StrCat(
-        "/proc/slabinfo: TCP ", get("TCP"), " + sock_inode_cache ", get("sock_inode_cache"),
-        " + filp ", get("filp"), " + dentry ", get("dentry"), " bytes");
+    b.socket_bytes_source = absl::StrCat("/proc/slabinfo: TCP ", get("TCP"), " + sock_inode_cache ",
+                                         get("sock_inode_cache"), " + filp ", get("filp"),
+                                         " + dentry ", get("dentry"), " bytes");
   } else {
     b.socket_bytes_v4 = b.socket_bytes_v6 = 4096;
     b.socket_bytes_source = "assumed 4096 bytes (/proc/slabinfo unreadable)";
@@ -172,7 +172,8 @@ uint64_t AttemptBound(const FloodSpec& spec) {
 
 absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& floods,
                                                   const HostBudget& budget) {
-  const std::vector<PortRange> usable = UsablePorts(budget.ports.local_range, budget.ports.reserved);
+  const std::vector<PortRange> usable =
+      UsablePorts(budget.ports.local_range, budget.ports.reserved);
   const uint64_t usable_count = CountPorts(usable);
   std::vector<FloodPlan> plans;
   for (const FloodSpec& spec : floods) {
@@ -202,13 +203,13 @@ absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& 
         break;
       case CloseMode::kFin: {
         plan.sockets = std::min(plan.attempts, concurrency);
-        const bool reuse = budget.ports.tw_reuse == 1 ||
-                           (budget.ports.tw_reuse == 2 && IsLoopback(spec.target));
+        const bool reuse =
+            budget.ports.tw_reuse == 1 || (budget.ports.tw_reuse == 2 && IsLoopback(spec.target));
         const double rate = MaxRate(spec);
         uint64_t time_wait = 0;
         if (!reuse) {
-          time_wait = rate > 0 ? static_cast<uint64_t>(std::ceil(rate * kTimeWaitSeconds))
-                               : plan.attempts;
+          time_wait =
+              rate > 0 ? static_cast<uint64_t>(std::ceil(rate * kTimeWaitSeconds)) : plan.attempts;
         }
         plan.ports_needed = std::min(plan.attempts, plan.sockets + time_wait);
         break;
@@ -229,16 +230,15 @@ absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& 
     for (SourcePorts& p : plan.spec.source_ports) {
       const std::vector<size_t>& who = users[{plan.spec.target.ToString(), p.address.HostString()}];
       if (who.size() > 1) {
-        const size_t me = static_cast<size_t>(std::find_if(who.begin(), who.end(), [&](size_t i) {
-                                                return &plans[i] == &plan;
-                                              }) - who.begin());
+        const size_t me = static_cast<size_t>(
+            std::find_if(who.begin(), who.end(), [&](size_t i) { return &plans[i] == &plan; }) -
+            who.begin());
         const uint32_t s = std::max<uint32_t>(p.stride, 1);
         p.offset += s * static_cast<uint32_t>(me);
         p.stride = s * static_cast<uint32_t>(who.size());
         for (size_t i : who) {
-          if (&plans[i] != &plan &&
-              std::find(shared_with.begin(), shared_with.end(), plans[i].spec.name) ==
-                  shared_with.end()) {
+          if (&plans[i] != &plan && std::find(shared_with.begin(), shared_with.end(),
+                                              plans[i].spec.name) == shared_with.end()) {
             shared_with.push_back(plans[i].spec.name);
           }
         }
@@ -247,9 +247,8 @@ absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& 
     }
     if (plan.ports_needed > plan.ports_available) {
       const uint64_t n = plan.spec.source_ports.size();
-      std::string why = absl::StrCat(
-          "flood '", plan.spec.name, "' needs ", plan.ports_needed, " source ports towards ",
-          plan.spec.target.ToString());
+      std::string why = absl::StrCat("flood '", plan.spec.name, "' needs ", plan.ports_needed,
+                                     " source ports towards ", plan.spec.target.ToString());
       if (plan.spec.close == CloseMode::kFin && plan.ports_needed > plan.sockets) {
         absl::StrAppend(&why, " (", plan.sockets, " open + ", plan.ports_needed - plan.sockets,
                         " in TIME_WAIT for ", kTimeWaitSeconds, " s at ", MaxRate(plan.spec),
@@ -294,17 +293,17 @@ absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& 
       plan.workers = 0;
     } else {
       if (per_worker == 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "flood '", plan.spec.name, "' needs ", plan.sockets, " sockets but RLIMIT_NOFILE's hard limit is ",
-            budget.fd_hard_limit));
+        return absl::FailedPreconditionError(
+            absl::StrCat("flood '", plan.spec.name, "' needs ", plan.sockets,
+                         " sockets but RLIMIT_NOFILE's hard limit is ", budget.fd_hard_limit));
       }
       plan.workers = static_cast<uint32_t>((plan.sockets + per_worker - 1) / per_worker);
       workers_total += plan.workers;
       if (plan.workers > std::max<uint32_t>(plan.spec.concurrency, 1)) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "flood '", plan.spec.name, "' needs ", plan.workers, " worker processes (", plan.sockets,
-            " sockets, ", per_worker, " per process) but its concurrency is ", plan.spec.concurrency,
-            "; raise concurrency to at least ", plan.workers));
+            "flood '", plan.spec.name, "' needs ", plan.workers, " worker processes (",
+            plan.sockets, " sockets, ", per_worker, " per process) but its concurrency is ",
+            plan.spec.concurrency, "; raise concurrency to at least ", plan.workers));
       }
     }
     const uint32_t processes = std::max<uint32_t>(plan.workers, 1);
@@ -361,8 +360,8 @@ absl::StatusOr<FloodResult> RunFloodThreads(const FloodSpec& spec, uint32_t thre
                                             std::chrono::system_clock::time_point run_start,
                                             const std::atomic<bool>& stop) {
   threads = std::max<uint32_t>(threads, 1);
-  auto open = spec.open_sockets != nullptr ? spec.open_sockets
-                                           : std::make_shared<std::atomic<int64_t>>(0);
+  auto open =
+      spec.open_sockets != nullptr ? spec.open_sockets : std::make_shared<std::atomic<int64_t>>(0);
   std::vector<absl::StatusOr<FloodResult>> results(threads, absl::UnknownError("not run"));
   std::vector<std::thread> rings;
   for (uint32_t i = 0; i < threads; ++i) {
@@ -379,8 +378,8 @@ absl::StatusOr<FloodResult> RunFloodThreads(const FloodSpec& spec, uint32_t thre
     if (results[i].ok()) {
       parts.push_back(*std::move(results[i]));
     } else {
-      errors.push_back(absl::StrCat("ring ", i + 1, " of ", threads, ": ",
-                                    results[i].status().message()));
+      errors.push_back(
+          absl::StrCat("ring ", i + 1, " of ", threads, ": ", results[i].status().message()));
     }
   }
   if (!errors.empty()) {

@@ -41,14 +41,14 @@ absl::StatusOr<HostBudget> ReadHostBudget(const std::string& proc_sys_dir);
 
 // One flood as it will run.
 struct FloodPlan {
-  FloodSpec spec;       // sources resolved, source_ports filled (this flood's share of ports)
-  uint64_t attempts = 0;       // most attempts the schedule can launch
-  uint64_t sockets = 0;        // descriptors open at once, at most
-  uint64_t ports_needed = 0;   // 4-tuples towards the target in use at once (TIME_WAIT included)
+  FloodSpec spec;             // sources resolved, source_ports filled (this flood's share of ports)
+  uint64_t attempts = 0;      // most attempts the schedule can launch
+  uint64_t sockets = 0;       // descriptors open at once, at most
+  uint64_t ports_needed = 0;  // 4-tuples towards the target in use at once (TIME_WAIT included)
   uint64_t ports_available = 0;
-  uint64_t kernel_bytes = 0;   // kernel memory for `sockets` (both ends when the target is local)
-  uint32_t threads = 1;        // rings per process
-  uint32_t workers = 0;        // worker processes; 0 = runs in this process
+  uint64_t kernel_bytes = 0;  // kernel memory for `sockets` (both ends when the target is local)
+  uint32_t threads = 1;       // rings per process
+  uint32_t workers = 0;       // worker processes; 0 = runs in this process
 };
 
 // The most attempts a spec's schedule launches: `connections`, and when `duration` is set with

@@ -342,9 +342,8 @@ absl::StatusOr<pid_t> Spawn(const std::string& binary, int child_stdin, int chil
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
-  const int err = SpawnThread::Get().Run([&] {
-    return posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  });
+  const int err = SpawnThread::Get().Run(
+      [&] { return posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ); });
   posix_spawn_file_actions_destroy(&actions);
   if (err != 0) return absl::ErrnoToStatus(err, absl::StrCat("posix_spawn ", binary));
   return pid;
@@ -352,7 +351,8 @@ absl::StatusOr<pid_t> Spawn(const std::string& binary, int child_stdin, int chil
 
 std::string DescribeExit(int status) {
   if (WIFSIGNALED(status)) {
-    return absl::StrCat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")");
+    return absl::StrCat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
+                        ")");
   }
   if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
   return absl::StrCat("ended (wait status ", status, ")");
@@ -444,8 +444,7 @@ absl::StatusOr<WorkerRequest> DecodeRequest(const std::string& body) {
   uint64_t max_records = 0;
   if (!r.U32(magic) || magic != kRequestMagic) return absl::InvalidArgumentError("bad magic");
   if (!r.U64(start_ns) || !r.U32(out.index) || !r.U32(out.count) || !r.U32(out.threads) ||
-      !r.U32(stride) || !r.U32(offset) || !r.U32(concurrency) || !r.U64(max_records) ||
-      !r.U32(n)) {
+      !r.U32(stride) || !r.U32(offset) || !r.U32(concurrency) || !r.U64(max_records) || !r.U32(n)) {
     return absl::InvalidArgumentError("truncated header");
   }
   std::vector<SourcePorts> ports;
@@ -539,7 +538,8 @@ absl::StatusOr<FloodResult> RunFloodWorkers(const FloodSpec& spec, uint32_t work
     }
     c.pid = *pid;
     // The worker may die before reading; a failed write then shows as its exit below.
-    WriteAll(c.control.get(), EncodeRequest(ShareOf(spec, workers, w), w, workers, threads, run_start));
+    WriteAll(c.control.get(),
+             EncodeRequest(ShareOf(spec, workers, w), w, workers, threads, run_start));
   }
   spdlog::info("flood {}: {} worker processes of {} ring(s) each started", spec.name, workers,
                threads);

@@ -95,7 +95,8 @@ size_t RawLength(int family) { return family == AF_INET ? sizeof(in_addr) : size
 absl::StatusOr<std::vector<PortRange>> ParsePortList(absl::string_view text,
                                                      absl::string_view what) {
   std::vector<PortRange> out;
-  for (absl::string_view item : absl::StrSplit(text, absl::ByAnyChar(", \t\n"), absl::SkipEmpty())) {
+  for (absl::string_view item :
+       absl::StrSplit(text, absl::ByAnyChar(", \t\n"), absl::SkipEmpty())) {
     std::vector<absl::string_view> ends = absl::StrSplit(item, '-');
     if (ends.size() > 2) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": '", item, "' is not a port range"));
@@ -125,7 +126,8 @@ absl::StatusOr<PortFacts> ReadPortFacts(const std::string& proc_sys_dir) {
   std::vector<absl::string_view> ends =
       absl::StrSplit(absl::StripAsciiWhitespace(*range), absl::ByAnyChar(" \t"), absl::SkipEmpty());
   if (ends.size() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(range_path, ": '", *range, "' is not 'FIRST LAST'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(range_path, ": '", *range, "' is not 'FIRST LAST'"));
   }
   auto first = ParsePort(ends[0], range_path);
   if (!first.ok()) return first.status();
@@ -152,7 +154,8 @@ std::vector<PortRange> UsablePorts(PortRange range, const std::vector<PortRange>
   uint32_t next = range.first;  // first port not yet placed or excluded
   for (const PortRange& r : sorted) {
     if (r.last < next || r.first > range.last) continue;
-    if (r.first > next) out.push_back({static_cast<uint16_t>(next), static_cast<uint16_t>(r.first - 1)});
+    if (r.first > next)
+      out.push_back({static_cast<uint16_t>(next), static_cast<uint16_t>(r.first - 1)});
     next = static_cast<uint32_t>(r.last) + 1;
     if (next > range.last) break;
   }
@@ -216,7 +219,8 @@ absl::StatusOr<RouteFacts> LookupRoute(const common::SocketAddress& destination)
   };
   absl::Status s = NetlinkExchange(nlh, cb, &data);
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("route to ", destination.HostString(), ": ", s.message()));
+    return absl::Status(s.code(),
+                        absl::StrCat("route to ", destination.HostString(), ": ", s.message()));
   }
   if (!data.seen) {
     return absl::NotFoundError(absl::StrCat("no route to ", destination.HostString()));
@@ -267,7 +271,9 @@ absl::StatusOr<std::vector<std::string>> InterfaceAddresses(int index, int famil
     return MNL_CB_OK;
   };
   absl::Status s = NetlinkExchange(nlh, cb, &data);
-  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("addresses of interface ", index, ": ", s.message()));
+  if (!s.ok())
+    return absl::Status(s.code(),
+                        absl::StrCat("addresses of interface ", index, ": ", s.message()));
   return data.out;
 }
 
@@ -284,12 +290,14 @@ absl::StatusOr<std::vector<std::string>> ResolveSources(const FloodSpec& spec) {
         return absl::InvalidArgumentError(absl::StrCat(who, address.status().message()));
       }
       if (address->family() != family) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            who, text, " is not of the target's address family (target ", spec.target.ToString(), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(who, text, " is not of the target's address family (target ",
+                         spec.target.ToString(), ")"));
       }
       // A local route, not only an address on an interface: all of 127.0.0.0/8 is local.
       auto route = LookupRoute(*address);
-      if (!route.ok()) return absl::InvalidArgumentError(absl::StrCat(who, route.status().message()));
+      if (!route.ok())
+        return absl::InvalidArgumentError(absl::StrCat(who, route.status().message()));
       if (route->type != RTN_LOCAL) {
         return absl::InvalidArgumentError(
             absl::StrCat(who, text, " is not a local address of this host (no local route)"));
@@ -317,9 +325,9 @@ absl::StatusOr<std::vector<std::string>> ResolveSources(const FloodSpec& spec) {
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   if (out.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        who, "this host has no address of the target's family on the route to ",
-        spec.target.HostString(), " (interface ", route->interface, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, "this host has no address of the target's family on the route to ",
+                     spec.target.HostString(), " (interface ", route->interface, ")"));
   }
   return out;
 }

@@ -16,9 +16,9 @@ namespace synq::agent {
 
 // The kernel's port settings in this network namespace, as read from /proc/sys.
 struct PortFacts {
-  PortRange local_range;              // net.ipv4.ip_local_port_range
-  std::vector<PortRange> reserved;    // net.ipv4.ip_local_reserved_ports
-  int tw_reuse = 2;                   // net.ipv4.tcp_tw_reuse
+  PortRange local_range;            // net.ipv4.ip_local_port_range
+  std::vector<PortRange> reserved;  // net.ipv4.ip_local_reserved_ports
+  int tw_reuse = 2;                 // net.ipv4.tcp_tw_reuse
 };
 
 // Parses a port list as the kernel prints ip_local_reserved_ports: "" or "1000-1010,2000".
@@ -38,8 +38,8 @@ uint64_t CountPorts(const SourcePorts& ports);
 
 // What the routing table says about a destination (RTM_GETROUTE).
 struct RouteFacts {
-  int type = 0;          // RTN_UNICAST, RTN_LOCAL, ...
-  int interface = 0;     // output interface index
+  int type = 0;                  // RTN_UNICAST, RTN_LOCAL, ...
+  int interface = 0;             // output interface index
   std::string preferred_source;  // RTA_PREFSRC, "" if none
 };
 absl::StatusOr<RouteFacts> LookupRoute(const common::SocketAddress& destination);

@@ -69,7 +69,8 @@ TEST(PortList, ParsesTheKernelsFormat) {
 TEST(UsablePorts, RangeLessReservedPorts) {
   // 28232 ports in 32768-60999; reserved: 11 in 40000-40010, 1 at 50000, 5 overlapping the
   // start (32768-32772 of 32760-32772), none from 61000-61010 (outside the range).
-  std::vector<PortRange> reserved = {{50000, 50000}, {40000, 40010}, {32760, 32772}, {61000, 61010}};
+  std::vector<PortRange> reserved = {
+      {50000, 50000}, {40000, 40010}, {32760, 32772}, {61000, 61010}};
   std::vector<PortRange> usable = UsablePorts({32768, 60999}, reserved);
   EXPECT_EQ(CountPorts(usable), 28232u - 11 - 1 - 5);
   for (const PortRange& r : usable) {
@@ -142,7 +143,8 @@ TEST(PlanFloods, RefusesKeepFloodThatNeedsMorePortsThanOneAddressHas) {
   EXPECT_THAT(plans.status().message(),
               HasSubstr("flood 'f1' needs 100000 source ports towards 127.0.0.1:8080 but 1 source "
                         "address (127.0.0.1) x 28232 usable ports = 28232; add sources"));
-  EXPECT_THAT(plans.status().message(), HasSubstr("net.ipv4.ip_local_port_range (now 32768-60999)"));
+  EXPECT_THAT(plans.status().message(),
+              HasSubstr("net.ipv4.ip_local_port_range (now 32768-60999)"));
 }
 
 TEST(PlanFloods, FinFloodCountsTimeWaitUnlessReuseApplies) {

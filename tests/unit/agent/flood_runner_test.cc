@@ -10,6 +10,8 @@
 // SYNQ_SCALE_HELD=N (e.g. 100000) adds a measurement: N connections held at once towards two
 // such listeners from four source addresses, printing the time, the workers and kernel memory
 // per held connection (Slab growth from /proc/meminfo, both ends of each connection).
+#include "agent/flood/flood_runner.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -18,8 +20,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -29,7 +31,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "agent/flood/flood_runner.h"
 #include "agent/kernel/sock_diag.h"
 #include "common/command.h"
 #include "common/unique_fd.h"
@@ -102,8 +103,8 @@ class FloodRunnerTest : public ::testing::Test {
     ASSERT_EQ(Exec({"ip", "netns", "add", ns_}).exit_code, 0);
     created_ = true;
     for (const auto& argv : std::vector<std::vector<std::string>>{
-             {"ip", "link", "add", veth_, "type", "veth", "peer", "name", "sqs" + id + "b",
-              "netns", ns_},
+             {"ip", "link", "add", veth_, "type", "veth", "peer", "name", "sqs" + id + "b", "netns",
+              ns_},
              {"ip", "addr", "add", net_ + "1/24", "dev", veth_},
              {"ip", "addr", "add", net_ + "2/24", "dev", veth_},
              {"ip", "addr", "add", net_ + "3/24", "dev", veth_},
@@ -294,8 +295,8 @@ TEST_F(FloodRunnerTest, HoldsMoreConnectionsThanOneProcessMayOpenAcrossWorkers) 
 
   std::atomic<bool> stop{false};
   const auto t0 = std::chrono::steady_clock::now();
-  auto result = RunPlannedFlood(plan, std::chrono::system_clock::now() + 100ms, stop,
-                                {kWorkerBinary});
+  auto result =
+      RunPlannedFlood(plan, std::chrono::system_clock::now() + 100ms, stop, {kWorkerBinary});
   const auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_THAT(result->worker_errors, ::testing::IsEmpty());
@@ -333,8 +334,7 @@ TEST_F(FloodRunnerTest, WorkerKilledMidRunIsReportedAndItsShareCountedNowhere) {
   std::atomic<bool> stop{false};
   absl::StatusOr<FloodResult> result = absl::UnknownError("not run");
   std::thread run([&] {
-    result = RunPlannedFlood(plan, std::chrono::system_clock::now() + 100ms, stop,
-                             {kWorkerBinary});
+    result = RunPlannedFlood(plan, std::chrono::system_clock::now() + 100ms, stop, {kWorkerBinary});
   });
   std::set<pid_t> pids;
   for (int i = 0; i < 200 && pids.size() < plan.workers; ++i) {
@@ -370,7 +370,8 @@ TEST_F(FloodRunnerTest, MeasureHeldConnections) {
   std::vector<FloodSpec> specs;
   for (uint64_t i = 0; i < n; ++i) {
     ports.push_back(Listen());
-    specs.push_back(Spec(absl::StrCat("held-", i), ports.back(), total / n + (i < total % n), sources));
+    specs.push_back(
+        Spec(absl::StrCat("held-", i), ports.back(), total / n + (i < total % n), sources));
   }
   auto budget = ReadHostBudget("/proc/sys");
   ASSERT_TRUE(budget.ok()) << budget.status();
@@ -388,7 +389,8 @@ TEST_F(FloodRunnerTest, MeasureHeldConnections) {
     });
   }
   for (auto& t : runs) t.join();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const uint64_t slab_after = SlabBytes();
   uint64_t established = 0, workers = 0;
   for (auto& r : results) {
