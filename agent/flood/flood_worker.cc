@@ -115,26 +115,13 @@ bool ReadExactly(int fd, void* buf, size_t len) {
   return true;
 }
 
-// ---- FloodSpec <-> v1::FloodSpec for the fields flood_proto does not cover yet -------------
-
-v1::CloseMode CloseToProto(CloseMode c) {
-  switch (c) {
-    case CloseMode::kRst:
-      return v1::CLOSE_MODE_RST;
-    case CloseMode::kFin:
-      return v1::CLOSE_MODE_FIN;
-    case CloseMode::kKeep:
-      break;
-  }
-  return v1::CLOSE_MODE_KEEP;
-}
+// ---- FloodSpec -> v1::FloodSpec (flood_proto converts the other way and results both ways) --
 
 void SpecToProto(const FloodSpec& s, v1::FloodSpec* out) {
   out->set_name(s.name);
   out->set_target(s.target.ToString());
   out->set_connections(s.connections);
   out->set_concurrency(s.concurrency);
-  out->set_rate(s.rate);
   proto::ToProto(s.connect_timeout, out->mutable_connect_timeout());
   proto::ToProto(s.start_after, out->mutable_start_after());
   proto::ToProto(s.hold, out->mutable_hold());
@@ -152,125 +139,15 @@ void SpecToProto(const FloodSpec& s, v1::FloodSpec* out) {
       proto::ToProto(s.profile.each, out->mutable_steps()->mutable_each());
       break;
     case RateProfile::Kind::kConstant:
-      if (out->rate() == 0) out->set_rate(s.profile.rate);
+      out->set_rate(s.profile.rate > 0 ? s.profile.rate : s.rate);
       break;
   }
   if (s.lifetime.count() > 0) proto::ToProto(s.lifetime, out->mutable_lifetime());
-  out->set_close(CloseToProto(s.close));
+  out->set_close(ToProto(s.close));
   out->set_threads(s.threads);
   for (const auto& a : s.sources) out->add_sources(a);
   out->set_keep_records(s.keep_records);
   out->set_max_records(s.max_records);
-}
-
-// flood_proto's FromProto (fields 1-10 today), then fields 11-19 set here so a worker runs what
-// the agent planned whatever FromProto covers.
-absl::StatusOr<FloodSpec> SpecFromProto(const v1::FloodSpec& p) {
-  auto spec = FromProto(p);
-  if (!spec.ok()) return spec.status();
-  spec->duration = proto::FromProto(p.duration());
-  if (p.has_ramp()) {
-    spec->profile.kind = RateProfile::Kind::kRamp;
-    spec->profile.from = p.ramp().from();
-    spec->profile.to = p.ramp().to();
-    spec->profile.over = proto::FromProto(p.ramp().over());
-  } else if (p.has_steps()) {
-    spec->profile.kind = RateProfile::Kind::kSteps;
-    spec->profile.steps.assign(p.steps().rates().begin(), p.steps().rates().end());
-    spec->profile.each = proto::FromProto(p.steps().each());
-  } else {
-    spec->profile.kind = RateProfile::Kind::kConstant;
-    spec->profile.rate = p.rate();
-  }
-  spec->lifetime = proto::FromProto(p.lifetime());
-  spec->close = p.close() == v1::CLOSE_MODE_RST   ? CloseMode::kRst
-                : p.close() == v1::CLOSE_MODE_FIN ? CloseMode::kFin
-                                                  : CloseMode::kKeep;
-  spec->threads = p.threads();
-  spec->sources.assign(p.sources().begin(), p.sources().end());
-  spec->keep_records = p.keep_records();
-  spec->max_records = p.max_records();
-  return spec;
-}
-
-// ---- v1::FloodResult -> FloodResult (minimal; flood_proto gets the real one) -------------
-
-Outcome OutcomeFromProto(v1::Outcome o) {
-  switch (o) {
-    case v1::OUTCOME_ESTABLISHED:
-      return Outcome::kEstablished;
-    case v1::OUTCOME_RESET:
-      return Outcome::kReset;
-    case v1::OUTCOME_REFUSED:
-      return Outcome::kRefused;
-    case v1::OUTCOME_TIMED_OUT:
-      return Outcome::kTimedOut;
-    default:
-      return Outcome::kError;
-  }
-}
-
-common::Histogram HistogramFromProto(const v1::Histogram& h) {
-  std::map<uint32_t, uint64_t> buckets(h.buckets().begin(), h.buckets().end());
-  return common::Histogram::FromBuckets(
-      h.sub_bucket_bits() == 0 ? common::Histogram::kDefaultSubBucketBits : h.sub_bucket_bits(),
-      buckets, h.max_us());
-}
-
-FloodResult ResultFromProto(const v1::FloodResult& p) {
-  FloodResult r;
-  r.name = p.name();
-  r.attempted = p.attempted();
-  r.established = p.established();
-  r.reset = p.reset();
-  r.refused = p.refused();
-  r.timed_out = p.timed_out();
-  for (const auto& [k, n] : p.errors()) r.errors[k] = n;
-  r.connect_latency_us = HistogramFromProto(p.connect_latency_histogram());
-  for (const auto& c : p.connections()) {
-    ConnectionRecord rec;
-    rec.local = c.local();
-    rec.remote = c.remote();
-    rec.outcome = OutcomeFromProto(c.outcome());
-    rec.error_name = c.error_name();
-    rec.started_at = proto::FromProto(c.started_at());
-    if (c.has_connect_latency()) rec.connect_latency = proto::FromProto(c.connect_latency());
-    if (c.has_outcome_after()) rec.outcome_after = proto::FromProto(c.outcome_after());
-    r.connections.push_back(std::move(rec));
-  }
-  r.started_at = proto::FromProto(p.started_at());
-  r.answered = p.answered();
-  r.launches_late = p.launches_late();
-  r.launches_dropped = p.launches_dropped();
-  r.launch_lag_max = proto::FromProto(p.launch_lag_max());
-  r.closed = p.closed();
-  for (const auto& s : p.series()) {
-    FloodSecond f;
-    f.second = s.second();
-    f.launched = s.launched();
-    f.established = s.established();
-    f.reset = s.reset();
-    f.refused = s.refused();
-    f.timed_out = s.timed_out();
-    f.errors = s.errors();
-    f.late = s.late();
-    f.dropped = s.dropped();
-    f.answered = s.answered();
-    f.connect_latency_us = HistogramFromProto(s.connect_latency());
-    r.series.push_back(std::move(f));
-  }
-  for (const auto& h : p.held()) {
-    HeldConnections held{h.local_ip(), h.remote(), {}};
-    for (uint32_t port : h.local_ports()) held.local_ports.push_back(static_cast<uint16_t>(port));
-    r.held.push_back(std::move(held));
-  }
-  r.threads = p.threads();
-  r.workers = p.workers();
-  r.worker_errors.assign(p.worker_errors().begin(), p.worker_errors().end());
-  r.sources.assign(p.sources().begin(), p.sources().end());
-  r.records_dropped = p.records_dropped();
-  r.open_peak = p.open_peak();
-  return r;
 }
 
 // ---- Spawning ---------------------------------------------------------------------------
@@ -472,7 +349,7 @@ absl::StatusOr<WorkerRequest> DecodeRequest(const std::string& body) {
   if (!r.Bytes(spec_bytes) || !r.done() || !proto.ParseFromString(spec_bytes)) {
     return absl::InvalidArgumentError("bad FloodSpec");
   }
-  auto spec = SpecFromProto(proto);
+  auto spec = FromProto(proto);
   if (!spec.ok()) return spec.status();
   out.share = *std::move(spec);
   out.share.schedule_stride = stride;
@@ -502,7 +379,12 @@ std::optional<absl::StatusOr<FloodResult>> ParseReply(const std::string& buffer)
   if (!proto.ParseFromString(body)) {
     return absl::StatusOr<FloodResult>(absl::DataLossError("sent garbage (unparseable result)"));
   }
-  return absl::StatusOr<FloodResult>(ResultFromProto(proto));
+  absl::StatusOr<FloodResult> result = FromProto(proto);
+  if (!result.ok()) {
+    return absl::StatusOr<FloodResult>(
+        absl::DataLossError(absl::StrCat("sent garbage (", result.status().message(), ")")));
+  }
+  return result;
 }
 
 }  // namespace

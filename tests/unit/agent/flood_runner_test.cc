@@ -7,7 +7,8 @@
 // (backlog 65535, somaxconn 65535 set inside the namespace only) in a network namespace this
 // test creates, reached over a veth pair addressed from 198.18.0.0/15 (198.19.X.0/24).
 //
-// SYNQ_SCALE_HELD=N (e.g. 100000) adds a measurement: N connections held at once towards two
+// DISABLED_MeasureHeldConnections (--gtest_also_run_disabled_tests, SYNQ_SCALE_HELD=N, e.g.
+// 100000) is a measurement, not run in CI: N connections held at once towards two
 // such listeners from four source addresses, printing the time, the workers and kernel memory
 // per held connection (Slab growth from /proc/meminfo, both ends of each connection).
 #include "agent/flood/flood_runner.h"
@@ -357,11 +358,11 @@ TEST_F(FloodRunnerTest, WorkerKilledMidRunIsReportedAndItsShareCountedNowhere) {
   EXPECT_EQ(result->established, survivors);
 }
 
-TEST_F(FloodRunnerTest, MeasureHeldConnections) {
+TEST_F(FloodRunnerTest, DISABLED_MeasureHeldConnections) {
   const char* env = std::getenv("SYNQ_SCALE_HELD");
   uint64_t total = 0;
   if (env == nullptr || !absl::SimpleAtoi(env, &total) || total == 0) {
-    GTEST_SKIP() << "a measurement: set SYNQ_SCALE_HELD=100000 to run it";
+    GTEST_SKIP() << "set SYNQ_SCALE_HELD=100000 to say how many to hold";
   }
   // One accept queue holds at most 65536: a listener per 50,000, the flood split evenly.
   const uint64_t n = (total + 49999) / 50000;
