@@ -317,6 +317,18 @@ absl::StatusOr<std::vector<std::string>> ResolveSources(const FloodSpec& spec) {
     link_local = IN6_IS_ADDR_LINKLOCAL(
         &reinterpret_cast<const sockaddr_in6*>(&spec.target.storage)->sin6_addr);
   }
+  // A target that is this host's own non-loopback address is routed via lo, whose addresses
+  // (127.0.0.1) are not what a user means: use the route's preferred source alone.
+  const bool loopback_target =
+      family == AF_INET
+          ? (ntohl(reinterpret_cast<const sockaddr_in*>(&spec.target.storage)->sin_addr.s_addr) >>
+             24) == 127
+          : IN6_IS_ADDR_LOOPBACK(
+                &reinterpret_cast<const sockaddr_in6*>(&spec.target.storage)->sin6_addr);
+  if (route->type == RTN_LOCAL && !loopback_target) {
+    return std::vector<std::string>{route->preferred_source.empty() ? spec.target.HostString()
+                                                                    : route->preferred_source};
+  }
   auto addresses = InterfaceAddresses(route->interface, family, link_local);
   if (!addresses.ok()) return addresses.status();
   std::vector<std::string> out;
