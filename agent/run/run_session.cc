@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/flood/flood_engine.h"
+#include "agent/flood/flood_runner.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::agent {
@@ -230,10 +231,12 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   auto found = Find(run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
-  uint64_t sockets = 0;
-  for (const auto& f : floods) sockets += f.connections;
-  // All floods of a host may hold all their sockets at once: check the sum up front.
-  if (absl::Status budget = EnsureFdBudget(sockets); !budget.ok()) return budget;
+  // All floods of a host are planned and checked together (ports, descriptors, kernel memory)
+  // before any starts; past the descriptor limit they run in worker processes.
+  auto budget = ReadHostBudget(paths_.proc_sys_dir);
+  if (!budget.ok()) return budget.status();
+  auto plans = PlanFloods(floods, *budget);
+  if (!plans.ok()) return plans.status();
 
   std::lock_guard<std::mutex> run_lock(run->mu);
   if (run->floods_running > 0) {
@@ -242,10 +245,12 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   // Listener pauses count from the flood start.
   run->flood_start = start_at;
   for (auto& listener : run->listeners) listener->SetFloodStart(start_at);
-  for (auto& spec : floods) {
+  for (auto& plan : *plans) {
     ++run->floods_running;
-    run->flood_threads.emplace_back([this, run, spec = std::move(spec), start_at] {
-      absl::StatusOr<FloodResult> result = RunFlood(spec, start_at, run->stop);
+    run->flood_threads.emplace_back([this, run, plan = std::move(plan), start_at] {
+      const FloodSpec& spec = plan.spec;
+      // The result (held sockets, worker processes in its keepalive) lives until the run ends.
+      absl::StatusOr<FloodResult> result = RunPlannedFlood(plan, start_at, run->stop);
       std::lock_guard<std::mutex> flood_lock(run->mu);
       if (result.ok()) {
         run->flood_results.push_back(*std::move(result));
