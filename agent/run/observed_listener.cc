@@ -9,10 +9,10 @@
 #include <limits>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/ascii.h"
 #include "common/net_address.h"
 
 namespace synq::agent {
@@ -54,9 +54,9 @@ absl::StatusOr<ObservedListener> ObservedListener::Find(const std::string& name,
     if (picked == nullptr || s.inode < picked->inode) picked = &s;
   }
   if (picked == nullptr) {
-    const std::string where =
-        want.empty() ? absl::StrCat("port ", port)
-                     : common::ParseHostAddress(want, port).value().ToString();
+    const std::string where = want.empty()
+                                  ? absl::StrCat("port ", port)
+                                  : common::ParseHostAddress(want, port).value().ToString();
     std::string message = absl::StrCat("nothing listens on ", where, " on this host");
     if (!others.empty()) {
       absl::StrAppend(&message, " (listening on this port: ", absl::StrJoin(others, ", "), ")");

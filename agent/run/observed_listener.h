@@ -24,7 +24,7 @@ class ObservedListener {
   ObservedListener& operator=(const ObservedListener&) = delete;
 
   const std::string& name() const { return name_; }
-  const std::string& ip() const { return ip_; }      // bound address: "0.0.0.0", "198.18.0.2"
+  const std::string& ip() const { return ip_; }        // bound address: "0.0.0.0", "198.18.0.2"
   const std::string& local() const { return local_; }  // "ip:port"
   uint16_t port() const { return port_; }
   uint64_t inode() const { return inode_; }

@@ -212,8 +212,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& ru
 }
 
 absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& run_id,
-                                                             const std::string& name,
-                                                             uint16_t port,
+                                                             const std::string& name, uint16_t port,
                                                              const std::string& address) {
   std::lock_guard<std::mutex> lock(mu_);
   auto run = Find(run_id);
@@ -224,8 +223,8 @@ absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& 
   }
   for (const auto& l : (*run)->listeners) {
     if (l->bound().port() == port) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "port ", port, " is synq's own listener '", l->spec().name, "': name it as a target"));
+      return absl::InvalidArgumentError(absl::StrCat("port ", port, " is synq's own listener '",
+                                                     l->spec().name, "': name it as a target"));
     }
   }
   absl::StatusOr<ObservedListener> found = ObservedListener::Find(name, port, address);
