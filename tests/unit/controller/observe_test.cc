@@ -83,11 +83,11 @@ observe:
 
 // The run as agents would report it: nginx observed on srv as `web`, f1 aimed at it, f2 at an
 // address nobody observes.
-struct Run {
+struct ObservedRun {
   RunPlan plan;
   result::RunInputs in;
 
-  Run() {
+  ObservedRun() {
     plan.scenario = LoadScenario(std::string(kHosts) + R"(
 observe: [ { name: web, host: srv, port: 8080 } ]
 floods:
@@ -152,7 +152,7 @@ floods:
 };
 
 TEST(ObserveResult, ObservedListenerIsListedWithOwnerAndJoinsFates) {
-  Run r;
+  ObservedRun r;
   const synq::result::v1::Run run = result::BuildRun(r.in);
   const auto& web = run.listeners().at("web");
   EXPECT_TRUE(web.observed());
@@ -174,7 +174,7 @@ TEST(ObserveResult, ObservedListenerIsListedWithOwnerAndJoinsFates) {
 }
 
 TEST(ObserveResult, AFloodNobodyObservesSaysNotObservedNeverUnknownToServer) {
-  Run r;
+  ObservedRun r;
   const synq::result::v1::Run run = result::BuildRun(r.in);
   const auto& f2 = run.floods().at("f2");
   EXPECT_FALSE(f2.server_observed());
