@@ -160,25 +160,39 @@ http {
 )");
 }
 
-TEST(ObserveNginx, FatesOfAFloodMatchNginxsOwnAcceptCount) {
-  if (!IsRoot()) GTEST_SKIP() << "needs root: the server is nginx in a network namespace";
-  if (!NginxInstalled()) GTEST_SKIP() << "needs Debian's nginx (.ci/dev setup installs it)";
-  TempDir dir;
-  Pair net;
-  Child nginx;
-  nginx.pid = Spawn({"/usr/bin/env", "ip", "netns", "exec", net.server.name(), "/usr/sbin/nginx",
-                     "-c", dir.Write("nginx.conf", NginxConfig(dir.path())), "-p", dir.path()},
-                    dir.path() + "/nginx.out");
-  std::string listening;
-  for (int i = 0; i < 250 && listening.find(":8080") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    listening = net.server.Exec({"ss", "-Hltn"});
+// nginx in the server namespace, and an agent in each namespace; all stopped and deleted
+// however the test ends (members are destroyed in reverse order: agents, nginx, namespaces).
+class ObserveNginx : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!IsRoot()) GTEST_SKIP() << "needs root: the server is nginx in a network namespace";
+    if (!NginxInstalled()) GTEST_SKIP() << "needs Debian's nginx (.ci/dev setup installs it)";
+    net_.emplace();
+    nginx_.pid =
+        Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->server.name(), "/usr/sbin/nginx", "-c",
+               dir_.Write("nginx.conf", NginxConfig(dir_.path())), "-p", dir_.path()},
+              dir_.path() + "/nginx.out");
+    std::string listening;
+    for (int i = 0; i < 250 && listening.find(":8080") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      listening = net_->server.Exec({"ss", "-Hltn"});
+    }
+    ASSERT_NE(listening.find(absl::StrCat(kServerIp, ":", kPort)), std::string::npos)
+        << "nginx did not listen: " << listening;
+    server_agent_.pid = StartAgent(dir_, net_->server.name(), "srv");
+    client_agent_.pid = StartAgent(dir_, net_->client.name(), "cli");
   }
-  ASSERT_NE(listening.find(absl::StrCat(kServerIp, ":", kPort)), std::string::npos)
-      << "nginx did not listen: " << listening;
-  Child server_agent{StartAgent(dir, net.server.name(), "srv")};
-  Child client_agent{StartAgent(dir, net.client.name(), "cli")};
 
+  TempDir dir_;
+  std::optional<Pair> net_;
+  Child nginx_;
+  Child server_agent_;
+  Child client_agent_;
+};
+
+TEST_F(ObserveNginx, FatesOfAFloodMatchNginxsOwnAcceptCount) {
+  const TempDir& dir = dir_;
+  const Pair& net = *net_;
   // examples/nginx-observed.yaml, aimed at this test's agents instead of a lab's: a bounded
   // burst of 3,000 connects, all launched at once against an accept queue of 8, each sending one
   // request that nginx answers before closing.
@@ -245,6 +259,41 @@ TEST(ObserveNginx, FatesOfAFloodMatchNginxsOwnAcceptCount) {
   bool sampled = false;
   for (const auto& s : run["samples"]) sampled = sampled || s["listeners"].contains("web");
   EXPECT_TRUE(sampled);
+}
+
+TEST_F(ObserveNginx, AFloodAtAServerNobodyObservesSaysNotObserved) {
+  // The same nginx, with an agent on its host that is not asked to observe it: the flood's
+  // target is ADDRESS:PORT, so nothing can be said about the server side of its connections.
+  const std::string scenario =
+      dir_.Write("plain.yaml", absl::StrCat(R"(name: nginx-unobserved
+hosts:
+  srv: { agent: "unix:)",
+                                            dir_.path(), R"(/srv/agent.sock" }
+  cli: { agent: "unix:)",
+                                            dir_.path(), R"(/cli/agent.sock" }
+floods:
+  - { name: f1, host: cli, target: "198.19.77.1:8080", connections: 20, concurrency: 1,
+      connect_timeout: 1s, hold: 200ms, payload: "GET / HTTP/1.1\r\nHost: x\r\n\r\n" }
+)"));
+  SynqRun r = RunSynq(scenario, dir_.path() + "/out");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto& run = r.result["runs"][0];
+  const auto& flood = run["floods"]["f1"];
+  // One at a time, nginx keeps up: the connections are established, answered and kept alive.
+  const int established = flood.value("established", 0);
+  EXPECT_GT(established, 0) << flood.dump();
+  EXPECT_FALSE(flood.value("server_observed", false));
+  const auto& fates = flood["fates"];
+  for (const char* joined : {"accepted", "queued", "syn_recv", "unknown_to_server"}) {
+    EXPECT_FALSE(fates.contains(joined)) << joined << " must be absent: " << fates.dump();
+  }
+  EXPECT_EQ(fates.value("established_unjoined", 0), established);
+  bool named = false;
+  for (const auto& n : run["not_observed"]) {
+    named = named || n.get<std::string>().rfind("floods.f1.fates: ", 0) == 0;
+  }
+  EXPECT_TRUE(named) << run["not_observed"].dump();
+  EXPECT_FALSE(run["listeners"].contains("web"));
 }
 
 }  // namespace
