@@ -286,6 +286,8 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.start_after, spec->mutable_start_after());
     proto::ToProto(f.hold, spec->mutable_hold());
     spec->set_payload(f.payload);
+    // Per-attempt records only when --connections asks for them (the fate join reads them).
+    spec->set_keep_records(ctx.options.connections);
   }
 
   const nanoseconds max_rtt = *std::max_element(rtts.begin(), rtts.end());

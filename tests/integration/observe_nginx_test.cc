@@ -275,7 +275,7 @@ floods:
   - { name: f1, host: cli, target: "198.19.77.1:8080", connections: 20, concurrency: 1,
       connect_timeout: 1s, hold: 200ms, payload: "GET / HTTP/1.1\r\nHost: x\r\n\r\n" }
 )"));
-  SynqRun r = RunSynq(scenario, dir_.path() + "/out");
+  SynqRun r = RunSynq(scenario, dir_.path() + "/out", {"--connections"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto& run = r.result["runs"][0];
   const auto& flood = run["floods"]["f1"];
