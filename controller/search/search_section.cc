@@ -104,7 +104,7 @@ std::vector<ScenarioError> ParseSearchSection(const YAML::Node& node, Scenario& 
       if (!d.ok()) {
         error(key, d.status().message());
       } else if (*d > kMaxTrial) {
-        error(key, absl::StrCat("at most 10m per trial, got ", value.text));
+        error(key, absl::StrCat("at most 600s per trial, got ", value.text));
       } else {
         def.trial = *d;
       }
