@@ -13,6 +13,8 @@
 #include <cmath>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
 #include "controller/search/trial.h"
 
@@ -165,6 +167,14 @@ TEST(SearchRun, AFailedTrialRunEndsTheSearchAndKeepsItsErrors) {
   ASSERT_EQ(run.errors_size(), 1);
   EXPECT_EQ(run.errors(0), "search trial at 200/s: server: agent vanished");
   EXPECT_THAT(s.trials(1).reason(), HasSubstr("the run failed"));
+}
+
+TEST(SearchRun, ProgressLineNamesTheKneeAndTheTrials) {
+  const rv1::Run run = RunSearch(Plan(), [](const RunPlan& plan) { return FluidRun(plan); });
+  const std::string line = Progress::RunLine(0, 4, "listeners.l1.backlog=32", run);
+  EXPECT_THAT(line, HasSubstr("synq: run 1/4 listeners.l1.backlog=32 search done in "));
+  EXPECT_THAT(line, HasSubstr(absl::StrCat(": knee ", run.search().knee_rate(), "/s in ",
+                                           run.search().trials_size(), " trials")));
 }
 
 }  // namespace
