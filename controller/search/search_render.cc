@@ -1,6 +1,7 @@
 #include "controller/search/search_render.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -135,7 +136,8 @@ std::string RenderSearchHtml(const rv1::Run& run) {
         n(t.attempted()), n(t.established()), n(t.reset()), n(t.refused()), n(t.timed_out()),
         n(t.errors()), n(t.launches_dropped()),
         t.has_server_drops() ? n(t.server_drops()) : "<td class=\"muted\">not observed</td>",
-        n(t.loss_percent()), n(t.duration_ms()), "<td>", HtmlEscape(t.reason()), "</td></tr>");
+        n(t.loss_percent()), n(std::round(t.duration_ms())), "<td>", HtmlEscape(t.reason()),
+        "</td></tr>");
   }
   absl::StrAppend(&out, "</table>");
   return out;
