@@ -1,9 +1,10 @@
 // Proves, with the real synq and real agents on embedded namespace hosts, what the `expect:`
 // lines of examples/knee-search.yaml cannot state: every failing trial against a paced listener
 // lost the number of connections the accept-queue mechanism implies, each lost SYN is both a
-// server-side listen drop and a client timeout, the table and report.html show the search; a
-// search against an immediate listener reports its knee with a note and no invented prediction;
-// and `synq validate` rejects a bad search section naming the field.
+// server-side listen drop and a client timeout, the table and report.html show the search; a pdr
+// search's knee follows its loss tolerance as the same mechanism implies; a search against an
+// immediate listener reports its knee with a note and no invented prediction; and
+// `synq validate` rejects a bad search section naming the field.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -84,6 +85,43 @@ search: { flood: f1, trial: 1s, start: 50, max: 1000, precision: 8 }
   EXPECT_THAT(html, HasSubstr("<h3>Knee search</h3>"));
   EXPECT_THAT(html, HasSubstr("svg class=\"plot search\""));
   EXPECT_THAT(html, HasSubstr("lambda* = mu + K/T = 83/s"));
+}
+
+TEST_F(KneeSearch, PdrKneeFollowsTheLossTolerance) {
+  // mu = 50/s, K = 33, T = 1 s, loss 10%: above the no-drop knee a trial drops (lambda - mu) T - K
+  // (a dropped SYN's retransmit comes after 1 s, past connect_timeout, so it adds no arrival);
+  // that stays within 10% of lambda T up to lambda* = (50 + 33) / 0.9 = 92.2/s. The knee lies in
+  // (lambda* - precision - 0.2 mu, lambda* + 1]: the precision, ticks lost to stalls (as above),
+  // and whole connections.
+  const std::string file = dir_.Write("pdr.yaml", R"(
+name: knee-pdr
+hosts: { server: {}, client: {} }
+settings: { server: { net.core.somaxconn: 1024 } }
+listeners: [{ name: l1, host: server, backlog: 32, accept: paced, accept_interval: 20ms }]
+floods: [{ name: f1, host: client, target: l1, concurrency: 1000, connect_timeout: 500ms,
+           hold: 0s }]
+search: { flood: f1, criterion: pdr, loss: 10%, trial: 1s, start: 50, max: 1000, precision: 4 }
+)");
+  const std::string out = dir_.path() + "/out";
+  SynqRun r = RunSynq(file, out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto result = controller::result::ReadResultFile(out + "/result.json");
+  ASSERT_TRUE(result.ok()) << result.status();
+  const v1::Search& s = result->runs(0).search();
+  EXPECT_EQ(s.criterion(), "pdr");
+  EXPECT_EQ(s.loss_percent(), 10);
+  ASSERT_TRUE(s.model().has_predicted_rate());
+  EXPECT_NEAR(s.model().predicted_rate(), 83 / 0.9, 1e-9);
+  ASSERT_TRUE(s.has_knee_rate()) << r.output;
+  EXPECT_LE(s.knee_rate(), 83 / 0.9 + 1);
+  EXPECT_GT(s.knee_rate(), 83 / 0.9 - 4 - 10);
+  // Above the ndr knee (83/s) but within the tolerance, a trial passed with some loss.
+  bool lossy_pass = false;
+  for (const v1::SearchTrial& t : s.trials()) {
+    EXPECT_EQ(t.passed(), t.loss_percent() <= 10) << t.rate() << " " << t.reason();
+    lossy_pass |= t.passed() && t.loss_percent() > 0;
+  }
+  EXPECT_TRUE(lossy_pass) << r.output;
 }
 
 TEST_F(KneeSearch, ImmediateListenerGetsNoInventedPrediction) {
