@@ -15,8 +15,10 @@ constexpr char kIgnores[] =
     "its SYN, microseconds on loopback; the SYN queue itself only drops or sends cookies when "
     "it holds backlog requests, which this round trip keeps near zero); retransmitted SYNs and "
     "SYN-ACKs (they follow the first drop by 1 s, so they do not move a no-drop knee, but they "
-    "add arrivals under a loss tolerance and lower the measured knee there); accept ticks lost "
-    "to scheduling stalls longer than the interval (each one lowers the knee by 1/T); and "
+    "add arrivals under a loss tolerance and lower the measured knee there); scheduling stalls "
+    "of the listener (a stall of s holds back mu s accepts: a listener on an absolute schedule "
+    "catches up afterwards, one that skips missed ticks loses them; either way the queue "
+    "briefly holds mu s more and the knee drops by up to mu s / T); and "
     "whole connections (the knee is exact only to about 1/T).";
 
 }  // namespace
