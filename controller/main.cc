@@ -22,12 +22,14 @@
 #include "controller/agent_client.h"
 #include "controller/lab.h"
 #include "controller/orchestrator.h"
+#include "controller/result/format.h"
 #include "controller/result/html_report.h"
 #include "controller/result/junit.h"
 #include "controller/result/result_json.h"
 #include "controller/result/table.h"
 #include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
+#include "controller/search/search_run.h"
 #include "controller/verdict/baseline.h"
 #include "controller/verdict/diagnosis.h"
 #include "controller/verdict/expectations.h"
@@ -262,6 +264,20 @@ absl::StatusOr<std::vector<HostHandle>> ConnectHosts(const Scenario& scenario, c
   return hosts;
 }
 
+// One sweep point: a run, or with `search:` a knee search whose every trial is a run.
+rv1::Run RunPoint(Orchestrator& orchestrator, const RunPlan& plan, int index,
+                  std::vector<RunFailure>* failures) {
+  if (!plan.scenario.search) return orchestrator.Run(plan, index, failures);
+  search::SearchHooks hooks;
+  hooks.on_trial = [index](const rv1::SearchTrial& t) {
+    std::fprintf(stderr, "synq: run %d search trial (%s) at %s/s: %s: %s\n", index + 1,
+                 t.phase().c_str(), result::FormatNumber(t.rate()).c_str(),
+                 t.passed() ? "pass" : "FAIL", t.reason().c_str());
+  };
+  return search::RunSearch(
+      plan, [&](const RunPlan& trial) { return orchestrator.Run(trial, index, failures); }, hooks);
+}
+
 // Every run's table, diagnosis, expectations and baseline regressions, from the typed result.
 void PrintRuns(const rv1::Result& result) {
   std::cout << "scenario " << result.scenario() << "\n";
@@ -366,7 +382,7 @@ int Run(const RunCommand& cmd) {
     for (const auto& [path, value] : (*plans)[i].params)
       params.push_back(path + "=" + value.Text());
     progress.BeginRun(i, absl::StrJoin(params, " "));
-    rv1::Run run = orchestrator.Run((*plans)[i], static_cast<int>(i), &failures);
+    rv1::Run run = RunPoint(orchestrator, (*plans)[i], static_cast<int>(i), &failures);
     verdict::EvaluateExpectations((*plans)[i].scenario, &run);
     for (auto& finding : verdict::Diagnose(run)) *run.add_diagnosis() = std::move(finding);
     progress.EndRun(run);

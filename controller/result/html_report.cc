@@ -14,6 +14,7 @@
 #include "common/histogram.h"
 #include "controller/result/counter_catalog.h"
 #include "controller/result/format.h"
+#include "controller/search/search_render.h"
 
 namespace synq::controller::result {
 namespace {
@@ -836,7 +837,7 @@ std::string RunSection(const v1::Run& run) {
   std::string out = absl::StrCat("<section class=\"run\" id=\"run-", run.index(), "\"><h2>Run #",
                                  run.index(), ": ", Esc(ShortParams(run)), "</h2>");
   absl::StrAppend(&out, RunHeader(run), Expectations(run), Diagnosis(run), Baseline(run),
-                  OutcomesSection(run));
+                  search::RenderSearchHtml(run), OutcomesSection(run));
   if (!run.floods().empty()) absl::StrAppend(&out, "<h3>Connect latency</h3>");
   for (const auto& name : SortedKeys(run.floods())) {
     // The retransmit instants depend on the flooding host's kernel (linear SYN timeouts).

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "controller/result/counter_catalog.h"
 #include "controller/result/format.h"
+#include "controller/search/search_render.h"
 
 namespace synq::controller::result {
 namespace {
@@ -50,6 +51,7 @@ std::string RenderRunTable(const rv1::Run& run) {
   }
   absl::StrAppend(&out, "\nrun ", run.index(), params.empty() ? "" : absl::StrCat("  ", params),
                   timing, "\n");
+  absl::StrAppend(&out, search::RenderSearchTable(run));  // the floods below are the knee trial's
   std::map<std::string, const rv1::Flood*> floods;
   for (const auto& [name, f] : run.floods()) floods[name] = &f;
   if (!floods.empty()) {

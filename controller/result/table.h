@@ -7,7 +7,8 @@
 
 namespace synq::controller::result {
 
-// One block per run: its params, start skew (or not_observed), a row per flood (outcomes, fates,
+// One block per run: its params, start skew (or not_observed), the knee search when there is one
+// (controller/search/search_render.h), a row per flood (outcomes, fates,
 // latency), a row per listener (backlog, effective, accepted, peak), the handshake counters that
 // moved, packet counts, and the run's errors.
 std::string RenderTable(const synq::result::v1::Result& result);

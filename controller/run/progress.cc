@@ -1,5 +1,6 @@
 #include "controller/run/progress.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace synq::controller {
@@ -42,6 +43,14 @@ std::string Progress::RunLine(size_t index, size_t total, const std::string& par
   for (const auto& [name, f] : run.floods()) {
     attempted += f.attempted();
     established += f.established();
+  }
+  if (run.has_search()) {  // the floods are the knee trial's; the search took longer
+    const auto& s = run.search();
+    return absl::StrFormat(
+        "synq: run %d/%d%s%s search done in %.1f s: %s in %d trials%s", index + 1, total,
+        params.empty() ? "" : " ", params, s.search_ms() / 1000.0,
+        s.has_knee_rate() ? absl::StrCat("knee ", s.knee_rate(), "/s") : "no knee", s.trials_size(),
+        run.errors().empty() ? "" : ", FAILED");
   }
   return absl::StrFormat("synq: run %d/%d%s%s done in %.1f s: %d attempted, %d established%s",
                          index + 1, total, params.empty() ? "" : " ", params,

@@ -25,6 +25,7 @@
 #include "controller/scenario/paths.h"
 #include "controller/scenario/sweep.h"
 #include "controller/scenario/values.h"
+#include "controller/search/search_section.h"
 
 namespace synq::controller {
 namespace scenario {
@@ -563,7 +564,8 @@ void Loader::ParseBaseline(const YAML::Node& node) {
 LoadResult Loader::Load(const YAML::Node& root) {
   static const std::set<std::string, std::less<>> kTopLevel = {
       "name",      "sample_interval", "hosts", "settings", "shaping",  "capture",
-      "listeners", "floods",          "sweep", "expect",   "baseline", "observe"};
+      "listeners", "floods",          "sweep", "expect",   "baseline", "observe",
+      "search"};
   if (!root.IsMap() && !root.IsNull()) {
     Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
     return {std::move(s_), std::move(errors_)};
@@ -619,6 +621,9 @@ LoadResult Loader::Load(const YAML::Node& root) {
   if (const YAML::Node* node = find("sweep")) ParseSweep(*node);
   if (const YAML::Node* node = find("expect")) ParseExpect(*node);
   if (const YAML::Node* node = find("baseline")) ParseBaseline(*node);
+  if (const YAML::Node* node = find("search")) {
+    for (ScenarioError& e : search::ParseSearchSection(*node, s_)) errors_.push_back(std::move(e));
+  }
 
   for (const auto& [i, pace] : literal_intervals_) {
     const FieldRef accept{FieldRef::Kind::kListener, i, "", "accept"};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/modes.h"
+#include "controller/search/search_def.h"
 #include "controller/scenario/sweep_target.h"
 #include "controller/scenario/sweep_value.h"
 #include "controller/scenario/values.h"
@@ -121,6 +122,7 @@ struct Scenario {
   std::vector<SweepAxis> sweep;  // in file order
   std::vector<ExpectDef> expectations;
   BaselineDef baseline;
+  std::optional<SearchDef> search;  // `search:`: each sweep point is a knee search
 
   const HostSpec* FindHost(const std::string& name) const;
   const ListenerDef* FindListener(const std::string& name) const;
