@@ -142,3 +142,28 @@ const char* CloseModeName(CloseMode mode) {
 }
 
 }  // namespace synq::controller
+
+namespace synq::controller {
+
+std::chrono::nanoseconds LaunchWindow(const FloodDef& f) {
+  using std::chrono::nanoseconds;
+  if (f.duration.count() > 0) return f.duration;
+  if (f.connections <= 0) return nanoseconds(0);
+  if (f.rate_kind == RateKind::kConstant) {
+    if (f.rate <= 0) return nanoseconds(0);
+    return nanoseconds(static_cast<int64_t>(1e9 * static_cast<double>(f.connections) / f.rate));
+  }
+  // The first instant by which the schedule holds `connections` launches (bisection: the
+  // integral only grows).
+  const double want = static_cast<double>(f.connections);
+  nanoseconds lo{0};
+  nanoseconds hi = std::chrono::hours(24);
+  if (ScheduledLaunches(f, lo, hi) < want) return hi;
+  while (hi - lo > std::chrono::milliseconds(1)) {
+    const nanoseconds mid = lo + (hi - lo) / 2;
+    (ScheduledLaunches(f, nanoseconds(0), mid) >= want ? hi : lo) = mid;
+  }
+  return hi;
+}
+
+}  // namespace synq::controller

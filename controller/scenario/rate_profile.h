@@ -34,3 +34,11 @@ std::string DescribeRateProfile(const FloodDef& f);
 const char* CloseModeName(CloseMode mode);
 
 }  // namespace synq::controller
+
+namespace synq::controller {
+
+// How long the flood launches at most: its `duration`, else the time the schedule takes to
+// hold `connections` launches (capped at a day; 0 for a constant rate of 0).
+std::chrono::nanoseconds LaunchWindow(const FloodDef& f);
+
+}  // namespace synq::controller

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/histogram.h"
 #include "controller/result/format.h"
+#include "controller/verdict/generator_rule.h"
 
 namespace synq::controller::verdict {
 namespace {
@@ -1078,6 +1079,7 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
 void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.floods())) {
     const v1::Flood& flood = run.floods().at(name);
+    GeneratorBehind(name, flood, out);
     ServerNotObserved(run, name, flood, out);
     UnknownToServer(run, name, flood, out);
     TimedOut(run, name, flood, out);
