@@ -61,10 +61,10 @@ void FillSustainedFlood(const av1::FloodResult& f, const FloodDef* def, rv1::Flo
   }
   if (!HasSustainedFields(f)) {
     // An agent before 0.4: it did not measure the schedule, the threads or the series.
-    not_observed->push_back(absl::StrCat(
-        "floods.", f.name(),
-        ".series: the agent did not report launches, threads or a per-second series "
-        "(an agent before 0.4)"));
+    not_observed->push_back(
+        absl::StrCat("floods.", f.name(),
+                     ".series: the agent did not report launches, threads or a per-second series "
+                     "(an agent before 0.4)"));
     return;
   }
   out->set_answered(Count(f.answered()));

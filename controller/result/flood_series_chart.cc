@@ -31,8 +31,8 @@ std::string Short(double v) {
 
 // A polyline through (second + 0.5, value) of every second that has a value.
 std::string Polyline(const std::vector<double>& values, const std::vector<bool>& present,
-                     double seconds, double bottom, double height, double vmax,
-                     const char* color, const std::string& name, const char* dash = "") {
+                     double seconds, double bottom, double height, double vmax, const char* color,
+                     const std::string& name, const char* dash = "") {
   std::string points;
   for (size_t i = 0; i < values.size(); ++i) {
     if (!present[i]) continue;
@@ -46,10 +46,10 @@ std::string Polyline(const std::vector<double>& values, const std::vector<bool>&
 }
 
 std::string Axis(double top, double bottom, double seconds, double vmax, const char* unit) {
-  std::string out = absl::StrCat(
-      "<line x1=\"", F(kLeft), "\" y1=\"", F(top), "\" x2=\"", F(kLeft), "\" y2=\"", F(bottom),
-      "\" stroke=\"#333\"/><line x1=\"", F(kLeft), "\" y1=\"", F(bottom), "\" x2=\"",
-      F(kLeft + kWidth), "\" y2=\"", F(bottom), "\" stroke=\"#333\"/>");
+  std::string out =
+      absl::StrCat("<line x1=\"", F(kLeft), "\" y1=\"", F(top), "\" x2=\"", F(kLeft), "\" y2=\"",
+                   F(bottom), "\" stroke=\"#333\"/><line x1=\"", F(kLeft), "\" y1=\"", F(bottom),
+                   "\" x2=\"", F(kLeft + kWidth), "\" y2=\"", F(bottom), "\" stroke=\"#333\"/>");
   absl::StrAppend(&out, "<text x=\"", F(kLeft - 6), "\" y=\"", F(top + 10),
                   "\" text-anchor=\"end\" class=\"axis-label\">", Short(vmax), unit,
                   "</text><text x=\"", F(kLeft - 6), "\" y=\"", F(bottom),
@@ -84,7 +84,7 @@ std::string FloodSeriesChart(const std::string& name, const rv1::Flood& f) {
     has_rate[i] = s.rate() > 0;
     launched[i] = s.launched();
     established[i] = s.established();
-    failed[i] = double{s.timed_out()} + s.reset() + s.refused() + s.errors();
+    failed[i] = static_cast<double>(uint64_t{s.timed_out()} + s.reset() + s.refused() + s.errors());
     dropped[i] = s.dropped();
     if (failed[i] > 0 && (first_failure < 0 || static_cast<int>(i) < first_failure)) {
       first_failure = static_cast<int>(i);
@@ -102,9 +102,9 @@ std::string FloodSeriesChart(const std::string& name, const rv1::Flood& f) {
   const double lat_top = count_bottom + kGap;
   const double lat_bottom = lat_top + kLatH;
   const double height = lat_bottom + 24;
-  std::string svg = absl::StrCat("<svg class=\"plot flood-series\" width=\"", F(kLeft + kWidth + 20),
-                                 "\" height=\"", F(height), "\" viewBox=\"0 0 ",
-                                 F(kLeft + kWidth + 20), " ", F(height), "\" role=\"img\">");
+  std::string svg = absl::StrCat(
+      "<svg class=\"plot flood-series\" width=\"", F(kLeft + kWidth + 20), "\" height=\"",
+      F(height), "\" viewBox=\"0 0 ", F(kLeft + kWidth + 20), " ", F(height), "\" role=\"img\">");
   absl::StrAppend(&svg, "<text x=\"", F(kLeft), "\" y=\"14\" class=\"plot-title\">",
                   HtmlEscape(name), ": attempts per second (by scheduled second)</text>");
   absl::StrAppend(&svg, Axis(kTop, count_bottom, seconds, vmax, "/s"));
@@ -138,14 +138,13 @@ std::string FloodSeriesChart(const std::string& name, const rv1::Flood& f) {
                                  "p99 connect ms"));
   absl::StrAppend(&svg, "</svg>");
   std::string legend = "<div class=\"legend\">";
-  for (const auto& [label, color] :
-       std::vector<std::pair<const char*, const char*>>{{"scheduled rate", kRateColor},
-                                                        {"launched", kLaunchedColor},
-                                                        {"established", kEstablishedColor},
-                                                        {"timed out + reset + refused + errors",
-                                                         kFailedColor},
-                                                        {"dropped launches", kDroppedColor},
-                                                        {"p99 connect", kLatencyColor}}) {
+  for (const auto& [label, color] : std::vector<std::pair<const char*, const char*>>{
+           {"scheduled rate", kRateColor},
+           {"launched", kLaunchedColor},
+           {"established", kEstablishedColor},
+           {"timed out + reset + refused + errors", kFailedColor},
+           {"dropped launches", kDroppedColor},
+           {"p99 connect", kLatencyColor}}) {
     absl::StrAppend(&legend, "<span><i style=\"background:", color, "\"></i>", label, "</span>");
   }
   absl::StrAppend(&legend, "</div>");

@@ -25,9 +25,9 @@ std::string SustainedFloodText(const rv1::Flood& f) {
   if (!f.rate_profile().empty()) schedule.push_back(f.rate_profile());
   if (f.duration_ms() > 0) schedule.push_back(absl::StrFormat("for %.4gs", f.duration_ms() / 1e3));
   if (!f.close().empty()) {
-    schedule.push_back(f.close() == "keep" ? "close keep"
-                                           : absl::StrFormat("close %s after %.4g ms", f.close(),
-                                                             f.lifetime_ms()));
+    schedule.push_back(f.close() == "keep"
+                           ? "close keep"
+                           : absl::StrFormat("close %s after %.4g ms", f.close(), f.lifetime_ms()));
   }
   if (f.threads() > 0) {
     schedule.push_back(absl::StrCat(f.threads(), f.threads() == 1 ? " thread" : " threads"));
@@ -53,10 +53,9 @@ std::string SustainedFloodText(const rv1::Flood& f) {
   const int n = f.series_size();
   if (n <= kSeriesMinSeconds) return out;
   const int group = (n + kSeriesMaxLines - 1) / kSeriesMaxLines;
-  absl::StrAppend(&out,
-                  absl::StrFormat("    %-7s %8s %8s %8s %8s %6s %6s %9s\n", "second", "rate/s",
-                                  "launched", "estab", "failed", "late", "drop",
-                                  group > 1 ? "max p99" : "p99 ms"));
+  absl::StrAppend(&out, absl::StrFormat("    %-7s %8s %8s %8s %8s %6s %6s %9s\n", "second",
+                                        "rate/s", "launched", "estab", "failed", "late", "drop",
+                                        group > 1 ? "max p99" : "p99 ms"));
   bool marked = false;
   for (int i = 0; i < n; i += group) {
     const int end = std::min(n, i + group);
@@ -72,18 +71,17 @@ std::string SustainedFloodText(const rv1::Flood& f) {
       dropped += s.dropped();
       if (s.has_connect_latency_ms()) p99 = std::max(p99, s.connect_latency_ms().p99());
     }
-    const std::string label = group > 1 ? absl::StrCat(f.series(i).second(), "-",
-                                                       f.series(end - 1).second())
-                                        : absl::StrCat(f.series(i).second());
+    const std::string label =
+        group > 1 ? absl::StrCat(f.series(i).second(), "-", f.series(end - 1).second())
+                  : absl::StrCat(f.series(i).second());
     const std::string p99_text = p99 < 0 ? "-" : absl::StrFormat("%.3f", p99);
     std::string mark;
     if (!marked && (failed > 0 || dropped > 0)) {
       mark = failed > 0 ? "  <- first failures" : "  <- first drops";
       marked = true;
     }
-    absl::StrAppend(&out, absl::StrFormat("    %-7s %8.0f %8d %8d %8d %6d %6d %9s%s\n", label,
-                                          rate, launched, estab, failed, late, dropped, p99_text,
-                                          mark));
+    absl::StrAppend(&out, absl::StrFormat("    %-7s %8.0f %8d %8d %8d %6d %6d %9s%s\n", label, rate,
+                                          launched, estab, failed, late, dropped, p99_text, mark));
   }
   return out;
 }

@@ -33,8 +33,8 @@ std::vector<CrossError> CheckFloodSchedule(const Scenario& s, size_t index) {
       out.push_back({{JoinPath(path, "rate.over"), "a ramp needs over > 0"}, rate_refs});
     }
     if (f.ramp_from <= 0 && f.ramp_to <= 0) {
-      out.push_back({{JoinPath(path, "rate"), "a ramp from 0/s to 0/s launches nothing"},
-                     rate_refs});
+      out.push_back(
+          {{JoinPath(path, "rate"), "a ramp from 0/s to 0/s launches nothing"}, rate_refs});
     }
   }
   if (f.rate_kind == RateKind::kSteps) {

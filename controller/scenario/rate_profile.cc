@@ -119,12 +119,11 @@ std::string DescribeRateProfile(const FloodDef& f) {
       return absl::StrCat("ramp ", Num(f.ramp_from), "/s to ", Num(f.ramp_to), "/s over ",
                           Dur(f.ramp_over));
     case RateKind::kSteps:
-      return absl::StrCat("steps ",
-                          absl::StrJoin(f.steps, ", ",
-                                        [](std::string* out, double r) {
-                                          absl::StrAppend(out, Num(r), "/s");
-                                        }),
-                          " each ", Dur(f.steps_each));
+      return absl::StrCat(
+          "steps ",
+          absl::StrJoin(f.steps, ", ",
+                        [](std::string* out, double r) { absl::StrAppend(out, Num(r), "/s"); }),
+          " each ", Dur(f.steps_each));
   }
   return "";
 }

@@ -51,10 +51,10 @@ void GeneratorBehind(const std::string& name, const v1::Flood& flood,
     double open_ms = flood.has_connect_latency_ms() ? flood.connect_latency_ms().p99() : 0;
     std::string needed;
     if (flood.close() == "keep" || flood.close().empty()) {
-      needed = absl::StrCat("close: keep holds every connection, so concurrency must cover "
-                            "every attempt (",
-                            flood.attempted() + flood.launches_dropped(),
-                            "), or use close: rst with a lifetime");
+      needed = absl::StrCat(
+          "close: keep holds every connection, so concurrency must cover "
+          "every attempt (",
+          flood.attempted() + flood.launches_dropped(), "), or use close: rst with a lifetime");
     } else if (peak_rate > 0) {
       open_ms += flood.lifetime_ms();
       const double in_flight = std::ceil(peak_rate * open_ms / 1000.0);
@@ -64,9 +64,10 @@ void GeneratorBehind(const std::string& name, const v1::Flood& flood,
           FormatFigure(peak_rate), FormatFigure(open_ms), FormatFigure(in_flight),
           FormatFigure(std::max(2 * in_flight, in_flight + 64)));
     }
-    remedy = absl::StrCat("Raise concurrency", needed.empty() ? "" : absl::StrCat(" (", needed, ")"),
-                          "; if launches are also late, add threads (threads: N, up to the "
-                          "client host's cores) or lower the rate.");
+    remedy =
+        absl::StrCat("Raise concurrency", needed.empty() ? "" : absl::StrCat(" (", needed, ")"),
+                     "; if launches are also late, add threads (threads: N, up to the "
+                     "client host's cores) or lower the rate.");
   } else {
     remedy =
         "Add threads (threads: N, up to the client host's cores), give the flood's host a core "

@@ -41,8 +41,7 @@ Scenario LoadOk(const std::string& yaml) {
 
 // A scenario with one listener and flood f1 whose extra fields are `fields`.
 std::string WithFlood(const std::string& fields) {
-  return "name: x\nlisteners: [{name: l1}]\nfloods:\n  - {name: f1, target: l1, " + fields +
-         "}\n";
+  return "name: x\nlisteners: [{name: l1}]\nfloods:\n  - {name: f1, target: l1, " + fields + "}\n";
 }
 
 TEST(FloodSchedule, ChurnFloodLoadsWithoutAnAttemptCap) {
@@ -79,8 +78,7 @@ TEST(FloodSchedule, RampLoadsAndRunsForItsLengthWithoutDuration) {
 }
 
 TEST(FloodSchedule, StepsLoad) {
-  const FloodDef f =
-      LoadOk(WithFlood("rate: {steps: [1000, 2000, 4000], each: 5s}")).floods.at(0);
+  const FloodDef f = LoadOk(WithFlood("rate: {steps: [1000, 2000, 4000], each: 5s}")).floods.at(0);
   EXPECT_EQ(f.rate_kind, RateKind::kSteps);
   EXPECT_THAT(f.steps, ElementsAre(1000, 2000, 4000));
   EXPECT_EQ(f.steps_each, seconds(5));
@@ -91,8 +89,9 @@ TEST(FloodSchedule, StepsLoad) {
 TEST(FloodSchedule, SourcesAsAListOrACount) {
   Scenario s = LoadOk(WithFlood("sources: [198.18.1.2, 198.18.1.3]"));
   EXPECT_THAT(s.floods.at(0).sources, ElementsAre("198.18.1.2", "198.18.1.3"));
-  s = LoadOk("name: x\nhosts: {srv: {}, cli: {addresses: 4}}\nlisteners: [{name: l1, host: srv}]\n"
-             "floods: [{name: f1, host: cli, target: l1, sources: 3}]\n");
+  s = LoadOk(
+      "name: x\nhosts: {srv: {}, cli: {addresses: 4}}\nlisteners: [{name: l1, host: srv}]\n"
+      "floods: [{name: f1, host: cli, target: l1, sources: 3}]\n");
   EXPECT_EQ(s.hosts.at(1).addresses, 4);
   EXPECT_EQ(s.floods.at(0).source_count, 3);
   EXPECT_TRUE(s.floods.at(0).sources.empty());
@@ -191,7 +190,7 @@ TEST(RateProfile, ScheduledLaunchesAreTheIntegralOfTheRate) {
   EXPECT_DOUBLE_EQ(ScheduledLaunches(ramp, nanoseconds(0), seconds(10)), (200 + 3000) / 2.0 * 10);
   EXPECT_DOUBLE_EQ(ScheduledRate(ramp, seconds(5)), 1600);
   EXPECT_DOUBLE_EQ(ScheduledRateInSecond(ramp, 0), 200 + 280 / 2.0);  // slope 280/s per s
-  EXPECT_DOUBLE_EQ(ScheduledRateInSecond(ramp, 11), 3000);             // after the ramp: `to`
+  EXPECT_DOUBLE_EQ(ScheduledRateInSecond(ramp, 11), 3000);            // after the ramp: `to`
 
   FloodDef steps;
   steps.rate_kind = RateKind::kSteps;

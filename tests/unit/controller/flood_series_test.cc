@@ -5,11 +5,12 @@
 // first failing second is found; the table says loudly when the generator fell behind and marks
 // the first failures; the report draws the per-second chart; the diagnosis explains dropped
 // launches with the concurrency the schedule needs.
+#include "controller/result/flood_series.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/histogram.h"
-#include "controller/result/flood_series.h"
 #include "controller/result/flood_series_chart.h"
 #include "controller/result/flood_text.h"
 #include "controller/result/run_builder.h"
@@ -56,7 +57,8 @@ av1::FloodSecond AgentSecond(uint32_t second, uint64_t launched, uint64_t timed_
   common::Histogram h;
   for (uint64_t us : connect_us) h.Record(us);
   s.mutable_connect_latency()->set_sub_bucket_bits(h.sub_bucket_bits());
-  for (const auto& [bucket, n] : h.buckets()) (*s.mutable_connect_latency()->mutable_buckets())[bucket] = n;
+  for (const auto& [bucket, n] : h.buckets())
+    (*s.mutable_connect_latency()->mutable_buckets())[bucket] = n;
   s.mutable_connect_latency()->set_count(h.count());
   s.mutable_connect_latency()->set_max_us(h.max());
   return s;
