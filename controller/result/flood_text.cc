@@ -38,7 +38,12 @@ std::string SustainedFloodText(const rv1::Flood& f) {
   if (f.sources_size() > 0) {
     schedule.push_back(absl::StrCat("sources ", absl::StrJoin(f.sources(), ",")));
   }
-  absl::StrAppend(&out, "    schedule: ", absl::StrJoin(schedule, "; "), "\n");
+  // A burst (connections, no duration, close keep) keeps its one-line row.
+  const bool sustained = f.duration_ms() > 0 || (!f.close().empty() && f.close() != "keep") ||
+                         f.series_size() > kSeriesMinSeconds ||
+                         f.rate_profile().rfind("ramp", 0) == 0 ||
+                         f.rate_profile().rfind("steps", 0) == 0;
+  if (sustained) absl::StrAppend(&out, "    schedule: ", absl::StrJoin(schedule, "; "), "\n");
   if (f.launches_dropped() > 0 || f.launches_late() > 0) {
     absl::StrAppend(
         &out,

@@ -227,6 +227,14 @@ TEST(FloodSeries, ShortOrBurstFloodsPrintNoSeries) {
   rv1::Flood burst;
   EXPECT_EQ(SustainedFloodText(burst), "");
   EXPECT_EQ(FloodSeriesChart("f", burst), "");
+  // A burst measured by a 0.4 agent: no schedule line, no series, unless it fell behind.
+  burst.set_threads(1);
+  burst.set_close("keep");
+  burst.set_rate_profile("as fast as possible");
+  EXPECT_EQ(SustainedFloodText(burst), "");
+  burst.set_launches_late(3);
+  EXPECT_THAT(SustainedFloodText(burst),
+              HasSubstr("generator fell behind: 0 launches dropped, 3 late"));
 }
 
 }  // namespace
