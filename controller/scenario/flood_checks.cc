@@ -22,6 +22,13 @@ std::vector<CrossError> CheckFloodSchedule(const Scenario& s, size_t index) {
     out.push_back({{path, "needs connections or duration (or both: whichever ends first)"},
                    {ref("connections"), ref("duration")}});
   }
+  if (f.close == CloseMode::kKeep && f.connections <= 0 && f.duration.count() > 0 &&
+      f.rate_kind == RateKind::kConstant && f.rate <= 0) {
+    out.push_back({{JoinPath(path, "connections"),
+                    "needed with close: keep at rate 0: every connection is held, so the count "
+                    "needs a bound (or give a rate, or close: rst or fin)"},
+                   {ref("connections"), ref("close"), ref("rate"), ref("duration")}});
+  }
   if (f.lifetime.count() > 0 && f.close == CloseMode::kKeep) {
     out.push_back({{JoinPath(path, "lifetime"),
                     "only with close: rst or fin (close: keep holds connections to the end of "

@@ -1064,7 +1064,14 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
       absl::StrCat(name, ": all ", b.Cite(FloodPath(name, "attempted"), flood.attempted()),
                    " attempts were established");
   const v1::Fates& fates = flood.fates();
-  if (ServerObserved(flood)) {
+  if (flood.closed() > 0) {
+    // Churn: the flood closed these itself after their lifetime; they have no fate to join.
+    absl::StrAppend(&text, "; the flood closed ", b.Cite(FloodPath(name, "closed"), flood.closed()),
+                    " itself after their lifetime");
+  }
+  if (ServerObserved(flood) && flood.closed() >= flood.established()) {
+    // Nothing left open to join.
+  } else if (ServerObserved(flood)) {
     absl::StrAppend(&text, "; the server accepted ",
                     b.Cite(FloodPath(name, "fates.accepted"), fates.accepted()), " and ",
                     b.Cite(FloodPath(name, "fates.queued"), fates.queued()),

@@ -133,6 +133,8 @@ TEST(FloodSchedule, EveryBadFieldIsNamedWithItsReason) {
               ElementsAre("floods.f1.sources: 2 addresses asked, host 'local' has 1 (set "
                           "hosts.local.addresses: 2)"));
   EXPECT_THAT(ErrorsOf(WithFlood("rate.to: 5")), ElementsAre("floods.f1.rate.to: unknown field"));
+  EXPECT_THAT(ErrorsOf(WithFlood("duration: 5s")),
+              ElementsAre(HasSubstr("floods.f1.connections: needed with close: keep at rate 0")));
 }
 
 TEST(FloodSchedule, HostAddressesAreCheckedAndOnlyForEmbeddedHosts) {
@@ -167,7 +169,7 @@ TEST(FloodSchedule, NewFieldsAreSweepableAndCheckedPerRun) {
   EXPECT_THAT(ErrorsOf(WithFlood("duration: 2s, rate: 10") + "sweep:\n  floods.f1.rate.to: [5]\n"),
               ElementsAre(HasSubstr("floods.f1.rate.over: a ramp needs over > 0")));
   // And an unknown field names the sweepable ones.
-  EXPECT_THAT(ErrorsOf(WithFlood("duration: 2s") + "sweep:\n  floods.f1.rate.by: [5]\n"),
+  EXPECT_THAT(ErrorsOf(WithFlood("duration: 2s, rate: 10") + "sweep:\n  floods.f1.rate.by: [5]\n"),
               ElementsAre(HasSubstr("sweepable: close, concurrency")));
 }
 
