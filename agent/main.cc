@@ -17,6 +17,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/flood/flood_worker.h"
 #include "agent/run/run_session.h"
 #include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
@@ -35,6 +36,10 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Hidden mode: a flood worker process the agent started to hold sockets past its fd limit.
+  if (synq::agent::IsFloodWorkerInvocation(argc, argv)) {
+    return synq::agent::FloodWorkerMain(argc, argv);
+  }
   CLI::App app{
       "synq-agent: opens listeners, runs io_uring connect floods, applies and restores "
       "kernel settings and link shaping, and samples kernel counters, on command of "

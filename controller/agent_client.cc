@@ -87,6 +87,11 @@ class GrpcAgentClient final : public AgentClient {
     return Call<v1::StartListenerResponse>(&v1::AgentService::Stub::StartListener, request,
                                            "StartListener");
   }
+  absl::StatusOr<v1::StartListenerResponse> ObserveListener(
+      const v1::ObserveListenerRequest& request) override {
+    return Call<v1::StartListenerResponse>(&v1::AgentService::Stub::ObserveListener, request,
+                                           "ObserveListener");
+  }
   absl::StatusOr<v1::StartCaptureResponse> StartCapture(
       const v1::StartCaptureRequest& request) override {
     return Call<v1::StartCaptureResponse>(&v1::AgentService::Stub::StartCapture, request,

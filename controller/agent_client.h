@@ -36,6 +36,12 @@ class AgentClient {
       const v1::ApplyShapingRequest& request) = 0;
   virtual absl::StatusOr<v1::StartListenerResponse> StartListener(
       const v1::StartListenerRequest& request) = 0;
+  // Watches a listener another process owns. Not pure: fakes that never observe need not care.
+  virtual absl::StatusOr<v1::StartListenerResponse> ObserveListener(
+      const v1::ObserveListenerRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("this agent client cannot observe listeners");
+  }
   virtual absl::StatusOr<v1::StartCaptureResponse> StartCapture(
       const v1::StartCaptureRequest& request) = 0;
   virtual absl::Status StartFloods(const v1::StartFloodsRequest& request) = 0;

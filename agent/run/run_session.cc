@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/flood/flood_engine.h"
+#include "agent/flood/flood_runner.h"
+#include "agent/run/observed_listener.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::agent {
@@ -25,6 +27,7 @@ struct RunManager::Run {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<ObservedListener>> observed;  // listeners of other processes
   std::vector<std::thread> flood_threads;
   std::vector<FloodResult> flood_results;
   std::vector<std::string> flood_errors;
@@ -162,6 +165,34 @@ ListenerSnapshot Snapshot(Listener& listener) {
   out.accept_queue_peak = listener.accept_queue_peak();
   return out;
 }
+
+// `accepted`: the server sockets seen now that left the accept queue; -1 = not counted here.
+ListenerSnapshot Snapshot(ObservedListener& listener, int64_t accepted) {
+  ListenerSnapshot out;
+  out.name = listener.name();
+  out.address = listener.local();
+  out.ip = listener.ip();
+  out.port = listener.port();
+  out.backlog = 0;  // what the owner passed to listen() cannot be read back; see backlog_effective
+  out.observed = true;
+  out.owner = listener.owner();
+  if (auto queue = listener.Query(); queue.ok()) out.backlog_effective = queue->accept_queue_max;
+  out.accepted = accepted > 0 ? static_cast<uint64_t>(accepted) : 0;
+  out.accept_queue_peak = listener.accept_queue_peak();
+  return out;
+}
+
+bool NameTaken(const std::vector<std::unique_ptr<Listener>>& own,
+               const std::vector<std::unique_ptr<ObservedListener>>& observed,
+               const std::string& name) {
+  for (const auto& l : own) {
+    if (l->spec().name == name) return true;
+  }
+  for (const auto& o : observed) {
+    if (o->name() == name) return true;
+  }
+  return false;
+}
 }  // namespace
 
 absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& run_id,
@@ -170,10 +201,8 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& ru
   auto run = Find(run_id);
   if (!run.ok()) return run.status();
   std::lock_guard<std::mutex> run_lock((*run)->mu);
-  for (const auto& l : (*run)->listeners) {
-    if (l->spec().name == spec.name) {
-      return absl::AlreadyExistsError(absl::StrCat("listener '", spec.name, "' already runs"));
-    }
+  if (NameTaken((*run)->listeners, (*run)->observed, spec.name)) {
+    return absl::AlreadyExistsError(absl::StrCat("listener '", spec.name, "' already runs"));
   }
   auto listener = Listener::Start(spec);
   if (!listener.ok()) return listener.status();
@@ -181,6 +210,34 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& ru
   ListenerSnapshot snapshot = Snapshot(**listener);
   (*run)->listeners.push_back(*std::move(listener));
   // Count drop events from now on, filtered on every listener port of the run so far.
+  (*run)->drop_events.reset();
+  StartDropEventsLocked(*run);
+  return snapshot;
+}
+
+absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& run_id,
+                                                             const std::string& name, uint16_t port,
+                                                             const std::string& address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto run = Find(run_id);
+  if (!run.ok()) return run.status();
+  std::lock_guard<std::mutex> run_lock((*run)->mu);
+  if (NameTaken((*run)->listeners, (*run)->observed, name)) {
+    return absl::AlreadyExistsError(absl::StrCat("listener '", name, "' already exists"));
+  }
+  for (const auto& l : (*run)->listeners) {
+    if (l->bound().port() == port) {
+      return absl::InvalidArgumentError(absl::StrCat("port ", port, " is synq's own listener '",
+                                                     l->spec().name, "': name it as a target"));
+    }
+  }
+  absl::StatusOr<ObservedListener> found = ObservedListener::Find(name, port, address);
+  if (!found.ok()) return found.status();
+  auto observed = std::make_unique<ObservedListener>(*found);
+  ListenerSnapshot snapshot = Snapshot(*observed, -1);
+  spdlog::info("observing listener {} at {} (owner: {})", name, snapshot.address,
+               snapshot.owner.empty() ? "not found" : snapshot.owner);
+  (*run)->observed.push_back(std::move(observed));
   (*run)->drop_events.reset();
   StartDropEventsLocked(*run);
   return snapshot;
@@ -200,6 +257,13 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run
     listeners.erase(it);
     return snapshot;
   }
+  auto& observed = (*run)->observed;
+  for (auto it = observed.begin(); it != observed.end(); ++it) {
+    if ((*it)->name() != name) continue;
+    ListenerSnapshot snapshot = Snapshot(**it, -1);
+    observed.erase(it);
+    return snapshot;
+  }
   return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
 }
 
@@ -211,8 +275,7 @@ absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const std::s
   Run* run = *found;
   std::lock_guard<std::mutex> run_lock(run->mu);
   if (run->capture != nullptr) return absl::AlreadyExistsError("a capture already runs");
-  std::vector<uint16_t> ports;
-  for (const auto& l : run->listeners) ports.push_back(l->bound().port());
+  std::vector<uint16_t> ports = ListenerPortsLocked(run);
   if (ports.empty()) {
     return absl::FailedPreconditionError("capture: this host has no listeners to capture");
   }
@@ -230,10 +293,12 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   auto found = Find(run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
-  uint64_t sockets = 0;
-  for (const auto& f : floods) sockets += f.connections;
-  // All floods of a host may hold all their sockets at once: check the sum up front.
-  if (absl::Status budget = EnsureFdBudget(sockets); !budget.ok()) return budget;
+  // All floods of a host are planned and checked together (ports, descriptors, kernel memory)
+  // before any starts; past the descriptor limit they run in worker processes.
+  auto budget = ReadHostBudget(paths_.proc_sys_dir);
+  if (!budget.ok()) return budget.status();
+  auto plans = PlanFloods(floods, *budget);
+  if (!plans.ok()) return plans.status();
 
   std::lock_guard<std::mutex> run_lock(run->mu);
   if (run->floods_running > 0) {
@@ -242,10 +307,12 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   // Listener pauses count from the flood start.
   run->flood_start = start_at;
   for (auto& listener : run->listeners) listener->SetFloodStart(start_at);
-  for (auto& spec : floods) {
+  for (auto& plan : *plans) {
     ++run->floods_running;
-    run->flood_threads.emplace_back([this, run, spec = std::move(spec), start_at] {
-      absl::StatusOr<FloodResult> result = RunFlood(spec, start_at, run->stop);
+    run->flood_threads.emplace_back([this, run, plan = std::move(plan), start_at] {
+      const FloodSpec& spec = plan.spec;
+      // The result (held sockets, worker processes in its keepalive) lives until the run ends.
+      absl::StatusOr<FloodResult> result = RunPlannedFlood(plan, start_at, run->stop);
       std::lock_guard<std::mutex> flood_lock(run->mu);
       if (result.ok()) {
         run->flood_results.push_back(*std::move(result));
@@ -266,10 +333,17 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   return absl::OkStatus();
 }
 
-void RunManager::StartDropEventsLocked(Run* run) {
-  if (run->drop_events != nullptr || run->listeners.empty()) return;
+std::vector<uint16_t> RunManager::ListenerPortsLocked(const Run* run) {
   std::vector<uint16_t> ports;
   for (const auto& l : run->listeners) ports.push_back(l->bound().port());
+  for (const auto& o : run->observed) ports.push_back(o->port());
+  return ports;
+}
+
+void RunManager::StartDropEventsLocked(Run* run) {
+  if (run->drop_events != nullptr) return;
+  std::vector<uint16_t> ports = ListenerPortsLocked(run);
+  if (ports.empty()) return;
   auto counter = DropEventCounter::Start(ports);
   if (counter.ok()) {
     run->drop_events = *std::move(counter);
@@ -296,6 +370,20 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
                                                     s.state, accepted, listener->spec().name});
     }
   }
+  for (auto& observed : run->observed) {
+    // The owner's sockets: accepted or not is read from each socket's state and inode.
+    auto sockets = DumpTcpSockets(observed->port());
+    if (!sockets.ok()) return sockets.status();
+    int64_t accepted_now = 0;
+    for (const auto& s : *sockets) {
+      if (!observed->Owns(s)) continue;
+      const bool was_accepted = WasAccepted(s);
+      accepted_now += was_accepted ? 1 : 0;
+      out.server_sockets.push_back(
+          ServerSocketView{s.local, s.remote, s.state, was_accepted, observed->name()});
+    }
+    out.listeners.push_back(Snapshot(*observed, accepted_now));
+  }
   auto after = common::ReadKernelCounters();
   if (!after.ok()) return after.status();
   out.counter_deltas = common::CounterDeltas(run->counters_before, *after);
@@ -307,7 +395,8 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
       out.drop_events_unavailable = std::string(events.status().message());
     }
   } else {
-    out.drop_events_unavailable = run->listeners.empty() ? "" : run->drop_events_unavailable;
+    out.drop_events_unavailable =
+        ListenerPortsLocked(run).empty() ? "" : run->drop_events_unavailable;
   }
   if (run->capture != nullptr) {
     // The first collection after this host's floods ends the capture; later ones reuse it.
@@ -375,6 +464,11 @@ SampleValue RunManager::TakeSample(Run* run) {
       if (!queue.ok()) continue;  // stopped between the lock and the query
       listener->ObserveAcceptQueue(queue->accept_queue);
       sample.listeners.push_back({listener->spec().name, *queue});
+    }
+    for (auto& observed : run->observed) {
+      auto queue = observed->Query();
+      if (!queue.ok()) continue;  // the owner closed it: no sample rather than a made-up one
+      sample.listeners.push_back({observed->name(), *queue});
     }
   }
   if (auto now = common::ReadKernelCounters(); now.ok()) {
@@ -448,6 +542,7 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
   }
   for (auto& listener : run->listeners) listener->Stop();
   run->listeners.clear();
+  run->observed.clear();
   std::vector<std::string> problems;
   if (absl::Status s = run->shaping->Remove(); !s.ok()) {
     problems.push_back(absl::StrCat("removing shaping: ", s.message()));

@@ -36,6 +36,10 @@ struct ListenerSnapshot {
   int64_t backlog_effective = -1;
   uint64_t accepted = 0;
   int64_t accept_queue_peak = 0;
+  // A listener another process owns (ObserveListener): `accepted` is then the number of its
+  // server sockets that left the accept queue, seen at collection (agent/run/observed_listener).
+  bool observed = false;
+  std::string owner;  // "nginx (pid 1234)", empty when not found
 };
 
 struct ListenerSampleValue {
@@ -99,6 +103,12 @@ class RunManager {
       const std::string& run_id, const std::vector<ShapingRequest>& specs);
   absl::StatusOr<ListenerSnapshot> StartListener(const std::string& run_id,
                                                  const ListenerSpec& spec);
+  // Watches the listener that another process has on `port` (and `address`, if not empty) like
+  // synq's own: sampled, its port captured and traced, its sockets reported at collection.
+  // NotFound naming the address when nothing listens there.
+  absl::StatusOr<ListenerSnapshot> ObserveListener(const std::string& run_id,
+                                                   const std::string& name, uint16_t port,
+                                                   const std::string& address);
   absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
   // Starts capturing this run's listener ports on `interface` ("" = any) into the state dir.
   // Returns the interface and file used. Listeners must have been started.
@@ -138,6 +148,8 @@ class RunManager {
   void SampleLoop(Run* run);
   SampleValue TakeSample(Run* run);
   void WatchdogLoop();
+  // Ports of the run's listeners, synq's own and observed ones (caller holds run->mu).
+  static std::vector<uint16_t> ListenerPortsLocked(const Run* run);
   // Starts counting drop trace events on this host's listener ports (caller holds run->mu).
   void StartDropEventsLocked(Run* run);
   // Answers Collect waiters once floods are done; the caller holds run->mu.

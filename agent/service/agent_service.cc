@@ -75,6 +75,8 @@ void ToProto(const ListenerSnapshot& l, v1::ListenerInfo* out) {
   out->set_backlog_effective(l.backlog_effective);
   out->set_accepted(l.accepted);
   out->set_accept_queue_peak(l.accept_queue_peak);
+  out->set_observed(l.observed);
+  out->set_owner(l.owner);
 }
 
 void ToProto(const common::Counters& counters,
@@ -369,6 +371,20 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerCo
   auto started = runs_.StartListener(request->run_id(), spec);
   if (started.ok()) ToProto(*started, response->mutable_listener());
   return Done(context, started.status());
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ObserveListener(
+    grpc::CallbackServerContext* context, const v1::ObserveListenerRequest* request,
+    v1::StartListenerResponse* response) {
+  if (request->port() == 0 || request->port() > 65535) {
+    return Done(context, absl::InvalidArgumentError(
+                             absl::StrCat("port: must be 1..65535, got ", request->port())));
+  }
+  if (request->name().empty()) return Done(context, absl::InvalidArgumentError("name: required"));
+  auto observed = runs_.ObserveListener(request->run_id(), request->name(),
+                                        static_cast<uint16_t>(request->port()), request->address());
+  if (observed.ok()) ToProto(*observed, response->mutable_listener());
+  return Done(context, observed.status());
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerContext* context,

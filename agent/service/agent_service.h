@@ -33,6 +33,9 @@ class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackSer
   grpc::ServerUnaryReactor* StartListener(grpc::CallbackServerContext* context,
                                           const v1::StartListenerRequest* request,
                                           v1::StartListenerResponse* response) override;
+  grpc::ServerUnaryReactor* ObserveListener(grpc::CallbackServerContext* context,
+                                            const v1::ObserveListenerRequest* request,
+                                            v1::StartListenerResponse* response) override;
   grpc::ServerUnaryReactor* StopListener(grpc::CallbackServerContext* context,
                                          const v1::StopListenerRequest* request,
                                          v1::StopListenerResponse* response) override;

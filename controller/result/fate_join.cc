@@ -48,6 +48,11 @@ Fate FateJoin::Of(const av1::ConnectionRecord& attempt, bool server_observed) co
     case av1::OUTCOME_TIMED_OUT:
       return Fate::kTimedOut;
     default:
+      // An orderly close read on an established connection (EOF) means the server application
+      // closed it: a socket still in the accept queue is never FIN-closed (the kernel resets it
+      // when its listener goes), so an observed server accepted it, whatever is left of the
+      // socket now (FIN_WAIT2, TIME_WAIT, or gone).
+      if (server_observed && attempt.error_name() == "EOF") return Fate::kAccepted;
       return Fate::kError;
   }
   return OfEstablished(attempt.local(), attempt.remote(), server_observed);

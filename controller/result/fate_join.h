@@ -32,8 +32,11 @@ class FateJoin {
   // Indexes every server socket seen at collection time, from every host.
   void AddServerSockets(const agent::v1::CollectResultsResponse& collected);
 
-  // The fate of one attempt. `server_observed`: the attempt's target is a listener whose host
-  // reported its sockets; only then can "the server has no state for it" be stated.
+  // The fate of one attempt. `server_observed`: the attempt's target is a listener (synq's own
+  // or observed) whose host reported its sockets; only then can "the server has no state for
+  // it" be stated. A server socket counts as accepted as its agent reported it (for observed
+  // listeners: agent/run/observed_listener.cc maps each server-side state); an attempt that
+  // read EOF was closed by the server application, so accepted.
   Fate Of(const agent::v1::ConnectionRecord& attempt, bool server_observed) const;
 
   // The fates of a whole flood without per-connection records: failures from the flood's

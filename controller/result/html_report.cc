@@ -428,7 +428,11 @@ std::string OutcomesSection(const v1::Run& run) {
         Esc(f.listener().empty() ? f.target() : absl::StrCat(f.listener(), " (", f.target(), ")")),
         "</td><td class=\"n\">", f.attempted(), "</td><td class=\"n\">", f.established(),
         "</td><td class=\"n\">", f.reset(), "</td><td class=\"n\">", f.refused(),
-        "</td><td class=\"n\">", f.timed_out(), "</td><td>", absl::StrJoin(errors, ", "), "</td>");
+        "</td><td class=\"n\">", f.timed_out(), "</td><td>", absl::StrJoin(errors, ", "),
+        f.server_observed()
+            ? ""
+            : "<br><span class=\"muted\">fates not_observed: no agent watched the server</span>",
+        "</td>");
     for (double v : {l.p50(), l.p90(), l.p99(), l.max()}) {
       absl::StrAppend(&out, "<td class=\"n\">", l.count() > 0 ? Num(v) : "", "</td>");
     }
@@ -655,8 +659,13 @@ std::string ListenerQueues(const v1::Run& run) {
     } else if (l.accept() == v1::ACCEPT_MODE_PACED) {
       absl::StrAppend(&mode, " every ", Num(l.accept_interval_ms()), " ms");
     }
+    // A listener synq did not start: its owner accepts; what it gave listen() is not known.
+    if (l.observed()) {
+      mode = absl::StrCat("observed: ", l.owner().empty() ? "owner not found" : l.owner());
+    }
+    const std::string backlog = l.observed() ? "not_observed" : absl::StrCat(l.backlog());
     absl::StrAppend(&out, "<tr><td>", Esc(name), "</td><td>", Esc(l.host()), "</td><td>",
-                    Esc(l.address()), "</td><td>", Esc(mode), "</td><td class=\"n\">", l.backlog(),
+                    Esc(l.address()), "</td><td>", Esc(mode), "</td><td class=\"n\">", backlog,
                     "</td><td class=\"n\">", l.backlog_effective(), "</td><td class=\"n\">",
                     l.accept_queue_peak(), "</td><td class=\"n\">", l.accepted(), "</td></tr>");
   }

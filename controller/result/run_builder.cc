@@ -198,6 +198,14 @@ rv1::Run BuildRun(const RunInputs& in) {
         out.set_accept_interval_ms(Ms(def->accept_interval));
         out.set_accept_rate(def->accept_rate);
       }
+      if (l.observed()) {
+        // Another process owns it: what it passed to listen() and how it accepts are unknown.
+        out.set_observed(true);
+        out.set_owner(l.owner());
+        run.add_not_observed(absl::StrCat("listeners.", l.name(),
+                                          ".backlog: set by the process that owns the listener; "
+                                          "backlog_effective is what the kernel applied"));
+      }
     }
   }
 
@@ -246,6 +254,8 @@ rv1::Run BuildRun(const RunInputs& in) {
         out.set_listener(t->second.listener);
         if (const ListenerDef* l = FindListener(s, t->second.listener); l != nullptr) {
           server_observed = host_collected[l->host];
+        } else if (const ObserveDef* o = s.FindObserved(t->second.listener); o != nullptr) {
+          server_observed = host_collected[o->host];
         }
       }
       out.set_server_observed(server_observed);
@@ -259,7 +269,8 @@ rv1::Run BuildRun(const RunInputs& in) {
       } else {
         run.add_not_observed(absl::StrCat("floods.", f.name(),
                                           ".fates: the server side of the target was not "
-                                          "observed (no synq listener there)"));
+                                          "observed (neither a synq listener nor an observe: "
+                                          "entry, or its host returned no snapshot)"));
       }
       FillSustainedFlood(f, def, &out, &sustained_notes);
       // A 0.4 agent: fates from counters and held connections, records only for the rows.

@@ -65,6 +65,11 @@ std::string RenderRunTable(const rv1::Run& run) {
                                 name, f->host(), f->attempted(), f->established(), f->reset(),
                                 f->refused(), f->timed_out(), FatesText(f->fates()), lat.p50(),
                                 lat.p90(), lat.p99(), lat.max()));
+      if (!f->server_observed()) {
+        absl::StrAppend(&out,
+                        "    fates: server side not_observed (no synq or observed listener"
+                        " with an agent there)\n");
+      }
       if (!f->errors().empty()) {
         std::map<std::string, uint32_t> errors(f->errors().begin(), f->errors().end());
         std::vector<std::string> parts;
@@ -85,6 +90,11 @@ std::string RenderRunTable(const rv1::Run& run) {
       absl::StrAppend(&out, absl::StrFormat("  %-10s %-8s %-22s %8d %9d %9d %6d\n", name, l->host(),
                                             l->address(), l->backlog(), l->backlog_effective(),
                                             l->accepted(), l->accept_queue_peak()));
+      if (l->observed()) {
+        absl::StrAppend(&out, "    observed: owned by ",
+                        l->owner().empty() ? "a process not found" : l->owner(),
+                        "; backlog not_observed, accepted = sockets it took seen at collection\n");
+      }
     }
   }
   std::map<std::string, const rv1::Host*> hosts;

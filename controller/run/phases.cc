@@ -217,6 +217,22 @@ void PreparePhase(RunContext& ctx) {
     ctx.bound[l.name] = {l.host, started->listener().ip(), started->listener().port()};
   }
 
+  // Listeners of other processes (`observe:`), found by port on their host's agent.
+  for (const auto& o : ctx.scenario().observes) {
+    HostHandle& h = ctx.hosts[ctx.HostIndex(o.host)];
+    v1::ObserveListenerRequest request;
+    request.set_run_id(ctx.run_id);
+    request.set_name(o.name);
+    request.set_port(static_cast<uint32_t>(o.port));
+    request.set_address(o.address);
+    auto observed = h.client->ObserveListener(request);
+    if (!observed.ok()) {
+      ctx.Fail(h.name, absl::StrCat("observe.", o.name, ": ", observed.status().message()));
+      return;
+    }
+    ctx.bound[o.name] = {o.host, observed->listener().ip(), observed->listener().port()};
+  }
+
   // Packet capture on the listed hosts, on their listener ports, before any flood starts.
   for (const auto& c : ctx.scenario().captures) {
     HostHandle& h = ctx.hosts[ctx.HostIndex(c.host)];
@@ -250,6 +266,15 @@ void SchedulePhase(RunContext& ctx) {
   std::map<int, v1::StartFloodsRequest> by_host;
   for (const auto& f : s.floods) {
     const ListenerDef* l = s.FindListener(f.target);
+    // An observed listener resolves like a listener of synq's own: by where it is bound.
+    ListenerDef observed;
+    if (const ObserveDef* o = l == nullptr ? s.FindObserved(f.target) : nullptr; o != nullptr) {
+      observed.name = o->name;
+      observed.host = o->host;
+      observed.address = o->address;
+      observed.port = o->port;
+      l = &observed;
+    }
     const BoundListener* bound = nullptr;
     std::string listener_address;
     if (l != nullptr) {
@@ -274,6 +299,8 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.start_after, spec->mutable_start_after());
     proto::ToProto(f.hold, spec->mutable_hold());
     spec->set_payload(f.payload);
+    // Duration, rate profile, close, threads, sources; per-attempt records only when
+    // --connections asks for them (the fate join then reads them).
     if (absl::Status st = FillSustainedFloodSpec(f, ctx.hosts[ctx.HostIndex(f.host)].info,
                                                  absl::StrContains(target->ip, ':'),
                                                  ctx.options.connections, spec);

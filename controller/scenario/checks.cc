@@ -35,12 +35,44 @@ std::vector<CrossError> CheckCrossFields(const Scenario& s) {
            pace});
     }
   }
+  for (size_t i = 0; i < s.observes.size(); ++i) {
+    const ObserveDef& o = s.observes[i];
+    const std::string path = ItemPath("observe", s.observes, i);
+    if (const ListenerDef* l = s.FindListener(o.name); l != nullptr) {
+      out.push_back({{JoinPath(path, "name"),
+                      absl::StrCat(Quote(o.name), " is already the name of listeners.", l->name,
+                                   ": flood targets must name one listener")},
+                     {}});
+    }
+    for (size_t j = 0; j < i; ++j) {
+      const ObserveDef& other = s.observes[j];
+      if (other.host == o.host && other.port == o.port && other.address == o.address) {
+        out.push_back(
+            {{JoinPath(path, "port"), absl::StrCat("host ", Quote(o.host), " port ", o.port,
+                                                   " is already observed as observe.", other.name)},
+             {}});
+      }
+    }
+    for (size_t j = 0; j < s.listeners.size(); ++j) {
+      const ListenerDef& l = s.listeners[j];
+      if (l.host == o.host && l.port == o.port) {
+        out.push_back(
+            {{JoinPath(path, "port"), absl::StrCat("port ", o.port, " on host ", Quote(o.host),
+                                                   " is synq's own listener listeners.", l.name,
+                                                   ": target it by that name instead")},
+             {{Kind::kListener, j, "", "port"}}});
+      }
+    }
+  }
   for (size_t i = 0; i < s.floods.size(); ++i) {
     for (CrossError& e : CheckFloodSchedule(s, i)) out.push_back(std::move(e));
   }
   for (size_t i = 0; i < s.floods.size(); ++i) {
     const FloodDef& f = s.floods[i];
-    if (f.target.empty() || s.FindListener(f.target) != nullptr) continue;
+    if (f.target.empty() || s.FindListener(f.target) != nullptr ||
+        s.FindObserved(f.target) != nullptr) {
+      continue;
+    }
     std::string message;
     if (!absl::StrContains(f.target, ':')) {
       message = absl::StrCat("no listener named ", Quote(f.target));

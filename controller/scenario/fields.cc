@@ -172,6 +172,22 @@ const FieldTable<ShapingDef>& ShapingFields() {
   return *table;
 }
 
+const FieldTable<ObserveDef>& ObserveFields() {
+  static const auto* table = new FieldTable<ObserveDef>{
+      {"port", Field(&ObserveDef::port, IntIn(1, 65535), false)},
+      {"address", Field(
+                      &ObserveDef::address,
+                      [](const Scalar& s) -> absl::StatusOr<std::string> {
+                        absl::StatusOr<common::SocketAddress> address =
+                            common::ParseHostAddress(s.text, 0);
+                        if (!address.ok()) return address.status();
+                        return s.text;
+                      },
+                      false)},
+  };
+  return *table;
+}
+
 template <typename T>
 std::string FieldNames(const FieldTable<T>& table, bool sweepable_only) {
   std::vector<absl::string_view> names;
@@ -183,6 +199,7 @@ std::string FieldNames(const FieldTable<T>& table, bool sweepable_only) {
 template std::string FieldNames(const FieldTable<ListenerDef>&, bool);
 template std::string FieldNames(const FieldTable<FloodDef>&, bool);
 template std::string FieldNames(const FieldTable<ShapingDef>&, bool);
+template std::string FieldNames(const FieldTable<ObserveDef>&, bool);
 
 namespace {
 

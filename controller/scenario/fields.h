@@ -45,6 +45,7 @@ using FieldTable = std::map<std::string, FieldSpec<T>, std::less<>>;
 const FieldTable<ListenerDef>& ListenerFields();
 const FieldTable<FloodDef>& FloodFields();
 const FieldTable<ShapingDef>& ShapingFields();
+const FieldTable<ObserveDef>& ObserveFields();
 
 // "a, b, c": the table's field names (only the sweepable ones with `sweepable_only`).
 template <typename T>

@@ -378,6 +378,9 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
       }
       if (!has("connections") && def.duration.count() > 0) def.connections = 0;
     }
+    if constexpr (std::is_same_v<T, ObserveDef>) {
+      if (!has("port")) Error(JoinPath(path, "port"), "required: the port the server listens on");
+    }
     if constexpr (std::is_same_v<T, ShapingDef>) {
       if (!def.to.empty()) {
         CheckHostRef(def.to, JoinPath(path, "to"));
@@ -587,8 +590,8 @@ void Loader::ParseBaseline(const YAML::Node& node) {
 
 LoadResult Loader::Load(const YAML::Node& root) {
   static const std::set<std::string, std::less<>> kTopLevel = {
-      "name",      "sample_interval", "hosts", "settings", "shaping", "capture",
-      "listeners", "floods",          "sweep", "expect",   "baseline"};
+      "name",      "sample_interval", "hosts", "settings", "shaping",  "capture",
+      "listeners", "floods",          "sweep", "expect",   "baseline", "observe"};
   if (!root.IsMap() && !root.IsNull()) {
     Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
     return {std::move(s_), std::move(errors_)};
@@ -634,6 +637,9 @@ LoadResult Loader::Load(const YAML::Node& root) {
   if (const YAML::Node* node = find("capture")) ParseCaptures(*node);
   if (const YAML::Node* node = find("listeners")) {
     ParseItems(*node, "listeners", ListenerFields(), s_.listeners);
+  }
+  if (const YAML::Node* node = find("observe")) {
+    ParseItems(*node, "observe", ObserveFields(), s_.observes);
   }
   if (const YAML::Node* node = find("floods")) {
     ParseItems(*node, "floods", FloodFields(), s_.floods);

@@ -18,4 +18,11 @@ const ListenerDef* Scenario::FindListener(const std::string& name) const {
   return nullptr;
 }
 
+const ObserveDef* Scenario::FindObserved(const std::string& name) const {
+  for (const ObserveDef& observed : observes) {
+    if (observed.name == name) return &observed;
+  }
+  return nullptr;
+}
+
 }  // namespace synq::controller

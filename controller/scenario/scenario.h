@@ -49,6 +49,15 @@ using common::CloseMode;
 // {steps, each}); controller/scenario/rate_profile.h computes with it.
 enum class RateKind { kConstant, kRamp, kSteps };
 
+// A listener another process owns (nginx, the user's service), watched by the agent on `host`:
+// floods may name it as a target, and its sockets join the fates like synq's own listeners'.
+struct ObserveDef {
+  std::string name;
+  std::string host;
+  int64_t port = 0;     // required, 1..65535
+  std::string address;  // the listening address to pick when several listen on the port
+};
+
 struct FloodDef {
   std::string name;
   std::string host;
@@ -126,6 +135,7 @@ struct Scenario {
   std::vector<ShapingDef> shaping;
   std::vector<CaptureDef> captures;
   std::vector<ListenerDef> listeners;
+  std::vector<ObserveDef> observes;  // `observe:`
   std::vector<FloodDef> floods;
   std::vector<SweepAxis> sweep;  // in file order
   std::vector<ExpectDef> expectations;
@@ -133,6 +143,7 @@ struct Scenario {
 
   const HostSpec* FindHost(const std::string& name) const;
   const ListenerDef* FindListener(const std::string& name) const;
+  const ObserveDef* FindObserved(const std::string& name) const;
 };
 
 // One combination of sweep values: a concrete scenario plus the (path, typed value) pairs it was

@@ -114,6 +114,7 @@ std::optional<std::vector<std::string>> ScenarioNames(const Scenario& s,
     for (const FloodDef& f : s.floods) names.push_back(f.name);
   } else if (map == run->FindFieldByName("listeners")) {
     for (const ListenerDef& l : s.listeners) names.push_back(l.name);
+    for (const ObserveDef& o : s.observes) names.push_back(o.name);
   } else if (map == run->FindFieldByName("hosts")) {
     for (const HostSpec& h : s.hosts) names.push_back(h.name);
   } else {

@@ -30,7 +30,12 @@ std::string ReadText(const std::string& path) {
 std::vector<std::string> ExampleNames() {
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(Source("examples"))) {
-    if (entry.path().extension() == ".yaml") names.push_back(entry.path().stem().string());
+    // Examples aimed at a lab's agents run a server synq did not start; each has its own test
+    // (nginx-observed: observe_nginx_test.cc).
+    if (entry.path().extension() == ".yaml" &&
+        ReadText(entry.path().string()).find("unix:/run/synq/lab/") == std::string::npos) {
+      names.push_back(entry.path().stem().string());
+    }
   }
   std::sort(names.begin(), names.end());
   return names;
