@@ -81,12 +81,20 @@ void FateJoin::CountHeld(const av1::FloodResult& flood, bool server_observed,
   fates->set_refused(add(fates->refused(), flood.refused()));
   fates->set_timed_out(add(fates->timed_out(), flood.timed_out()));
   uint64_t errors = 0;
-  for (const auto& [name, n] : flood.errors()) errors += n;
+  for (const auto& [name, n] : flood.errors()) {
+    // EOF on an established connection: the server application closed it, so an observed
+    // server accepted it (as Of() says for one record).
+    if (server_observed && name == "EOF") {
+      fates->set_accepted(add(fates->accepted(), n));
+    } else {
+      errors += n;
+    }
+  }
   fates->set_error(add(fates->error(), errors));
   for (const av1::HeldConnections& held : flood.held()) {
     const bool v6 = held.local_ip().find(':') != std::string::npos;
-    const std::string prefix = v6 ? absl::StrCat("[", held.local_ip(), "]:")
-                                  : absl::StrCat(held.local_ip(), ":");
+    const std::string prefix =
+        v6 ? absl::StrCat("[", held.local_ip(), "]:") : absl::StrCat(held.local_ip(), ":");
     for (uint32_t port : held.local_ports()) {
       CountFate(OfEstablished(absl::StrCat(prefix, port), held.remote(), server_observed), fates);
     }

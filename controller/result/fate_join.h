@@ -40,7 +40,8 @@ class FateJoin {
   Fate Of(const agent::v1::ConnectionRecord& attempt, bool server_observed) const;
 
   // The fates of a whole flood without per-connection records: failures from the flood's
-  // counters, and each connection still held at the end (FloodResult.held: local address,
+  // counters (EOF errors towards an observed server count as accepted, as in Of()), and each
+  // connection still held at the end (FloodResult.held: local address,
   // packed local ports, remote) joined with the server's sockets. Connections the flood closed
   // itself after `lifetime` have no fate (counted in Flood.closed). Memory is bounded by the
   // held connections, never by the attempts.

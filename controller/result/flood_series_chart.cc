@@ -1,6 +1,7 @@
 #include "controller/result/flood_series_chart.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <vector>
 
@@ -40,7 +41,11 @@ std::string Polyline(const std::vector<double>& values, const std::vector<bool>&
     const double y = bottom - values[i] / vmax * height;
     absl::StrAppend(&points, F(x), ",", F(y), " ");
   }
-  return absl::StrCat("<polyline class=\"series ", name, "\" fill=\"none\" stroke=\"", color,
+  std::string cls = name;  // "timed_out+reset+..." -> "timed_out-reset-...": one class
+  for (char& c : cls) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '-';
+  }
+  return absl::StrCat("<polyline class=\"series ", cls, "\" fill=\"none\" stroke=\"", color,
                       "\" stroke-width=\"2\"", dash, " points=\"", points, "\"><title>",
                       HtmlEscape(name), "</title></polyline>");
 }

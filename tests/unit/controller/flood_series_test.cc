@@ -152,6 +152,15 @@ TEST(FloodSeries, HeldConnectionsAreJoinedWithoutRecords) {
   EXPECT_EQ(f.connections_size(), 0);
 }
 
+TEST(FloodSeries, EofFromAnObservedServerCountsAsAcceptedWithoutRecords) {
+  // The server application closed these after accepting them: the client read EOF.
+  Fixture fx;
+  (*fx.in.hosts[1].collected->mutable_floods(0)->mutable_errors())["EOF"] = 5;
+  const rv1::Run run = BuildRun(fx.in);
+  EXPECT_EQ(run.floods().at("f1").fates().accepted(), 1u + 5u);
+  EXPECT_EQ(run.floods().at("f1").fates().error(), 3u);
+}
+
 TEST(FloodSeries, SeriesHasPercentilesScheduledRateAndTheFirstFailure) {
   Fixture fx;
   const rv1::Run run = BuildRun(fx.in);
