@@ -168,7 +168,8 @@ absl::Status Lab::Build() {
     }
   } else {
     for (const auto& name : options_.hosts) {
-      if (auto it = options_.addresses.find(name); it != options_.addresses.end() && it->second > 1) {
+      if (auto it = options_.addresses.find(name);
+          it != options_.addresses.end() && it->second > 1) {
         return absl::InvalidArgumentError(
             absl::StrCat("hosts.", name, ".addresses: ", it->second,
                          " addresses need network namespaces (run synq as root)"));
