@@ -163,17 +163,44 @@ absl::Status Lab::Build() {
       RETURN_IF_ERROR(Ip({"-n", hub, "link", "set", port, "up"}));
       RETURN_IF_ERROR(Ip({"-n", host.netns, "addr", "add", host.address + "/24", "dev", "eth0"}));
       RETURN_IF_ERROR(Ip({"-n", host.netns, "link", "set", "eth0", "up"}));
+      RETURN_IF_ERROR(AddExtraAddresses(host, index));
       hosts_.push_back(host);
     }
   } else {
     for (const auto& name : options_.hosts) {
+      if (auto it = options_.addresses.find(name);
+          it != options_.addresses.end() && it->second > 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("hosts.", name, ".addresses: ", it->second,
+                         " addresses need network namespaces (run synq as root)"));
+      }
       LabHost host;
       host.name = name;
       host.address = "127.0.0.1";
+      host.addresses = {host.address};
       hosts_.push_back(host);
     }
   }
   for (auto& host : hosts_) RETURN_IF_ERROR(StartAgent(host));
+  return absl::OkStatus();
+}
+
+absl::Status Lab::AddExtraAddresses(LabHost& host, int index) {
+  host.addresses = {host.address};
+  // Every 198.18.0.0/15 address is on-link (ARP on the bridge), so replies to a client's extra
+  // addresses leave through eth0 like those to its first one.
+  RETURN_IF_ERROR(Ip({"-n", host.netns, "route", "add", kBenchmarkNet, "dev", "eth0"}));
+  auto it = options_.addresses.find(host.name);
+  const int count = it == options_.addresses.end() ? 1 : it->second;
+  if (count > 254) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hosts.", host.name, ".addresses: at most 254, got ", count));
+  }
+  for (int k = 1; k < count; ++k) {
+    const std::string extra = absl::StrCat("198.18.", index, ".", k + 1);
+    RETURN_IF_ERROR(Ip({"-n", host.netns, "addr", "add", extra + "/32", "dev", "eth0"}));
+    host.addresses.push_back(extra);
+  }
   return absl::OkStatus();
 }
 
@@ -279,6 +306,7 @@ absl::Status Lab::Save() const {
                           {"netns", h.netns},
                           {"address", h.address},
                           {"interface", h.interface},
+                          {"addresses", h.addresses},
                           {"agent", h.agent_address},
                           {"pid", h.pid}});
   }
@@ -310,6 +338,7 @@ absl::StatusOr<std::unique_ptr<Lab>> Lab::Load(const std::string& state_dir) {
     host.netns = h.value("netns", "");
     host.address = h.value("address", "");
     host.interface = h.value("interface", "");
+    host.addresses = h.value("addresses", std::vector<std::string>{host.address});
     host.agent_address = h.value("agent", "");
     host.pid = h.value("pid", -1);
     lab->hosts_.push_back(host);

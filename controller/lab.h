@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,12 +21,17 @@ struct LabHost {
   std::string netns;          // empty without namespaces
   std::string address;        // what peers connect to: "198.18.0.2" (or "127.0.0.1")
   std::string interface;      // "eth0" in a namespace; empty otherwise
+  // Every address of the host, `address` first; more than one with `hosts: {h: {addresses: N}}`.
+  std::vector<std::string> addresses;
   std::string agent_address;  // "unix:/run/synq/.../server.sock"
   pid_t pid = -1;
 };
 
 struct LabOptions {
   std::vector<std::string> hosts;  // embedded host names
+  // Host name -> how many addresses it gets (absent = 1). The extra ones are 198.18.<i>.2, ...
+  // (i = the host's index), on-link for every host through a 198.18.0.0/15 route on eth0.
+  std::map<std::string, int> addresses;
   // Namespace prefix: "synq-<pid>" for a run, "synq-lab" for `synq lab up`.
   std::string prefix;
   std::string state_dir;    // sockets, agent logs and journals
@@ -57,6 +63,8 @@ class Lab {
   explicit Lab(LabOptions options) : options_(std::move(options)) {}
   absl::Status Build();
   absl::Status StartAgent(LabHost& host);
+  // The host's extra addresses (LabOptions::addresses) and the on-link route to all of them.
+  absl::Status AddExtraAddresses(LabHost& host, int index);
 
   LabOptions options_;
   std::vector<LabHost> hosts_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -154,6 +155,15 @@ int Info(const std::vector<std::string>& agents) {
   return code;
 }
 
+// Embedded host -> how many addresses the scenario gives it.
+std::map<std::string, int> EmbeddedAddresses(const Scenario& scenario) {
+  std::map<std::string, int> out;
+  for (const auto& h : scenario.hosts) {
+    if (h.embedded()) out[h.name] = static_cast<int>(h.addresses);
+  }
+  return out;
+}
+
 std::vector<std::string> EmbeddedHosts(const Scenario& scenario) {
   std::vector<std::string> names;
   for (const auto& h : scenario.hosts) {
@@ -185,6 +195,13 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
 // Embedded hosts need root to be namespaces; without it, what needs one is refused up front.
 absl::Status CheckEmbeddedWithoutRoot(const Scenario& scenario, const std::string& file) {
   if (geteuid() == 0) return absl::OkStatus();
+  for (const auto& h : scenario.hosts) {
+    if (h.embedded() && h.addresses > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": hosts.", h.name, ".addresses: ", h.addresses,
+          " addresses need network namespaces; run synq as root or point the host at an agent"));
+    }
+  }
   for (const auto& name : EmbeddedHosts(scenario)) {
     if (scenario.settings.contains(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -210,6 +227,7 @@ absl::StatusOr<std::unique_ptr<Lab>> StartEmbeddedHosts(const Scenario& scenario
   if (root) RemoveStaleNamespaces();
   LabOptions options;
   options.hosts = embedded;
+  options.addresses = EmbeddedAddresses(scenario);
   options.prefix = absl::StrCat("synq-", getpid());
   options.state_dir = root ? absl::StrCat("/run/synq/run-", getpid())
                            : absl::StrCat("/tmp/synq-", getuid(), "-", getpid());
@@ -445,6 +463,7 @@ int LabUp(const std::string& file) {
   }
   LabOptions options;
   options.hosts = EmbeddedHosts(loaded.scenario);
+  options.addresses = EmbeddedAddresses(loaded.scenario);
   options.prefix = "synq-lab";
   options.state_dir = kLabStateDir;
   options.isolated = true;

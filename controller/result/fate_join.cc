@@ -1,5 +1,10 @@
 #include "controller/result/fate_join.h"
 
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+
 namespace synq::controller::result {
 
 namespace av1 = ::synq::agent::v1;
@@ -50,8 +55,13 @@ Fate FateJoin::Of(const av1::ConnectionRecord& attempt, bool server_observed) co
       if (server_observed && attempt.error_name() == "EOF") return Fate::kAccepted;
       return Fate::kError;
   }
+  return OfEstablished(attempt.local(), attempt.remote(), server_observed);
+}
+
+Fate FateJoin::OfEstablished(const std::string& local, const std::string& remote,
+                             bool server_observed) const {
   // The server's local/remote are the client's remote/local.
-  auto it = by_tuple_.find({attempt.remote(), attempt.local()});
+  auto it = by_tuple_.find({remote, local});
   if (it == by_tuple_.end()) {
     return server_observed ? Fate::kUnknownToServer : Fate::kEstablishedUnjoined;
   }
@@ -60,6 +70,35 @@ Fate FateJoin::Of(const av1::ConnectionRecord& attempt, bool server_observed) co
     return Fate::kSynRecv;
   }
   return s.accepted() ? Fate::kAccepted : Fate::kQueued;
+}
+
+void FateJoin::CountHeld(const av1::FloodResult& flood, bool server_observed,
+                         synq::result::v1::Fates* fates) const {
+  auto add = [](uint32_t n, uint64_t more) {
+    return static_cast<uint32_t>(std::min<uint64_t>(n + more, UINT32_MAX));
+  };
+  fates->set_reset(add(fates->reset(), flood.reset()));
+  fates->set_refused(add(fates->refused(), flood.refused()));
+  fates->set_timed_out(add(fates->timed_out(), flood.timed_out()));
+  uint64_t errors = 0;
+  for (const auto& [name, n] : flood.errors()) {
+    // EOF on an established connection: the server application closed it, so an observed
+    // server accepted it (as Of() says for one record).
+    if (server_observed && name == "EOF") {
+      fates->set_accepted(add(fates->accepted(), n));
+    } else {
+      errors += n;
+    }
+  }
+  fates->set_error(add(fates->error(), errors));
+  for (const av1::HeldConnections& held : flood.held()) {
+    const bool v6 = held.local_ip().find(':') != std::string::npos;
+    const std::string prefix =
+        v6 ? absl::StrCat("[", held.local_ip(), "]:") : absl::StrCat(held.local_ip(), ":");
+    for (uint32_t port : held.local_ports()) {
+      CountFate(OfEstablished(absl::StrCat(prefix, port), held.remote(), server_observed), fates);
+    }
+  }
 }
 
 void CountFate(Fate fate, synq::result::v1::Fates* fates) {

@@ -39,6 +39,19 @@ class FateJoin {
   // read EOF was closed by the server application, so accepted.
   Fate Of(const agent::v1::ConnectionRecord& attempt, bool server_observed) const;
 
+  // The fates of a whole flood without per-connection records: failures from the flood's
+  // counters (EOF errors towards an observed server count as accepted, as in Of()), and each
+  // connection still held at the end (FloodResult.held: local address,
+  // packed local ports, remote) joined with the server's sockets. Connections the flood closed
+  // itself after `lifetime` have no fate (counted in Flood.closed). Memory is bounded by the
+  // held connections, never by the attempts.
+  void CountHeld(const agent::v1::FloodResult& flood, bool server_observed,
+                 synq::result::v1::Fates* fates) const;
+
+  // The fate of one established connection, by its two ends ("ip:port", IPv6 in brackets).
+  Fate OfEstablished(const std::string& local, const std::string& remote,
+                     bool server_observed) const;
+
  private:
   // (server local, server remote) -> socket; the client's (remote, local).
   std::map<std::pair<std::string, std::string>, agent::v1::ServerSocket> by_tuple_;

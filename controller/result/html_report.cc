@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "common/histogram.h"
 #include "controller/result/counter_catalog.h"
+#include "controller/result/escape.h"
+#include "controller/result/flood_series_chart.h"
 #include "controller/result/format.h"
 #include "controller/search/search_render.h"
 
@@ -847,7 +849,7 @@ std::string RunSection(const v1::Run& run) {
       auto it = h->second.settings().find("net.ipv4.tcp_syn_linear_timeouts");
       if (it != h->second.settings().end()) linear = it->second;
     }
-    absl::StrAppend(&out, LatencyHistogram(name, flood, linear));
+    absl::StrAppend(&out, LatencyHistogram(name, flood, linear), FloodSeriesChart(name, flood));
   }
   absl::StrAppend(&out, ListenerQueues(run), CounterPlots(run), Hosts(run), "</section>");
   return out;

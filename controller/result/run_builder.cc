@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "controller/result/fate_join.h"
+#include "controller/result/flood_series.h"
 #include "controller/scenario/sweep_value_proto.h"
 #include "proto/proto_time.h"
 
@@ -210,6 +211,7 @@ rv1::Run BuildRun(const RunInputs& in) {
 
   // Floods: counts, latency, fates, start lateness on the controller's clock.
   std::vector<double> lateness_ms;
+  std::vector<std::string> sustained_notes;
   for (const HostReplies& h : in.hosts) {
     if (!h.collected) continue;
     for (const auto& f : h.collected->floods()) {
@@ -270,6 +272,10 @@ rv1::Run BuildRun(const RunInputs& in) {
                                           "observed (neither a synq listener nor an observe: "
                                           "entry, or its host returned no snapshot)"));
       }
+      FillSustainedFlood(f, def, &out, &sustained_notes);
+      // A 0.4 agent: fates from counters and held connections, records only for the rows.
+      const bool held_join = HasSustainedFields(f);
+      if (held_join) join.CountHeld(f, server_observed, fates);
       for (const auto& c : f.connections()) {
         if (c.has_outcome_after()) {
           const double at = Ms(proto::FromProto(c.outcome_after()));
@@ -277,7 +283,7 @@ rv1::Run BuildRun(const RunInputs& in) {
           if (c.outcome() == av1::OUTCOME_TIMED_OUT) out.add_timed_out_after_ms(at);
         }
         const Fate fate = join.Of(c, server_observed);
-        CountFate(fate, fates);
+        if (!held_join) CountFate(fate, fates);
         if (in.connections) {
           rv1::Connection* row = out.add_connections();
           row->set_local(c.local());
@@ -307,6 +313,7 @@ rv1::Run BuildRun(const RunInputs& in) {
       }
     }
   }
+  for (const auto& note : sustained_notes) run.add_not_observed(note);
   // A flood the scenario has but no agent reported (its host failed): say so.
   for (const auto& f : s.floods) {
     if (!run.floods().contains(f.name)) {

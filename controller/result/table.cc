@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "controller/result/counter_catalog.h"
+#include "controller/result/flood_text.h"
 #include "controller/result/format.h"
 #include "controller/search/search_render.h"
 
@@ -78,6 +79,7 @@ std::string RenderRunTable(const rv1::Run& run) {
           parts.push_back(absl::StrCat(errno_name, ":", n));
         absl::StrAppend(&out, "    errors: ", absl::StrJoin(parts, " "), "\n");
       }
+      absl::StrAppend(&out, SustainedFloodText(*f));
     }
   }
   std::map<std::string, const rv1::Listener*> listeners;

@@ -7,9 +7,12 @@
 #include <fstream>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "controller/run/fan_out.h"
+#include "controller/run/flood_request.h"
 #include "controller/run/target_resolver.h"
+#include "controller/scenario/rate_profile.h"
 #include "proto/proto_enums.h"
 #include "proto/proto_time.h"
 
@@ -46,6 +49,10 @@ void RunContext::Locked(const std::function<void()>& fn) {
 }
 
 nanoseconds FloodBudget(const FloodDef& f) {
+  if (f.duration.count() > 0 || f.rate_kind != RateKind::kConstant) {
+    // Launches follow the schedule; the last one may wait its full timeout, then its lifetime.
+    return f.start_after + LaunchWindow(f) + f.connect_timeout + f.lifetime + f.hold;
+  }
   const int64_t waves = (f.connections + f.concurrency - 1) / std::max<int64_t>(1, f.concurrency);
   nanoseconds pacing{0};
   if (f.rate > 0) pacing = nanoseconds(static_cast<int64_t>(1e9 * f.connections / f.rate));
@@ -292,8 +299,15 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.start_after, spec->mutable_start_after());
     proto::ToProto(f.hold, spec->mutable_hold());
     spec->set_payload(f.payload);
-    // Per-attempt records only when --connections asks for them (the fate join reads them).
-    spec->set_keep_records(ctx.options.connections);
+    // Duration, rate profile, close, threads, sources; per-attempt records only when
+    // --connections asks for them (the fate join then reads them).
+    if (absl::Status st = FillSustainedFloodSpec(f, ctx.hosts[ctx.HostIndex(f.host)].info,
+                                                 absl::StrContains(target->ip, ':'),
+                                                 ctx.options.connections, spec);
+        !st.ok()) {
+      ctx.Fail(f.host, std::string(st.message()));
+      return;
+    }
   }
   // Pauses count from the flood start: a host whose listeners pause learns it too, by a
   // StartFloods without floods when it runs none.

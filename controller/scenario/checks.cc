@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/net_address.h"
+#include "controller/scenario/flood_checks.h"
 #include "controller/scenario/paths.h"
 #include "controller/scenario/values.h"
 
@@ -62,6 +63,9 @@ std::vector<CrossError> CheckCrossFields(const Scenario& s) {
              {{Kind::kListener, j, "", "port"}}});
       }
     }
+  }
+  for (size_t i = 0; i < s.floods.size(); ++i) {
+    for (CrossError& e : CheckFloodSchedule(s, i)) out.push_back(std::move(e));
   }
   for (size_t i = 0; i < s.floods.size(); ++i) {
     const FloodDef& f = s.floods[i];

@@ -30,11 +30,33 @@ FieldSpec<T> Field(M T::*member, P parse, bool sweepable) {
           sweepable};
 }
 
+// A field checked by `parse` (Scalar -> StatusOr<M>) and stored by `store(M, T&)`, for fields
+// that set more than one member (a rate that also picks the profile kind).
+template <typename T, typename M, typename P, typename S>
+FieldSpec<T> Stored(P parse, S store, bool sweepable) {
+  return {[parse](const Scalar& s) -> absl::StatusOr<FieldValue> {
+            absl::StatusOr<M> value = parse(s);
+            if (!value.ok()) return value.status();
+            return FieldValue(std::in_place_type<M>, *std::move(value));
+          },
+          [store](const FieldValue& value, T& def) -> absl::Status {
+            const M* typed = std::get_if<M>(&value);
+            if (typed == nullptr) return absl::InternalError("a value of another field's type");
+            store(*typed, def);
+            return absl::OkStatus();
+          },
+          sweepable};
+}
+
 auto IntIn(int64_t min, int64_t max) {
   return [min, max](const Scalar& s) { return ParseInt(s, min, max); };
 }
 auto DurationOf(bool allow_zero) {
   return [allow_zero](const Scalar& s) { return ParseDurationAtLeast(s, allow_zero); };
+}
+
+absl::StatusOr<double> RateValue(const Scalar& s) {
+  return ParseNumber(s, 0, std::numeric_limits<double>::max());
 }
 
 }  // namespace
@@ -77,11 +99,55 @@ const FieldTable<FloodDef>& FloodFields() {
       {"target", Field(&FloodDef::target, ParseNonEmpty, true)},
       {"connections", Field(&FloodDef::connections, IntIn(1, kMaxConnections), true)},
       {"concurrency", Field(&FloodDef::concurrency, IntIn(1, kMaxConcurrency), true)},
-      {"rate",
-       Field(
-           &FloodDef::rate,
-           [](const Scalar& s) { return ParseNumber(s, 0, std::numeric_limits<double>::max()); },
-           true)},
+      {"rate", Stored<FloodDef, double>(
+                   RateValue,
+                   [](double v, FloodDef& f) {
+                     f.rate = v;
+                     f.rate_kind = RateKind::kConstant;
+                   },
+                   true)},
+      // The parts of a ramp or of steps, for sweeps ("floods.f1.rate.to"); a file writes them
+      // inside `rate: {...}` (controller/scenario/flood_nodes.h).
+      {"rate.from", Stored<FloodDef, double>(
+                        RateValue,
+                        [](double v, FloodDef& f) {
+                          f.ramp_from = v;
+                          f.rate_kind = RateKind::kRamp;
+                        },
+                        true)},
+      {"rate.to", Stored<FloodDef, double>(
+                      RateValue,
+                      [](double v, FloodDef& f) {
+                        f.ramp_to = v;
+                        f.rate_kind = RateKind::kRamp;
+                      },
+                      true)},
+      {"rate.over", Stored<FloodDef, nanoseconds>(
+                        DurationOf(false),
+                        [](nanoseconds v, FloodDef& f) {
+                          f.ramp_over = v;
+                          f.rate_kind = RateKind::kRamp;
+                        },
+                        true)},
+      {"rate.each", Stored<FloodDef, nanoseconds>(
+                        DurationOf(false),
+                        [](nanoseconds v, FloodDef& f) {
+                          f.steps_each = v;
+                          f.rate_kind = RateKind::kSteps;
+                        },
+                        true)},
+      {"duration", Field(&FloodDef::duration, DurationOf(false), true)},
+      {"lifetime", Field(&FloodDef::lifetime, DurationOf(true), true)},
+      {"close", Field(&FloodDef::close, ParseCloseMode, true)},
+      {"threads", Field(&FloodDef::threads, IntIn(1, kMaxThreads), true)},
+      // `sources: N` (the first N addresses of the host); a list is read by flood_nodes.h.
+      {"sources", Stored<FloodDef, int64_t>(
+                      IntIn(1, kMaxSourceCount),
+                      [](int64_t n, FloodDef& f) {
+                        f.source_count = n;
+                        f.sources.clear();
+                      },
+                      true)},
       {"connect_timeout", Field(&FloodDef::connect_timeout, DurationOf(false), true)},
       {"start_after", Field(&FloodDef::start_after, DurationOf(true), true)},
       {"hold", Field(&FloodDef::hold, DurationOf(true), true)},

@@ -20,6 +20,9 @@ namespace synq::controller::scenario {
 
 inline constexpr int64_t kMaxConnections = 10'000'000;
 inline constexpr int64_t kMaxConcurrency = 1'000'000;
+inline constexpr int64_t kMaxThreads = 256;
+// Embedded hosts get at most this many addresses (one /24 each), so `sources: N` too.
+inline constexpr int64_t kMaxSourceCount = 254;
 
 // One field of an item of type T: how to check a scalar for it and how to store the result.
 template <typename T>

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -22,7 +23,9 @@
 #include "absl/strings/strip.h"
 #include "controller/scenario/checks.h"
 #include "controller/scenario/fields.h"
+#include "controller/scenario/flood_nodes.h"
 #include "controller/scenario/paths.h"
+#include "controller/scenario/rate_profile.h"
 #include "controller/scenario/sweep.h"
 #include "controller/scenario/values.h"
 #include "controller/search/search_section.h"
@@ -182,6 +185,17 @@ void Loader::ParseHosts(const YAML::Node* node) {
           host.interface = interface->text;
           continue;
         }
+        if (key == "addresses") {
+          std::optional<Scalar> count = GetScalar(value, field_path, "a number of addresses");
+          if (!count) continue;
+          absl::StatusOr<int64_t> n = ParseInt(*count, 1, kMaxSourceCount);
+          if (n.ok()) {
+            host.addresses = *n;
+          } else {
+            Error(field_path, n.status());
+          }
+          continue;
+        }
         if (key != "agent") {
           Error(field_path, "unknown field");
           continue;
@@ -209,6 +223,10 @@ void Loader::ParseHosts(const YAML::Node* node) {
         // One agent holds one run at a time: two hosts on it would share (and fight over) it.
         Error(JoinPath(path, "agent"), absl::StrCat("same agent as hosts.", other.name));
       }
+    }
+    if (!host.embedded() && host.addresses != 1) {
+      Error(JoinPath(path, "addresses"),
+            "only for embedded hosts: a host with an agent has the addresses it has");
     }
     if (host.embedded() && !host.interface.empty()) {
       Error(JoinPath(path, "interface"), "only for hosts with an agent: embedded hosts use eth0");
@@ -320,6 +338,9 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
     for (const auto& [key, value] : entries) {
       if (key == "host" || (kNamed && key == "name")) continue;
       const std::string field_path = JoinPath(path, key);
+      if constexpr (std::is_same_v<T, FloodDef>) {
+        if (ParseFloodNode(key, value, field_path, def, errors_)) continue;
+      }
       if constexpr (std::is_same_v<T, ListenerDef>) {
         if (key == "pause") {
           ParsePauses(value, field_path, def);
@@ -327,7 +348,8 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
         }
       }
       auto field = fields.find(key);
-      if (field == fields.end()) {
+      // Dotted names ("rate.to") are sweep paths into a map, never keys of a file.
+      if (field == fields.end() || absl::StrContains(key, '.')) {
         Error(field_path, "unknown field");
         continue;
       }
@@ -350,6 +372,12 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
     }
     if constexpr (std::is_same_v<T, FloodDef>) {
       if (!has("target")) Error(JoinPath(path, "target"), "required");
+      // A flood bounded by time has no attempt cap unless the file sets one; a ramp or steps
+      // with neither runs for the profile's own length.
+      if (!has("connections") && def.rate_kind != RateKind::kConstant && !has("duration")) {
+        def.duration = ProfileLength(def);
+      }
+      if (!has("connections") && def.duration.count() > 0) def.connections = 0;
     }
     if constexpr (std::is_same_v<T, ObserveDef>) {
       if (!has("port")) Error(JoinPath(path, "port"), "required: the port the server listens on");

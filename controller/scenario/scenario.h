@@ -20,6 +20,7 @@ struct HostSpec {
   std::string name;
   std::string agent;      // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
   std::string interface;  // the agent host's interface for shaping and capture ("eth0")
+  int64_t addresses = 1;  // embedded hosts: how many 198.18.0.0/15 addresses it gets
   bool embedded() const { return agent.empty(); }
 };
 
@@ -43,6 +44,12 @@ struct ListenerDef {
   std::vector<Pause> pauses;
 };
 
+using common::CloseMode;
+
+// How a flood's launch rate changes over time (`rate:` a number, {from, to, over} or
+// {steps, each}); controller/scenario/rate_profile.h computes with it.
+enum class RateKind { kConstant, kRamp, kSteps };
+
 // A listener another process owns (nginx, the user's service), watched by the agent on `host`:
 // floods may name it as a target, and its sockets join the fates like synq's own listeners'.
 struct ObserveDef {
@@ -56,9 +63,21 @@ struct FloodDef {
   std::string name;
   std::string host;
   std::string target;  // listener name or "ADDRESS:PORT"
+  // Attempts; 0 = no cap (a flood with a `duration` and no `connections`).
   int64_t connections = 1;
   int64_t concurrency = 1;
-  double rate = 0;
+  double rate = 0;  // kConstant: connects/s, 0 = as fast as concurrency allows
+  RateKind rate_kind = RateKind::kConstant;
+  double ramp_from = 0, ramp_to = 0;  // kRamp
+  std::chrono::nanoseconds ramp_over{0};
+  std::vector<double> steps;  // kSteps: connects/s, each for `steps_each`
+  std::chrono::nanoseconds steps_each{0};
+  std::chrono::nanoseconds duration{0};  // open-loop launch window; 0 = until `connections`
+  std::chrono::nanoseconds lifetime{0};  // close rst/fin: after connect
+  CloseMode close = CloseMode::kKeep;
+  int64_t threads = 0;               // 0 = the agent's choice (cores, at most concurrency)
+  std::vector<std::string> sources;  // local addresses as listed
+  int64_t source_count = 0;          // `sources: N`: the first N addresses of the host
   std::chrono::nanoseconds connect_timeout{std::chrono::seconds(1)};
   std::chrono::nanoseconds start_after{0};
   std::chrono::nanoseconds hold{std::chrono::seconds(1)};

@@ -127,6 +127,13 @@ absl::StatusOr<common::AcceptMode> ParseAcceptMode(const Scalar& s) {
   return Invalid(absl::StrCat("expected one of never, paced, immediate, got ", Quote(s.text)));
 }
 
+absl::StatusOr<common::CloseMode> ParseCloseMode(const Scalar& s) {
+  if (s.text == "keep") return common::CloseMode::kKeep;
+  if (s.text == "rst") return common::CloseMode::kRst;
+  if (s.text == "fin") return common::CloseMode::kFin;
+  return Invalid(absl::StrCat("expected one of keep, rst, fin, got ", Quote(s.text)));
+}
+
 absl::StatusOr<common::ShapingBackend> ParseShapingBackend(const Scalar& s) {
   if (s.text == "auto") return common::ShapingBackend::kAuto;
   if (s.text == "netem") return common::ShapingBackend::kNetem;

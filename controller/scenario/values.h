@@ -34,7 +34,7 @@ struct Scalar {
 // One scenario field's value after parsing: the type of the struct member it is stored in.
 using FieldValue =
     std::variant<int64_t, uint64_t, double, bool, std::string, std::chrono::nanoseconds,
-                 common::AcceptMode, common::ShapingBackend>;
+                 common::AcceptMode, common::ShapingBackend, common::CloseMode>;
 
 absl::Status Invalid(absl::string_view message);  // InvalidArgumentError
 std::string Quote(absl::string_view text);        // 'text'
@@ -57,6 +57,8 @@ absl::StatusOr<uint64_t> ParseRate(const Scalar& s);
 absl::StatusOr<double> ParsePercent(const Scalar& s);
 // never | paced | immediate.
 absl::StatusOr<common::AcceptMode> ParseAcceptMode(const Scalar& s);
+// keep | rst | fin.
+absl::StatusOr<common::CloseMode> ParseCloseMode(const Scalar& s);
 // auto | netem | nfqueue.
 absl::StatusOr<common::ShapingBackend> ParseShapingBackend(const Scalar& s);
 

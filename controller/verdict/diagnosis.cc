@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "common/histogram.h"
 #include "controller/result/format.h"
+#include "controller/verdict/generator_rule.h"
 
 namespace synq::controller::verdict {
 namespace {
@@ -1063,7 +1064,14 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
       absl::StrCat(name, ": all ", b.Cite(FloodPath(name, "attempted"), flood.attempted()),
                    " attempts were established");
   const v1::Fates& fates = flood.fates();
-  if (ServerObserved(flood)) {
+  if (flood.closed() > 0) {
+    // Churn: the flood closed these itself after their lifetime; they have no fate to join.
+    absl::StrAppend(&text, "; the flood closed ", b.Cite(FloodPath(name, "closed"), flood.closed()),
+                    " itself after their lifetime");
+  }
+  if (ServerObserved(flood) && flood.closed() >= flood.established()) {
+    // Nothing left open to join.
+  } else if (ServerObserved(flood)) {
     absl::StrAppend(&text, "; the server accepted ",
                     b.Cite(FloodPath(name, "fates.accepted"), fates.accepted()), " and ",
                     b.Cite(FloodPath(name, "fates.queued"), fates.queued()),
@@ -1086,6 +1094,7 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
 void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.floods())) {
     const v1::Flood& flood = run.floods().at(name);
+    GeneratorBehind(name, flood, out);
     ServerNotObserved(run, name, flood, out);
     UnknownToServer(run, name, flood, out);
     TimedOut(run, name, flood, out);

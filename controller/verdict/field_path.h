@@ -24,6 +24,6 @@ absl::Status CheckFieldPath(const Scenario& scenario, const std::string& path);
 // path): NotFound for a flood, listener or host missing from this run; FailedPrecondition
 // "not_observed" for an unset optional value, an absent setting or param, drop events the host
 // could not observe, or a host that failed.
-absl::StatusOr<double> ReadFieldPath(const result::v1::Run& run, const std::string& path);
+absl::StatusOr<double> ReadFieldPath(const ::synq::result::v1::Run& run, const std::string& path);
 
 }  // namespace synq::controller::verdict
