@@ -103,6 +103,7 @@ FloodSpec SpecFor(const common::SocketAddress& target, uint64_t connections, uin
   spec.concurrency = concurrency;
   spec.connect_timeout = 1s;
   spec.hold = 0s;
+  spec.keep_records = true;  // these tests check every attempt's record
   return spec;
 }
 
@@ -368,10 +369,12 @@ TEST(FloodEngine, RatePacingSpreadsAttempts) {
   EXPECT_GE(Clock::now() - began, 185ms);
   EXPECT_EQ(r->established, 20u);
   ExpectOneOutcomeEach(*r);
-  // Lower bounds only: each attempt starts no earlier than its slot in the schedule.
+  // Records carry each attempt's scheduled instant: i * 10 ms after the first.
   for (size_t i = 0; i < r->connections.size(); ++i) {
     const auto due = std::chrono::milliseconds(10 * static_cast<int64_t>(i));
-    EXPECT_GE(r->connections[i].started_at - r->started_at, due - 1ms) << i;
+    const auto at = r->connections[i].started_at - r->connections[0].started_at;
+    EXPECT_GE(at, due - 1us) << i;
+    EXPECT_LE(at, due + 1us) << i;
   }
 }
 
