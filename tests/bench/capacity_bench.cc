@@ -621,6 +621,7 @@ TEST_F(CapacityBench, ChurnWithCloseRst) {
         SynqRun r = RunSynq(spec);
         ASSERT_TRUE(r.status.ok()) << "churn synq: " << r.status;
         ASSERT_EQ(r.established, n) << "churn synq";
+        ASSERT_EQ(r.closed, n) << "churn synq: every connection closed by the flood (rst)";
         synq_rates.push_back(n / r.seconds);
         std::printf("  churn round %d synq:    %.0f/s (closed %lu)\n", round, n / r.seconds,
                     static_cast<unsigned long>(r.closed));
