@@ -59,6 +59,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "agent/flood/flood_engine.h"
+#include "agent/flood/flood_runner.h"
 #include "common/command.h"
 #include "common/net_address.h"
 #include "common/unique_fd.h"
@@ -167,13 +168,6 @@ void CloseRst(int fd) {
   const linger no_linger{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
   ::close(fd);
-}
-
-std::pair<uint16_t, uint16_t> LocalPortRange() {
-  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
-  unsigned first = 32768, last = 60999;
-  in >> first >> last;
-  return {static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,17 +393,10 @@ struct SynqRun {
   uint64_t established = 0;
   uint64_t attempted = 0;
   uint64_t closed = 0;
+  uint32_t threads = 1;
+  uint32_t workers = 0;
   double seconds = 0;
 };
-
-// Every source port synq may bind: the same ip_local_port_range the kernel searches.
-agent::SourcePorts AllPorts(const SocketAddress& source_ip) {
-  agent::SourcePorts ports;
-  ports.address = source_ip;
-  const auto [first, last] = LocalPortRange();
-  ports.ranges.push_back({first, last});
-  return ports;
-}
 
 FloodSpec BaseSpec(const SocketAddress& target, uint64_t n) {
   FloodSpec spec;
@@ -431,13 +418,39 @@ void ReleaseHeld(FloodResult& result) {
   result.keepalive.reset();
 }
 
-SynqRun RunSynq(const FloodSpec& spec) {
+absl::StatusOr<agent::FloodPlan> Plan(const FloodSpec& spec) {
+  absl::StatusOr<agent::HostBudget> budget = agent::ReadHostBudget("/proc/sys");
+  if (!budget.ok()) return budget.status();
+  absl::StatusOr<std::vector<agent::FloodPlan>> plans = agent::PlanFloods({spec}, *budget);
+  if (!plans.ok()) return plans.status();
+  return plans->front();
+}
+
+// As the agent runs a flood: PlanFloods (sources on the route to the target, this namespace's
+// ip_local_port_range minus reserved ports, the budget check, rings) and RunPlannedFlood. With
+// `kernel_ports` the engine alone instead (RunFlood, one ring), leaving each port to the kernel.
+SynqRun RunSynq(const FloodSpec& spec, bool kernel_ports = false) {
   SynqRun run;
   std::atomic<bool> stop{false};
-  const auto start = Clock::now();
-  absl::StatusOr<FloodResult> result =
-      agent::RunFlood(spec, std::chrono::system_clock::now(), stop);
-  run.seconds = Seconds(Clock::now() - start);
+  absl::StatusOr<FloodResult> result;
+  double seconds = 0;
+  if (kernel_ports) {
+    const auto start = Clock::now();
+    result = agent::RunFlood(spec, std::chrono::system_clock::now(), stop);
+    seconds = Seconds(Clock::now() - start);
+  } else {
+    absl::StatusOr<agent::FloodPlan> plan = Plan(spec);
+    if (!plan.ok()) {
+      run.status = plan.status();
+      return run;
+    }
+    run.threads = plan->threads;
+    run.workers = plan->workers;
+    const auto start = Clock::now();
+    result = agent::RunPlannedFlood(*plan, std::chrono::system_clock::now(), stop);
+    seconds = Seconds(Clock::now() - start);
+  }
+  run.seconds = seconds;
   if (!result.ok()) {
     run.status = result.status();
     return run;
@@ -568,11 +581,7 @@ void HoldComparison(uint64_t n, const SockStat& baseline, const char* label, dou
         ASSERT_EQ(r.established, n) << label << " minimal: failed " << r.failed;
         seconds = r.seconds;
       } else {
-        FloodSpec spec = BaseSpec((*server)->address(), n);
-        if (side == 1) {
-          spec.source_ports.push_back(AllPorts(*common::ParseHostAddress("127.0.0.1", 0)));
-        }
-        SynqRun r = RunSynq(spec);
+        SynqRun r = RunSynq(BaseSpec((*server)->address(), n), /*kernel_ports=*/side == 2);
         ASSERT_TRUE(r.status.ok()) << label << " " << kNames[side] << ": " << r.status;
         ASSERT_EQ(r.established, n) << label << " " << kNames[side];
         seconds = r.seconds;
@@ -617,7 +626,6 @@ TEST_F(CapacityBench, ChurnWithCloseRst) {
         FloodSpec spec = BaseSpec((*server)->address(), n);
         spec.close = agent::CloseMode::kRst;
         spec.lifetime = 0ns;
-        spec.source_ports.push_back(AllPorts(*common::ParseHostAddress("127.0.0.1", 0)));
         SynqRun r = RunSynq(spec);
         ASSERT_TRUE(r.status.ok()) << "churn synq: " << r.status;
         ASSERT_EQ(r.established, n) << "churn synq";
@@ -656,9 +664,8 @@ TEST_F(CapacityBench, TwoThreadsAgainstAListenerInAnotherNamespace) {
           FloodSpec spec = BaseSpec((*server)->address(), n);
           spec.close = agent::CloseMode::kRst;
           spec.threads = threads;
-          spec.source_ports.push_back(
-              AllPorts(*common::ParseHostAddress(BenchNamespace::kRootIp, 0)));
           SynqRun r = RunSynq(spec);
+          ASSERT_EQ(r.threads, static_cast<uint32_t>(threads));
           ASSERT_TRUE(r.status.ok()) << "synq threads " << threads << ": " << r.status;
           ASSERT_EQ(r.established, n) << "synq threads " << threads;
           synq[threads - 1].push_back(n / r.seconds);
@@ -715,7 +722,10 @@ TEST_F(CapacityBench, UserMemoryPerHeldSocket) {
   ASSERT_TRUE(server.ok()) << server.status();
   FloodSpec spec = BaseSpec((*server)->address(), n);
   spec.hold = 300ms;  // every socket held at once for a while, sampled throughout
-  spec.source_ports.push_back(AllPorts(*common::ParseHostAddress("127.0.0.1", 0)));
+  // The engine alone, on the spec the agent plans (its own source ports).
+  absl::StatusOr<agent::FloodPlan> plan = Plan(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  spec = plan->spec;
   const long slab_before = SlabBytes();
   std::atomic<bool> stop{false};
   std::optional<MallocPeak> sampler(std::in_place);
