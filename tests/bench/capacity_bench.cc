@@ -19,6 +19,9 @@
 //   198.19.254.1/30 - 198.19.254.2/30, inside the root namespace's blackhole route for
 //   198.18.0.0/15, somaxconn 65535 set inside the namespace), unpinned, so the two client threads
 //   can use both cores. The namespace is deleted at the end, also on failure.
+// - synq runs as the agent runs a flood: PlanFloods (sources on the route, its own source ports
+//   from ip_local_port_range minus reserved ports, the budget check, rings) and RunPlannedFlood,
+//   with the same concurrency. The 8,000 case also runs the engine alone with the kernel's ports.
 // - Regimes: connect-and-hold at 8,000 held; connect-and-hold at 15,000 held towards one
 //   destination, where the kernel's ephemeral port search for the minimal loop scans longer and
 //   longer once about half of ip_local_port_range is taken (synq binds its own ports from that
