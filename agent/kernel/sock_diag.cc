@@ -139,6 +139,20 @@ std::string TcpStateName(int state) {
   }
 }
 
+bool WasAccepted(const DiagSocket& s) {
+  if (s.inode != 0) return true;
+  switch (s.state) {
+    case TCP_FIN_WAIT1:
+    case TCP_FIN_WAIT2:
+    case TCP_CLOSING:
+    case TCP_LAST_ACK:
+    case TCP_TIME_WAIT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<std::vector<DiagSocket>> DumpTcpSockets(uint16_t local_port, uint32_t state_mask) {
   // Opened per call, in the calling thread's network namespace.
   MnlSocket nl(mnl_socket_open(NETLINK_SOCK_DIAG));

@@ -16,8 +16,15 @@ struct DiagSocket {
   int state = 0;        // TCP_ESTABLISHED, TCP_SYN_RECV, TCP_LISTEN ... (netinet/tcp.h)
   uint32_t rqueue = 0;  // LISTEN: accept-queue depth; otherwise bytes in the receive queue
   uint32_t wqueue = 0;  // LISTEN: accept-queue maximum (the effective backlog)
-  uint64_t inode = 0;
+  uint64_t inode = 0;   // 0 while no process holds it: queued, request, or orphaned
 };
+
+// Whether a server-side (child) socket of a listener was taken off the accept queue. A socket
+// still in the queue has no struct socket, so inode 0; accept() grafts one (inode != 0). An
+// accepted socket its owner closed is orphaned (inode 0 again) but only an owner's close puts it
+// in FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK/TIME_WAIT: a queued socket cannot get there (the
+// client's FIN leaves it in CLOSE_WAIT). Sockets already gone cannot be told apart.
+bool WasAccepted(const DiagSocket& s);
 
 // Name of a TCP state as ss prints it ("ESTABLISHED", "SYN_RECV", "LISTEN", ...).
 std::string TcpStateName(int state);

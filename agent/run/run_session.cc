@@ -36,6 +36,8 @@ struct RunManager::Run {
   std::string drop_events_unavailable;
   std::unique_ptr<PacketCapture> capture;
   std::optional<absl::StatusOr<CaptureSummary>> capture_summary;  // once stopped
+  // StartFloods' start_at: listeners started later count their pauses from it too.
+  std::optional<std::chrono::system_clock::time_point> flood_start;
 };
 
 RunManager::RunManager(AgentPaths paths) : paths_(std::move(paths)) {
@@ -175,6 +177,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& ru
   }
   auto listener = Listener::Start(spec);
   if (!listener.ok()) return listener.status();
+  if ((*run)->flood_start) (*listener)->SetFloodStart(*(*run)->flood_start);
   ListenerSnapshot snapshot = Snapshot(**listener);
   (*run)->listeners.push_back(*std::move(listener));
   // Count drop events from now on, filtered on every listener port of the run so far.
@@ -236,6 +239,9 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
   if (run->floods_running > 0) {
     return absl::FailedPreconditionError("floods of this run are still running");
   }
+  // Listener pauses count from the flood start.
+  run->flood_start = start_at;
+  for (auto& listener : run->listeners) listener->SetFloodStart(start_at);
   for (auto& spec : floods) {
     ++run->floods_running;
     run->flood_threads.emplace_back([this, run, spec = std::move(spec), start_at] {
@@ -278,17 +284,16 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
   }
   CollectedRun out;
   out.floods = run->flood_results;
-  std::set<std::pair<std::string, std::string>> accepted;
   for (auto& listener : run->listeners) {
     out.listeners.push_back(Snapshot(*listener));
-    for (const auto& a : listener->AcceptedConnections()) accepted.emplace(a.local, a.remote);
     auto sockets = DumpTcpSockets(listener->bound().port());
     if (!sockets.ok()) return sockets.status();
-    for (const auto& s : *sockets) {
+    for (auto& s : *sockets) {
       if (s.state == TCP_LISTEN) continue;
-      out.server_sockets.push_back(ServerSocketView{s.local, s.remote, s.state,
-                                                    accepted.contains({s.local, s.remote}),
-                                                    listener->spec().name});
+      // Accepted or not is the kernel's to say (inode, state): the listener keeps no list.
+      const bool accepted = WasAccepted(s);
+      out.server_sockets.push_back(ServerSocketView{std::move(s.local), std::move(s.remote),
+                                                    s.state, accepted, listener->spec().name});
     }
   }
   auto after = common::ReadKernelCounters();

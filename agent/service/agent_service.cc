@@ -306,6 +306,46 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ApplyShaping(grpc::CallbackServerCon
   return Done(context, applied.status());
 }
 
+namespace {
+// The pacing and pause fields of a listener, each error naming listeners.NAME.FIELD.
+absl::Status CheckListenerSpec(const ListenerSpec& spec) {
+  const std::string path = absl::StrCat("listeners.", spec.name, ".");
+  const bool has_interval = spec.accept_interval.count() != 0;
+  const bool has_rate = spec.accept_rate != 0;
+  if (spec.accept == AcceptMode::kPaced) {
+    if (has_interval && has_rate) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, "accept_rate: give accept_rate or accept_interval, not both (accept_interval ",
+          spec.accept_interval.count(), " ns, accept_rate ", spec.accept_rate, "/s)"));
+    }
+    if (!has_interval && !has_rate) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, "accept_rate: accept: paced needs accept_rate or accept_interval"));
+    }
+    if (has_rate && !(spec.accept_rate > 0 && spec.accept_rate <= 1e9)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, "accept_rate: must be > 0 and at most 1e9 per second, got ", spec.accept_rate));
+    }
+    if (has_interval && spec.accept_interval.count() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, "accept_interval: must be > 0, got ",
+                                                     spec.accept_interval.count(), " ns"));
+    }
+  } else if (has_interval || has_rate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, has_rate ? "accept_rate" : "accept_interval", ": only used with accept: paced"));
+  }
+  for (size_t i = 0; i < spec.pauses.size(); ++i) {
+    const PauseWindow& p = spec.pauses[i];
+    if (p.at.count() < 0 || p.length.count() <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, "pauses[", i, "]: needs at >= 0 and length > 0, got at ",
+                       p.at.count(), " ns, length ", p.length.count(), " ns"));
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
 grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerContext* context,
                                                           const v1::StartListenerRequest* request,
                                                           v1::StartListenerResponse* response) {
@@ -322,7 +362,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerCo
   spec.backlog = l.backlog();
   spec.accept = *mode;
   spec.accept_interval = FromProto(l.accept_interval());
+  spec.accept_rate = l.accept_rate();
   spec.close_on_accept = l.close_on_accept();
+  for (const auto& p : l.pauses()) spec.pauses.push_back({FromProto(p.at()), FromProto(p.length())});
+  if (absl::Status valid = CheckListenerSpec(spec); !valid.ok()) return Done(context, valid);
   auto started = runs_.StartListener(request->run_id(), spec);
   if (started.ok()) ToProto(*started, response->mutable_listener());
   return Done(context, started.status());

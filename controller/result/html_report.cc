@@ -648,7 +648,9 @@ std::string ListenerQueues(const v1::Run& run) {
     if (mode.rfind("ACCEPT_MODE_", 0) == 0) mode = mode.substr(12);
     std::transform(mode.begin(), mode.end(), mode.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (l.accept() == v1::ACCEPT_MODE_PACED) {
+    if (l.accept() == v1::ACCEPT_MODE_PACED && l.accept_rate() > 0) {
+      absl::StrAppend(&mode, " ", Num(l.accept_rate()), "/s");
+    } else if (l.accept() == v1::ACCEPT_MODE_PACED) {
       absl::StrAppend(&mode, " every ", Num(l.accept_interval_ms()), " ms");
     }
     absl::StrAppend(&out, "<tr><td>", Esc(name), "</td><td>", Esc(l.host()), "</td><td>",

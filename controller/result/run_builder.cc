@@ -195,6 +195,7 @@ rv1::Run BuildRun(const RunInputs& in) {
       if (const ListenerDef* def = FindListener(s, l.name()); def != nullptr) {
         out.set_accept(AcceptModeOf(def->accept));
         out.set_accept_interval_ms(Ms(def->accept_interval));
+        out.set_accept_rate(def->accept_rate);
       }
     }
   }

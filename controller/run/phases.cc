@@ -195,6 +195,12 @@ void PreparePhase(RunContext& ctx) {
     spec->set_backlog(static_cast<int32_t>(l.backlog));
     spec->set_accept(proto::ToProto(l.accept));
     proto::ToProto(l.accept_interval, spec->mutable_accept_interval());
+    spec->set_accept_rate(l.accept_rate);
+    for (const ListenerDef::Pause& p : l.pauses) {
+      v1::Pause* pause = spec->add_pauses();
+      proto::ToProto(p.at, pause->mutable_at());
+      proto::ToProto(p.length, pause->mutable_length());
+    }
     spec->set_close_on_accept(l.close_on_accept);
     auto started = h.client->StartListener(request);
     if (!started.ok()) {
@@ -261,6 +267,11 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.start_after, spec->mutable_start_after());
     proto::ToProto(f.hold, spec->mutable_hold());
     spec->set_payload(f.payload);
+  }
+  // Pauses count from the flood start: a host whose listeners pause learns it too, by a
+  // StartFloods without floods when it runs none.
+  for (const auto& l : s.listeners) {
+    if (!l.pauses.empty()) by_host[ctx.HostIndex(l.host)];
   }
 
   const nanoseconds max_rtt = *std::max_element(rtts.begin(), rtts.end());

@@ -16,11 +16,22 @@ std::vector<CrossError> CheckCrossFields(const Scenario& s) {
   std::vector<CrossError> out;
   for (size_t i = 0; i < s.listeners.size(); ++i) {
     const ListenerDef& l = s.listeners[i];
-    if (l.accept == AcceptMode::kPaced && l.accept_interval.count() <= 0) {
+    const std::vector<FieldRef> pace = {{Kind::kListener, i, "", "accept"},
+                                        {Kind::kListener, i, "", "accept_interval"},
+                                        {Kind::kListener, i, "", "accept_rate"}};
+    if (l.accept == AcceptMode::kPaced && l.accept_interval.count() <= 0 && l.accept_rate <= 0) {
+      out.push_back({{JoinPath(ItemPath("listeners", s.listeners, i), "accept_interval"),
+                      "accept: paced needs accept_interval > 0 or accept_rate > 0"},
+                     pace});
+    }
+    if (l.accept == AcceptMode::kPaced && l.accept_interval.count() > 0 && l.accept_rate > 0) {
       out.push_back(
-          {{JoinPath(ItemPath("listeners", s.listeners, i), "accept_interval"),
-            "accept: paced needs accept_interval > 0"},
-           {{Kind::kListener, i, "", "accept"}, {Kind::kListener, i, "", "accept_interval"}}});
+          {{JoinPath(ItemPath("listeners", s.listeners, i), "accept_rate"),
+            absl::StrCat("give accept_rate or accept_interval, not both (accept_rate ",
+                         l.accept_rate, "/s, accept_interval ",
+                         std::chrono::duration<double, std::milli>(l.accept_interval).count(),
+                         " ms)")},
+           pace});
     }
   }
   for (size_t i = 0; i < s.floods.size(); ++i) {

@@ -48,6 +48,16 @@ const FieldTable<ListenerDef>& ListenerFields() {
              true)},
       {"accept", Field(&ListenerDef::accept, ParseAcceptMode, true)},
       {"accept_interval", Field(&ListenerDef::accept_interval, DurationOf(false), true)},
+      {"accept_rate", Field(
+                          &ListenerDef::accept_rate,
+                          [](const Scalar& s) -> absl::StatusOr<double> {
+                            absl::StatusOr<double> rate = ParseNumber(s, 0, 1e9);
+                            if (rate.ok() && *rate == 0) {
+                              return Invalid("must be greater than 0 (accepts per second)");
+                            }
+                            return rate;
+                          },
+                          true)},
       {"close_on_accept", Field(&ListenerDef::close_on_accept, ParseBool, true)},
       {"address", Field(
                       &ListenerDef::address,

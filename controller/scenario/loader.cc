@@ -86,14 +86,17 @@ class Loader {
   void ParseItems(const YAML::Node& node, const std::string& section, const FieldTable<T>& fields,
                   std::vector<T>& out);
   void ParseSweep(const YAML::Node& node);
+  // A listener's `pause: [{at: 2s, for: 3s}, ...]`.
+  void ParsePauses(const YAML::Node& node, const std::string& path, ListenerDef& def);
   void ParseExpect(const YAML::Node& node);
   void ParseBaseline(const YAML::Node& node);
   void CheckCombinations();
 
   Scenario s_;
   ErrorList errors_;
-  // Listeners whose file sets accept_interval; only meaningful when accept is paced.
-  std::vector<size_t> literal_intervals_;
+  // Listeners whose file sets accept_interval or accept_rate (index, field); only meaningful
+  // when accept is paced.
+  std::vector<std::pair<size_t, std::string>> literal_intervals_;
   bool sweep_ok_ = true;
 };
 
@@ -316,6 +319,12 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
     for (const auto& [key, value] : entries) {
       if (key == "host" || (kNamed && key == "name")) continue;
       const std::string field_path = JoinPath(path, key);
+      if constexpr (std::is_same_v<T, ListenerDef>) {
+        if (key == "pause") {
+          ParsePauses(value, field_path, def);
+          continue;
+        }
+      }
       auto field = fields.find(key);
       if (field == fields.end()) {
         Error(field_path, "unknown field");
@@ -334,8 +343,9 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
       return false;
     };
     if constexpr (std::is_same_v<T, ListenerDef>) {
-      if (has("accept_interval") && def.accept != AcceptMode::kPaced)
-        literal_intervals_.push_back(i);
+      for (const char* pace : {"accept_interval", "accept_rate"}) {
+        if (has(pace) && def.accept != AcceptMode::kPaced) literal_intervals_.emplace_back(i, pace);
+      }
     }
     if constexpr (std::is_same_v<T, FloodDef>) {
       if (!has("target")) Error(JoinPath(path, "target"), "required");
@@ -346,6 +356,47 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
         if (def.to == def.host) Error(JoinPath(path, "to"), "must differ from host");
       }
     }
+  }
+}
+
+void Loader::ParsePauses(const YAML::Node& node, const std::string& path, ListenerDef& def) {
+  if (!node.IsSequence()) {
+    Error(path, absl::StrCat("expected a list of {at: DURATION, for: DURATION}, got ",
+                             Describe(node)));
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string item_path = IndexPath(path, i);
+    if (!node[i].IsMap()) {
+      Error(item_path, absl::StrCat("expected {at: DURATION, for: DURATION}, got ",
+                                    Describe(node[i])));
+      continue;
+    }
+    ListenerDef::Pause pause;
+    bool has_at = false;  // present in the file, valid or not
+    bool has_for = false;
+    bool valid = true;
+    for (const auto& [key, value] : MapEntries(node[i], item_path)) {
+      const std::string key_path = JoinPath(item_path, key);
+      if (key != "at" && key != "for") {
+        Error(key_path, "unknown field (known: at, for)");
+        continue;
+      }
+      (key == "at" ? has_at : has_for) = true;
+      std::optional<Scalar> text = GetScalar(value, key_path, "a duration");
+      // at: from the flood start, 0 allowed; for: a window of some length.
+      absl::StatusOr<std::chrono::nanoseconds> d =
+          text ? ParseDurationAtLeast(*text, key == "at") : Invalid("");
+      if (!d.ok()) {
+        if (text) Error(key_path, d.status());
+        valid = false;
+        continue;
+      }
+      (key == "at" ? pause.at : pause.length) = *d;
+    }
+    if (!has_at) Error(JoinPath(item_path, "at"), "required");
+    if (!has_for) Error(JoinPath(item_path, "for"), "required");
+    if (has_at && has_for && valid) def.pauses.push_back(pause);
   }
 }
 
@@ -563,12 +614,12 @@ LoadResult Loader::Load(const YAML::Node& root) {
   if (const YAML::Node* node = find("expect")) ParseExpect(*node);
   if (const YAML::Node* node = find("baseline")) ParseBaseline(*node);
 
-  for (size_t i : literal_intervals_) {
+  for (const auto& [i, pace] : literal_intervals_) {
     const FieldRef accept{FieldRef::Kind::kListener, i, "", "accept"};
     bool accept_swept = false;
     for (const SweepAxis& axis : s_.sweep) accept_swept = accept_swept || axis.target.ref == accept;
     if (!accept_swept) {
-      Error(JoinPath(ItemPath("listeners", s_.listeners, i), "accept_interval"),
+      Error(JoinPath(ItemPath("listeners", s_.listeners, i), pace),
             "only used with accept: paced");
     }
   }

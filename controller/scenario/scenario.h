@@ -32,7 +32,14 @@ struct ListenerDef {
   int64_t backlog = 128;
   AcceptMode accept = AcceptMode::kNever;
   std::chrono::nanoseconds accept_interval{0};
+  double accept_rate = 0;  // paced, instead of accept_interval: accepts per second
   bool close_on_accept = false;
+  // `pause: [{at: 2s, for: 3s}]`: no accepting in [at, at + for) after the flood start.
+  struct Pause {
+    std::chrono::nanoseconds at{0};
+    std::chrono::nanoseconds length{0};
+  };
+  std::vector<Pause> pauses;
 };
 
 struct FloodDef {

@@ -261,17 +261,23 @@ void ListenerLimits(const v1::Run& run, std::vector<v1::Finding>& out) {
 void PacedAccept(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.listeners())) {
     const v1::Listener& l = run.listeners().at(name);
-    if (l.accept() != v1::ACCEPT_MODE_PACED || l.accept_interval_ms() <= 0 ||
-        !l.has_backlog_effective()) {
+    if (l.accept() != v1::ACCEPT_MODE_PACED ||
+        (l.accept_interval_ms() <= 0 && l.accept_rate() <= 0) || !l.has_backlog_effective()) {
       continue;
     }
     Builder b(kRulePacedAccept);
     b.Host(l.host()).Listener(name);
-    const std::string interval =
-        b.Cite(ListenerPath(name, "accept_interval_ms"), l.accept_interval_ms());
-    const double per_second = 1000.0 / l.accept_interval_ms();
-    std::string text = absl::StrCat("listener ", name, " accepts one connection every ", interval,
-                                    " ms (", F(per_second), " a second)");
+    std::string text;
+    if (l.accept_rate() > 0) {
+      text = absl::StrCat("listener ", name, " accepts ",
+                          b.Cite(ListenerPath(name, "accept_rate"), l.accept_rate()),
+                          " connections a second");
+    } else {
+      const std::string interval =
+          b.Cite(ListenerPath(name, "accept_interval_ms"), l.accept_interval_ms());
+      text = absl::StrCat("listener ", name, " accepts one connection every ", interval, " ms (",
+                          F(1000.0 / l.accept_interval_ms()), " a second)");
+    }
     std::vector<std::string> offered;
     for (const std::string& f : FloodsInto(run, name)) {
       const v1::Flood& flood = run.floods().at(f);
@@ -303,7 +309,9 @@ void PacedAccept(const v1::Run& run, std::vector<v1::Finding>& out) {
                       effective, " + 1).");
     }
     out.push_back(b.Done(std::move(text),
-                         absl::StrCat("A shorter accept_interval on ", name,
+                         absl::StrCat(l.accept_rate() > 0 ? "A higher accept_rate on "
+                                                          : "A shorter accept_interval on ",
+                                      name,
                                       " (accepting faster) or a larger backlog to absorb the "
                                       "burst.")));
   }

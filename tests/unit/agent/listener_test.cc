@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -116,42 +117,71 @@ TEST(Listener, NeverModeLeavesConnectionsQueued) {
   EXPECT_EQ((*listener)->accepted(), 0u);
 }
 
-TEST(Listener, ImmediateAcceptsAndRecordsServerSideFourTuple) {
-  auto listener = Listener::Start(Loopback(AcceptMode::kImmediate));
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  common::UniqueFd client = Connect((*listener)->bound());
-  auto client_local = common::LocalAddressOf(client.get());
-  ASSERT_TRUE(client_local.ok());
-  ASSERT_TRUE(WaitFor([&] { return (*listener)->accepted() == 1; }));
-  std::vector<AcceptedConnection> conns = (*listener)->AcceptedConnections();
-  ASSERT_EQ(conns.size(), 1u);
-  EXPECT_EQ(conns[0].local, (*listener)->bound().ToString());
-  EXPECT_EQ(conns[0].remote, client_local->ToString());
-  EXPECT_NE(conns[0].accepted_at.time_since_epoch().count(), 0);
+// Accepted or queued is read from sock_diag: the accepted socket has an inode, a queued one not.
+TEST(Listener, ImmediateAcceptsAndSockDiagShowsTheSocketAccepted) {
+  for (bool multishot : {true, false}) {
+    SCOPED_TRACE(multishot ? "multishot" : "accept4 loop");
+    ListenerSpec spec = Loopback(AcceptMode::kImmediate);
+    spec.allow_multishot = multishot;
+    auto listener = Listener::Start(spec);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    EXPECT_EQ((*listener)->engine(),
+              multishot ? AcceptEngine::kMultishot : AcceptEngine::kAccept4Loop);
+    common::UniqueFd client = Connect((*listener)->bound());
+    auto client_local = common::LocalAddressOf(client.get());
+    ASSERT_TRUE(client_local.ok());
+    ASSERT_TRUE(WaitFor([&] { return (*listener)->accepted() == 1; }));
+    auto sockets = DumpTcpSockets((*listener)->bound().port(), 1u << TCP_ESTABLISHED);
+    ASSERT_TRUE(sockets.ok()) << sockets.status();
+    ASSERT_EQ(sockets->size(), 1u);
+    EXPECT_EQ((*sockets)[0].remote, client_local->ToString());
+    EXPECT_NE((*sockets)[0].inode, 0u);
+    EXPECT_TRUE(WasAccepted((*sockets)[0]));
 
-  // Held open: the client sees no EOF until Stop.
-  pollfd pfd{client.get(), POLLIN, 0};
-  EXPECT_EQ(::poll(&pfd, 1, 50), 0);
-  (*listener)->Stop();
-  ASSERT_EQ(::poll(&pfd, 1, 2000), 1);
-  char byte;
-  EXPECT_EQ(::recv(client.get(), &byte, 1, 0), 0);
-  // The record survives Stop for the later join with client attempts.
-  EXPECT_EQ((*listener)->AcceptedConnections().size(), 1u);
+    // Held open: the client sees no EOF until Stop.
+    pollfd pfd{client.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&pfd, 1, 50), 0);
+    (*listener)->Stop();
+    ASSERT_EQ(::poll(&pfd, 1, 2000), 1);
+    char byte;
+    EXPECT_EQ(::recv(client.get(), &byte, 1, 0), 0);
+    EXPECT_EQ((*listener)->accepted(), 1u);
+  }
 }
 
-TEST(Listener, CloseOnAcceptClosesAtOnce) {
-  ListenerSpec spec = Loopback(AcceptMode::kImmediate);
-  spec.close_on_accept = true;
-  auto listener = Listener::Start(spec);
+TEST(Listener, QueuedSocketHasNoInodeAndIsNotAccepted) {
+  auto listener = Listener::Start(Loopback(AcceptMode::kNever));
   ASSERT_TRUE(listener.ok()) << listener.status();
   common::UniqueFd client = Connect((*listener)->bound());
-  pollfd pfd{client.get(), POLLIN, 0};
-  ASSERT_EQ(::poll(&pfd, 1, 2000), 1);
-  char byte;
-  EXPECT_EQ(::recv(client.get(), &byte, 1, 0), 0);
-  EXPECT_EQ((*listener)->accepted(), 1u);
-  EXPECT_EQ((*listener)->AcceptedConnections().size(), 1u);
+  auto sockets = DumpTcpSockets((*listener)->bound().port(), 1u << TCP_ESTABLISHED);
+  ASSERT_TRUE(sockets.ok()) << sockets.status();
+  ASSERT_EQ(sockets->size(), 1u);
+  EXPECT_EQ((*sockets)[0].inode, 0u);
+  EXPECT_FALSE(WasAccepted((*sockets)[0]));
+}
+
+TEST(Listener, CloseOnAcceptClosesAtOnceAndTheClosedSocketStillCountsAsAccepted) {
+  for (bool multishot : {true, false}) {
+    SCOPED_TRACE(multishot ? "multishot" : "accept4 loop");
+    ListenerSpec spec = Loopback(AcceptMode::kImmediate);
+    spec.close_on_accept = true;
+    spec.allow_multishot = multishot;
+    auto listener = Listener::Start(spec);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    common::UniqueFd client = Connect((*listener)->bound());
+    pollfd pfd{client.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&pfd, 1, 2000), 1);
+    char byte;
+    EXPECT_EQ(::recv(client.get(), &byte, 1, 0), 0);
+    EXPECT_EQ((*listener)->accepted(), 1u);
+    // The server closed first and the client still holds its end: FIN_WAIT2, orphaned.
+    auto sockets = DumpTcpSockets((*listener)->bound().port(), ~(1u << TCP_LISTEN));
+    ASSERT_TRUE(sockets.ok()) << sockets.status();
+    ASSERT_EQ(sockets->size(), 1u);
+    EXPECT_EQ((*sockets)[0].inode, 0u);
+    EXPECT_EQ((*sockets)[0].state, TCP_FIN_WAIT2);
+    EXPECT_TRUE(WasAccepted((*sockets)[0]));
+  }
 }
 
 TEST(Listener, PacedAcceptsOnePerInterval) {
@@ -216,7 +246,87 @@ TEST(Listener, Ipv6LoopbackImmediate) {
   EXPECT_EQ((*listener)->bound().family(), AF_INET6);
   common::UniqueFd client = Connect((*listener)->bound());
   ASSERT_TRUE(WaitFor([&] { return (*listener)->accepted() == 1; }));
-  EXPECT_EQ((*listener)->AcceptedConnections()[0].local, (*listener)->bound().ToString());
+}
+
+TEST(Listener, PacedNeedsExactlyOneOfIntervalAndRate) {
+  ListenerSpec both = Loopback(AcceptMode::kPaced);
+  both.accept_interval = 10ms;
+  both.accept_rate = 100;
+  auto listener = Listener::Start(both);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_THAT(listener.status().message(), HasSubstr("exactly one of"));
+  ListenerSpec negative = Loopback(AcceptMode::kPaced);
+  negative.accept_rate = -5;
+  listener = Listener::Start(negative);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_THAT(listener.status().message(), HasSubstr("accept_rate"));
+}
+
+// 40 accepts/s: 25 ms per tick. With more connections queued than ticks, the count after t
+// follows floor(t * rate) (the schedule is absolute), within one tick of scheduling noise.
+TEST(Listener, PacedByRateAcceptsOnTheAbsoluteSchedule) {
+  ListenerSpec spec = Loopback(AcceptMode::kPaced, 64);
+  spec.accept_rate = 40;
+  auto listener = Listener::Start(spec);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<common::UniqueFd> clients;
+  for (int i = 0; i < 40; ++i) clients.push_back(Connect((*listener)->bound()));
+  std::this_thread::sleep_until(start + 510ms);
+  const uint64_t at_half_second = (*listener)->accepted();
+  // 20 ticks due by 500 ms, the 21st at 525 ms; connects took a moment at the start.
+  EXPECT_GE(at_half_second, 19u);
+  EXPECT_LE(at_half_second, 20u);
+}
+
+// Pauses count from the flood start; before SetFloodStart no pause applies. Immediate listener,
+// pause [100 ms, 400 ms): a connection made inside it waits in the queue until the end.
+TEST(Listener, ImmediatePausesFromTheFloodStartAndResumes) {
+  for (bool multishot : {true, false}) {
+    SCOPED_TRACE(multishot ? "multishot" : "accept4 loop");
+    ListenerSpec spec = Loopback(AcceptMode::kImmediate);
+    spec.allow_multishot = multishot;
+    spec.pauses = {{100ms, 300ms}};
+    auto listener = Listener::Start(spec);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    // No flood start yet: the window does not apply.
+    common::UniqueFd early = Connect((*listener)->bound());
+    ASSERT_TRUE(WaitFor([&] { return (*listener)->accepted() == 1; }));
+
+    const auto flood_start = std::chrono::system_clock::now();
+    const auto steady_start = std::chrono::steady_clock::now();
+    (*listener)->SetFloodStart(flood_start);
+    std::this_thread::sleep_until(steady_start + 150ms);
+    common::UniqueFd paused = Connect((*listener)->bound());
+    std::this_thread::sleep_until(steady_start + 350ms);
+    EXPECT_EQ((*listener)->accepted(), 1u);
+    auto q = QueryListenQueue((*listener)->bound().port());
+    ASSERT_TRUE(q.ok());
+    EXPECT_EQ(q->accept_queue, 1);
+    ASSERT_TRUE(WaitFor([&] { return (*listener)->accepted() == 2; }));
+    EXPECT_GE(std::chrono::steady_clock::now() - steady_start, 395ms);
+  }
+}
+
+// Paced at 50/s with a pause [200 ms, 600 ms) from the flood start: ticks inside the pause are
+// lost, none are made up afterwards, so by 1000 ms about 50 * (1.0 - 0.4) = 30 accepts.
+TEST(Listener, PacedPauseLosesTheTicksInsideIt) {
+  ListenerSpec spec = Loopback(AcceptMode::kPaced, 128);
+  spec.accept_rate = 50;
+  spec.pauses = {{200ms, 400ms}};
+  auto listener = Listener::Start(spec);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  (*listener)->SetFloodStart(std::chrono::system_clock::now());
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<common::UniqueFd> clients;
+  for (int i = 0; i < 100; ++i) clients.push_back(Connect((*listener)->bound()));
+  std::this_thread::sleep_until(start + 400ms);
+  const uint64_t mid_pause = (*listener)->accepted();
+  EXPECT_NEAR(static_cast<double>(mid_pause), 10.0, 1.0);
+  std::this_thread::sleep_until(start + 590ms);
+  EXPECT_EQ((*listener)->accepted(), mid_pause) << "accepted during the pause";
+  std::this_thread::sleep_until(start + 1000ms);
+  EXPECT_NEAR(static_cast<double>((*listener)->accepted()), 30.0, 1.5);
 }
 
 }  // namespace

@@ -355,10 +355,12 @@ TEST(ScenarioLoader, UnknownAcceptModeIsAnError) {
 
 TEST(ScenarioLoader, PacedAcceptNeedsAPositiveInterval) {
   EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced}]\n"),
-              ElementsAre("listeners.l1.accept_interval: accept: paced needs accept_interval > 0"));
+              ElementsAre("listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
+                          "or accept_rate > 0"));
   EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_interval: 0}]\n"),
               ElementsAre("listeners.l1.accept_interval: must be greater than 0, got '0'",
-                          "listeners.l1.accept_interval: accept: paced needs accept_interval > 0"));
+                          "listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
+                          "or accept_rate > 0"));
 }
 
 TEST(ScenarioLoader, AcceptIntervalWithoutPacedAcceptIsAnError) {
@@ -366,6 +368,63 @@ TEST(ScenarioLoader, AcceptIntervalWithoutPacedAcceptIsAnError) {
                        "{name: l2, accept_interval: 1ms}]\n"),
               ElementsAre("listeners.l1.accept_interval: only used with accept: paced",
                           "listeners.l2.accept_interval: only used with accept: paced"));
+}
+
+TEST(ScenarioLoader, PacedByRateAndPausesLoad) {
+  const Scenario s = LoadOk(R"(name: x
+listeners:
+  - { name: l1, accept: paced, accept_rate: 250.5, pause: [{at: 2s, for: 3s}, {at: 0, for: 1ms}] }
+  - { name: l2, accept: immediate, pause: [] }
+)");
+  const ListenerDef& l1 = s.listeners[0];
+  EXPECT_EQ(l1.accept_rate, 250.5);
+  EXPECT_EQ(l1.accept_interval, nanoseconds(0));
+  ASSERT_EQ(l1.pauses.size(), 2u);
+  EXPECT_EQ(l1.pauses[0].at, seconds(2));
+  EXPECT_EQ(l1.pauses[0].length, seconds(3));
+  EXPECT_EQ(l1.pauses[1].at, nanoseconds(0));
+  EXPECT_EQ(l1.pauses[1].length, milliseconds(1));
+  EXPECT_TRUE(s.listeners[1].pauses.empty());
+}
+
+TEST(ScenarioLoader, AcceptRateErrorsNameTheField) {
+  EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_rate: 0}]\n"),
+              ElementsAre("listeners.l1.accept_rate: must be greater than 0 (accepts per second)",
+                          "listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
+                          "or accept_rate > 0"));
+  EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_rate: fast}]\n"),
+              ElementsAre("listeners.l1.accept_rate: expected a number, got 'fast'",
+                          "listeners.l1.accept_interval: accept: paced needs accept_interval > 0 "
+                          "or accept_rate > 0"));
+  EXPECT_THAT(
+      ErrorsOf("name: x\nlisteners: [{name: l1, accept: paced, accept_rate: 10, "
+               "accept_interval: 100ms}]\n"),
+      ElementsAre("listeners.l1.accept_rate: give accept_rate or accept_interval, not both "
+                  "(accept_rate 10/s, accept_interval 100 ms)"));
+  EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, accept: immediate, accept_rate: 10}]\n"),
+              ElementsAre("listeners.l1.accept_rate: only used with accept: paced"));
+}
+
+TEST(ScenarioLoader, PauseErrorsNameTheEntry) {
+  EXPECT_THAT(ErrorsOf("name: x\nlisteners: [{name: l1, pause: 2s}]\n"),
+              ElementsAre("listeners.l1.pause: expected a list of {at: DURATION, for: DURATION}, "
+                          "got a scalar"));
+  EXPECT_THAT(
+      ErrorsOf("name: x\nlisteners: [{name: l1, pause: [{at: 1s}, {at: -1s, for: 0, x: 1}]}]\n"),
+      ElementsAre("listeners.l1.pause[0].for: required",
+                  "listeners.l1.pause[1].at: negative duration '-1s'",
+                  "listeners.l1.pause[1].for: must be greater than 0, got '0'",
+                  "listeners.l1.pause[1].x: unknown field (known: at, for)"));
+}
+
+TEST(ScenarioLoader, AcceptRateIsSweepable) {
+  const Scenario s = LoadOk(R"(name: x
+listeners: [{ name: l1, accept: paced, accept_rate: 10 }]
+sweep:
+  listeners.l1.accept_rate: [100, 200]
+)");
+  ASSERT_EQ(s.sweep.size(), 1u);
+  EXPECT_EQ(s.sweep[0].path, "listeners.l1.accept_rate");
 }
 
 TEST(ScenarioLoader, ListenerAddressMustBeAnIpAddress) {
