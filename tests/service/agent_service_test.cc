@@ -142,6 +142,12 @@ class AgentServiceTest : public ::testing::Test {
     WriteFake("net.ipv4.tcp_syn_retries", 6);
     WriteFake("net.ipv4.tcp_syncookies", 1);
     WriteFake("net.ipv4.tcp_max_syn_backlog", 1024);
+    // Floods go through the real kernel, so their port planning reads the real port settings.
+    for (const char* file : {"ip_local_port_range", "ip_local_reserved_ports", "tcp_tw_reuse"}) {
+      // Read and written, not copied: procfs files report a size of 0.
+      std::ifstream in(std::string("/proc/sys/net/ipv4/") + file);
+      std::ofstream(proc_sys_ + "/net/ipv4/" + file) << in.rdbuf();
+    }
 
     runs_ = std::make_unique<RunManager>(
         AgentPaths{.proc_sys_dir = proc_sys_, .state_dir = root_ + "/state"});
@@ -225,7 +231,10 @@ TEST_F(AgentServiceTest, FullRunMeasuresBacklogOverflowAndEndRunRestoresSettings
   flood->set_concurrency(1);
   proto::ToProto(milliseconds(300), flood->mutable_connect_timeout());
   proto::ToProto(milliseconds(200), flood->mutable_hold());
-  ASSERT_TRUE(client_->StartFloods(floods).ok());
+  {
+    auto started = client_->StartFloods(floods);
+    ASSERT_TRUE(started.ok()) << started;
+  }
 
   auto results = client_->CollectResults(run, seconds(20));
   ASSERT_TRUE(results.ok()) << results.status();
@@ -437,7 +446,10 @@ TEST_F(AgentServiceTest, ANewRunWaitsUntilTheEndingRunHasRestoredItsSettings) {
   flood->set_concurrency(20);
   proto::ToProto(seconds(5), flood->mutable_connect_timeout());
   proto::ToProto(seconds(10), flood->mutable_hold());
-  ASSERT_TRUE(client_->StartFloods(floods).ok());
+  {
+    auto started = client_->StartFloods(floods);
+    ASSERT_TRUE(started.ok()) << started;
+  }
   std::this_thread::sleep_for(milliseconds(200));
 
   std::thread end_a([&] { EXPECT_TRUE(client_->EndRun("a").ok()); });
