@@ -22,8 +22,12 @@ absl::StatusOr<RunPlan> TrialPlan(const RunPlan& point, const SearchDef& def, do
   RunPlan plan = point;
   for (FloodDef& f : plan.scenario.floods) {
     if (f.name != def.flood) continue;
-    // A steady flood: `connections` launched at `rate` span the trial's window.
+    // A steady flood: open-loop launches at `rate` for the trial's window (`duration`), capped
+    // at the attempts that window schedules. A ramp or steps written on the flood give way to
+    // the constant rate under test; close mode, lifetime and concurrency stay the user's.
+    f.rate_kind = RateKind::kConstant;
     f.rate = rate;
+    f.duration = def.trial;
     f.connections = TrialConnections(rate, def.trial);
     return plan;
   }

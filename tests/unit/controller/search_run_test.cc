@@ -64,13 +64,15 @@ rv1::Run FluidRun(const RunPlan& plan, bool with_server_counters = true) {
   return run;
 }
 
-TEST(SearchRun, TrialPlanSetsOnlyRateAndConnections) {
+TEST(SearchRun, TrialPlanSetsAConstantRateForTheTrialWindow) {
   const RunPlan point = Plan();
   auto plan = TrialPlan(point, *point.scenario.search, 250);
   ASSERT_TRUE(plan.ok());
   const FloodDef& f = plan->scenario.floods.front();
   EXPECT_EQ(f.rate, 250);
   EXPECT_EQ(f.connections, 250);  // 250/s for 1 s
+  EXPECT_EQ(f.duration, point.scenario.search->trial);
+  EXPECT_EQ(f.rate_kind, RateKind::kConstant);
   EXPECT_EQ(f.concurrency, 500);
   EXPECT_EQ(f.hold, std::chrono::nanoseconds(0));
   EXPECT_EQ(TrialConnections(0.4, std::chrono::seconds(1)), 1);  // at least one attempt
