@@ -738,7 +738,13 @@ void Flood::OnPoll(uint32_t index, int res) {
       }
       continue;
     }
-    if (n == 0) return Finish(index, Outcome::kError, "EOF");
+    if (n == 0) {
+      // The server closed first (an HTTP server answering with "Connection: close"). A churn
+      // flood closes its end now: the connection was established and is over either way. A
+      // held (keep) connection reports it as EOF, which the fate join reads as accepted.
+      if (spec_.close != CloseMode::kKeep) return BeginClose(index);
+      return Finish(index, Outcome::kError, "EOF");
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
     const auto [outcome, name] = ClassifyHeldError(errno);

@@ -255,6 +255,43 @@ TEST(FloodOpenLoop, ChurnRstAtSteadyRateMakesRateTimesDurationAttemptsAndNoTimeW
   EXPECT_EQ(CountSockets(peer.address().port(), "06"), 0);
 }
 
+// An HTTP server answering with "Connection: close" writes its reply and closes first. A churn
+// flood then reads the reply and the FIN before its own `lifetime` runs out: each of those
+// connections was established (and answered), none is an error, and the flood closes its end.
+TEST(FloodOpenLoop, ChurnAgainstAServerThatClosesFirstCountsEstablishedNotErrors) {
+  SKIP_WITHOUT_IO_URING();
+  common::UniqueFd listener = Listen(1024);
+  const common::SocketAddress address = AddressOf(listener);
+  std::atomic<bool> done{false};
+  std::thread server([&] {
+    while (!done) {
+      pollfd pfd{listener.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 20) != 1) continue;
+      const int c = accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ::send(c, "ok", 2, MSG_NOSIGNAL);
+      ::close(c);
+    }
+  });
+  FloodSpec spec = SpecFor(address);
+  spec.profile.rate = 200;
+  spec.duration = 500ms;  // attempts due at 0, 5, ..., 495 ms: 100
+  spec.close = CloseMode::kRst;
+  spec.lifetime = 2s;  // far longer than the server takes to close
+  spec.concurrency = 100;
+  const absl::StatusOr<FloodResult> r = RunNow(spec);
+  done = true;
+  server.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->attempted + r->launches_dropped, 100u);
+  EXPECT_GE(r->attempted, 95u);
+  EXPECT_EQ(r->established, r->attempted);
+  EXPECT_TRUE(r->errors.empty());
+  EXPECT_EQ(r->closed, r->established);
+  EXPECT_EQ(r->answered, r->established);
+  ExpectSeriesSumsToTotals(*r);
+}
+
 TEST(FloodOpenLoop, ChurnFinLeavesTimeWaitOnTheClientSide) {
   SKIP_WITHOUT_IO_URING();
   Peer peer(1024);
