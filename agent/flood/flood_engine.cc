@@ -19,7 +19,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "agent/flood/rate_profile.h"
 #include "agent/flood/uring.h"
 #include "agent/flood/user_data.h"
 #include "common/status_macros.h"
@@ -777,6 +776,16 @@ void Flood::Tally(int64_t scheduled_ns, uint32_t record, Outcome outcome,
       ++result_.errors[error_name];
       ++second.errors;
       break;
+  }
+  if (after_ns >= 0 && (outcome == Outcome::kReset || outcome == Outcome::kTimedOut)) {
+    std::vector<uint32_t>& samples =
+        outcome == Outcome::kReset ? result_.reset_after_us : result_.timed_out_after_us;
+    if (samples.size() < FloodResult::kMaxOutcomeSamples) {
+      samples.push_back(static_cast<uint32_t>(
+          std::min<int64_t>(after_ns / 1000, std::numeric_limits<uint32_t>::max())));
+    } else {
+      ++result_.outcome_samples_dropped;
+    }
   }
   if (record == kNoRecord) return;
   ConnectionRecord& r = result_.connections[record];

@@ -81,6 +81,11 @@ absl::StatusOr<FloodResult> MergeFloodResults(std::vector<FloodResult> parts, Pe
       }
     }
     std::move(p.held.begin(), p.held.end(), std::back_inserter(out.held));
+    out.reset_after_us.insert(out.reset_after_us.end(), p.reset_after_us.begin(),
+                              p.reset_after_us.end());
+    out.timed_out_after_us.insert(out.timed_out_after_us.end(), p.timed_out_after_us.begin(),
+                                  p.timed_out_after_us.end());
+    out.outcome_samples_dropped += p.outcome_samples_dropped;
     out.threads += p.threads;
     out.workers += p.workers;
     std::move(p.worker_errors.begin(), p.worker_errors.end(),

@@ -155,6 +155,9 @@ void ToProto(const FloodResult& f, v1::FloodResult* out) {
     held->mutable_local_ports()->Reserve(static_cast<int>(h.local_ports.size()));
     for (uint16_t port : h.local_ports) held->add_local_ports(port);
   }
+  for (uint32_t us : f.reset_after_us) out->add_reset_after_us(us);
+  for (uint32_t us : f.timed_out_after_us) out->add_timed_out_after_us(us);
+  out->set_outcome_samples_dropped(f.outcome_samples_dropped);
   out->set_threads(f.threads);
   out->set_workers(f.workers);
   for (const std::string& e : f.worker_errors) out->add_worker_errors(e);
@@ -198,6 +201,9 @@ absl::StatusOr<FloodResult> FromProto(const v1::FloodResult& f) {
   out.closed = f.closed();
   out.series.reserve(static_cast<size_t>(f.series_size()));
   for (const v1::FloodSecond& s : f.series()) out.series.push_back(SecondFromProto(s));
+  out.reset_after_us.assign(f.reset_after_us().begin(), f.reset_after_us().end());
+  out.timed_out_after_us.assign(f.timed_out_after_us().begin(), f.timed_out_after_us().end());
+  out.outcome_samples_dropped = f.outcome_samples_dropped();
   for (const v1::HeldConnections& h : f.held()) {
     HeldConnections& held = out.held.emplace_back();
     held.local_ip = h.local_ip();

@@ -10,24 +10,17 @@
 #include <vector>
 
 #include "common/histogram.h"
+#include "common/rate_schedule.h"
 #include "common/net_address.h"
 #include "common/unique_fd.h"
 
 namespace synq::agent {
 
-enum class CloseMode { kKeep, kRst, kFin };
+using common::RateProfile;
+using common::RateSchedule;
+using common::ValidateRateProfile;
 
-// The open-loop launch schedule: a constant rate, a linear ramp, or steps (connects/s).
-// rate 0 with kConstant = as fast as concurrency allows.
-struct RateProfile {
-  enum class Kind { kConstant, kRamp, kSteps };
-  Kind kind = Kind::kConstant;
-  double rate = 0;  // kConstant
-  double from = 0, to = 0;  // kRamp
-  std::chrono::nanoseconds over{0};
-  std::vector<double> steps;  // kSteps
-  std::chrono::nanoseconds each{0};
-};
+enum class CloseMode { kKeep, kRst, kFin };
 
 // Ports [first, last] of one local address that an engine may bind itself, taking only ports
 // with port % stride == offset (so threads and workers share an address without overlap).
@@ -139,6 +132,12 @@ struct FloodResult {
   std::vector<std::string> sources;
   uint64_t records_dropped = 0;
   uint64_t open_peak = 0;
+  // When resets / timeouts were decided (us from the scheduled instant), the first
+  // kMaxOutcomeSamples of each; the rest counted in outcome_samples_dropped.
+  static constexpr size_t kMaxOutcomeSamples = 10'000;
+  std::vector<uint32_t> reset_after_us;
+  std::vector<uint32_t> timed_out_after_us;
+  uint64_t outcome_samples_dropped = 0;
   // Keeps whatever holds the flood's sockets open elsewhere (worker processes) until the run
   // drops the result.
   std::shared_ptr<void> keepalive;

@@ -276,8 +276,21 @@ rv1::Run BuildRun(const RunInputs& in) {
       // A 0.4 agent: fates from counters and held connections, records only for the rows.
       const bool held_join = HasSustainedFields(f);
       if (held_join) join.CountHeld(f, server_observed, fates);
+      // When resets and timeouts were decided: the agent's bounded samples (0.4), else the
+      // per-connection records of an older agent.
+      for (uint32_t us : f.reset_after_us()) out.add_reset_after_ms(us / 1000.0);
+      for (uint32_t us : f.timed_out_after_us()) out.add_timed_out_after_ms(us / 1000.0);
+      if (f.outcome_samples_dropped() > 0) {
+        run.add_not_observed(absl::StrCat(
+            "floods.", f.name(), ".reset_after_ms/timed_out_after_ms: ",
+            f.outcome_samples_dropped(),
+            " decision times beyond the agent's first 10000 per engine were not kept"));
+      }
+      const bool outcome_samples = f.reset_after_us_size() > 0 ||
+                                   f.timed_out_after_us_size() > 0 ||
+                                   f.outcome_samples_dropped() > 0;
       for (const auto& c : f.connections()) {
-        if (c.has_outcome_after()) {
+        if (!outcome_samples && c.has_outcome_after()) {
           const double at = Ms(proto::FromProto(c.outcome_after()));
           if (c.outcome() == av1::OUTCOME_RESET) out.add_reset_after_ms(at);
           if (c.outcome() == av1::OUTCOME_TIMED_OUT) out.add_timed_out_after_ms(at);

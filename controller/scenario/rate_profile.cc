@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/rate_schedule.h"
 
 namespace synq::controller {
 namespace {
@@ -27,42 +28,28 @@ std::string Dur(nanoseconds d) {
   return absl::StrCat(Num(Seconds(d)), "s");
 }
 
-// Integral of the ramp's rate over [0, t] (t in seconds).
-double RampIntegral(const FloodDef& f, double t) {
-  const double over = Seconds(f.ramp_over);
-  if (t <= 0) return 0;
-  if (over <= 0) return f.ramp_to * t;
-  const double in_ramp = std::min(t, over);
-  const double slope = (f.ramp_to - f.ramp_from) / over;
-  double sum = f.ramp_from * in_ramp + 0.5 * slope * in_ramp * in_ramp;
-  if (t > over) sum += f.ramp_to * (t - over);
-  return sum;
-}
-
-double StepsIntegral(const FloodDef& f, double t) {
-  if (t <= 0 || f.steps.empty()) return 0;
-  const double each = Seconds(f.steps_each);
-  if (each <= 0) return f.steps.back() * t;
-  double sum = 0;
-  for (size_t i = 0; i < f.steps.size(); ++i) {
-    const double begin = each * static_cast<double>(i);
-    if (t <= begin) return sum;
-    const double end = i + 1 == f.steps.size() ? t : std::min(t, begin + each);
-    sum += f.steps[i] * (end - begin);
-  }
-  return sum;
-}
-
-double Integral(const FloodDef& f, double t) {
+// The schedule the agent's engine launches by (common/rate_schedule.h), from the scenario's
+// fields: the controller's per-second rates come from the same integral.
+common::RateProfile ProfileOf(const FloodDef& f) {
+  common::RateProfile p;
   switch (f.rate_kind) {
     case RateKind::kConstant:
-      return f.rate * std::max(0.0, t);
+      p.kind = common::RateProfile::Kind::kConstant;
+      p.rate = f.rate;
+      break;
     case RateKind::kRamp:
-      return RampIntegral(f, t);
+      p.kind = common::RateProfile::Kind::kRamp;
+      p.from = f.ramp_from;
+      p.to = f.ramp_to;
+      p.over = f.ramp_over;
+      break;
     case RateKind::kSteps:
-      return StepsIntegral(f, t);
+      p.kind = common::RateProfile::Kind::kSteps;
+      p.steps = f.steps;
+      p.each = f.steps_each;
+      break;
   }
-  return 0;
+  return p;
 }
 
 }  // namespace
@@ -88,7 +75,12 @@ double ScheduledRate(const FloodDef& f, nanoseconds t) {
 
 double ScheduledLaunches(const FloodDef& f, nanoseconds from, nanoseconds to) {
   if (to <= from) return 0;
-  return Integral(f, Seconds(to)) - Integral(f, Seconds(from));
+  const common::RateProfile profile = ProfileOf(f);
+  // No schedule: an unpaced flood (constant rate 0), or a profile the checks refuse.
+  if (profile.kind == common::RateProfile::Kind::kConstant && !(profile.rate > 0)) return 0;
+  if (!common::ValidateRateProfile(profile, "").ok()) return 0;
+  const common::RateSchedule schedule(profile);
+  return schedule.Cumulative(Seconds(to)) - schedule.Cumulative(Seconds(from));
 }
 
 double ScheduledRateInSecond(const FloodDef& f, uint32_t second) {

@@ -226,7 +226,7 @@ TEST_F(HtmlReport, AcceptQueueOverflowReportRendersItsPlotsOfflineInChromium) {
   // The screenshot: the plots are drawn, in their colours.
   const std::string shot = work_.path() + "/report.png";
   ASSERT_EQ(
-      RunChromium(url, {"--screenshot=" + shot, "--window-size=1280,4000", "--hide-scrollbars"},
+      RunChromium(url, {"--screenshot=" + shot, "--window-size=1280,8000", "--hide-scrollbars"},
                   work_.path() + "/shot.out", work_.path() + "/shot.err"),
       0)
       << ReadText(work_.path() + "/shot.err");
@@ -238,7 +238,7 @@ TEST_F(HtmlReport, AcceptQueueOverflowReportRendersItsPlotsOfflineInChromium) {
   ASSERT_FALSE(established.empty());
   // Histogram bars have a colour used by nothing else. Each histogram's fullest bucket is drawn
   // at the full plot height (180 px) and at least 4 px wide (3 px without the antialiased edge);
-  // run 1's 2 histograms are in the first 4000 px.
+  // run 1's 2 histograms and its plots lie within the first 8000 px.
   EXPECT_GE(image.Count(Hex(bars[0][3])), 2u * 3u * 180u) << "histogram bars " << bars[0][3];
   // The established share of 4 sweep bars, 640 px at full scale and 20 px tall, at least 1/6
   // of each (the prefill of 6 attempts always connects), beyond the 12x12 legend squares.

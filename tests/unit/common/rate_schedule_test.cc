@@ -2,7 +2,7 @@
 // rate reaches k, for a constant rate, a ramp up, a ramp down and steps (zero steps included);
 // CountBefore agrees with Due attempt by attempt; and bad profiles are refused naming the field.
 // Expected instants are solved by hand from the rate, never taken from the code under test.
-#include "agent/flood/rate_profile.h"
+#include "common/rate_schedule.h"
 
 #include <chrono>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace synq::agent {
+namespace synq::common {
 namespace {
 
 using namespace std::chrono_literals;
@@ -147,4 +147,4 @@ TEST(RateProfileValidation, BadProfilesNameTheField) {
 }
 
 }  // namespace
-}  // namespace synq::agent
+}  // namespace synq::common

@@ -1,4 +1,4 @@
-#include "agent/flood/rate_profile.h"
+#include "common/rate_schedule.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace synq::agent {
+namespace synq::common {
 namespace {
 
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
@@ -159,4 +159,4 @@ uint64_t RateSchedule::CountBefore(std::chrono::nanoseconds t) const {
   return count;
 }
 
-}  // namespace synq::agent
+}  // namespace synq::common

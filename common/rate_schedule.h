@@ -1,6 +1,7 @@
 // The open-loop launch schedule of a flood: when attempt k is due under a constant rate, a linear
 // ramp or steps. Pure functions over RateProfile (no clock, no I/O), so the maths has its own
-// tests.
+// tests. The agent's engine launches by it; the controller reads the scheduled rate per second
+// of a result from the same integral.
 #pragma once
 
 #include <chrono>
@@ -10,9 +11,20 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "agent/flood/flood_spec.h"
 
-namespace synq::agent {
+namespace synq::common {
+
+// The open-loop launch schedule: a constant rate, a linear ramp, or steps (connects/s).
+// rate 0 with kConstant = as fast as concurrency allows.
+struct RateProfile {
+  enum class Kind { kConstant, kRamp, kSteps };
+  Kind kind = Kind::kConstant;
+  double rate = 0;          // kConstant
+  double from = 0, to = 0;  // kRamp
+  std::chrono::nanoseconds over{0};
+  std::vector<double> steps;  // kSteps
+  std::chrono::nanoseconds each{0};
+};
 
 // Checks a profile: rates finite and >= 0; a ramp's `over` > 0; steps non-empty with `each` > 0.
 // InvalidArgument naming `prefix` + the field ("rate", "ramp.from", "ramp.to", "ramp.over",
@@ -54,4 +66,4 @@ class RateSchedule {
   std::vector<double> prefix_;  // prefix_[i] = N(i * each) for steps
 };
 
-}  // namespace synq::agent
+}  // namespace synq::common
