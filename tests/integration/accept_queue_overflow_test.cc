@@ -111,7 +111,7 @@ shaping: [ { host: server, to: client, delay: 200ms } ]
 capture: [server]
 listeners: [ { name: l1, host: server, backlog: 1, accept: never } ]
 floods:
-  - { name: burst, host: client, target: l1, connections: 5, concurrency: 5,
+  - { name: burst, host: client, target: l1, connections: 5, concurrency: 5, threads: 1,
       connect_timeout: 10s, hold: 3s, payload: "hello" }
 )");
   SynqRun r = RunSynq(scenario, out_.path());

@@ -245,6 +245,8 @@ TEST_F(Diagnosis, FinalAckOverflowRstOrSynackRetriesAndCookiesOrSynQueueDrops) {
   //   The other three SYNs find the request queue full: cookies 1 -> answered with a cookie,
   //   the client is established and unknown to the server; cookies 0 -> dropped
   //   (TCPReqQFullDrop) until syn_retries runs out: timed out at 1 + 2 s (+ the delay).
+  // The burst runs on one ring (threads: 1) so its SYNs leave in order; from two rings two
+  // "first" SYNs can reach the listener on two CPUs at once and both become requests.
   const std::string scenario = out_.Write("overflow.yaml", R"(name: diag-overflow
 hosts: { server: {}, client: {} }
 settings:
@@ -259,7 +261,7 @@ listeners:
 floods:
   - { name: prefill, host: client, target: l1, connections: 1, connect_timeout: 5s,
       hold: 8s, payload: "hello" }
-  - { name: burst, host: client, target: l1, connections: 5, concurrency: 5,
+  - { name: burst, host: client, target: l1, connections: 5, concurrency: 5, threads: 1,
       connect_timeout: 5s, start_after: 1s, hold: 6s, payload: "hello" }
 sweep:
   settings.server.net.ipv4.tcp_abort_on_overflow: [1, 0]
