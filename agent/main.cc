@@ -17,10 +17,12 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/flood/flood_worker.h"
 #include "agent/run/run_session.h"
 #include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
+#include "agent/service/tls_config.h"
 #include "agent/shaping/shaper.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
   std::string port_file;
   std::string log_level = "info";
   bool parent_death = false;
+  synq::agent::AgentTlsFlags tls;
+  std::string allow_targets;
   app.add_option("--listen", listen,
                  "gRPC address: HOST:PORT (port 0 = any free port) or unix:/path")
       ->capture_default_str();
@@ -61,6 +65,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   app.add_flag("--parent-death", parent_death, "end (and restore) when the parent process dies");
+  app.add_option("--tls-cert", tls.cert, "PEM certificate of this agent (mutual TLS)");
+  app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", tls.ca, "PEM CA: callers must show a certificate it signed");
+  app.add_flag("--insecure", tls.insecure,
+               "serve without TLS on an address other hosts can reach (anyone who reaches it "
+               "can start floods)");
+  app.add_option("--allow-targets", allow_targets,
+                 "CIDR,... the flood targets accepted (default: loopback plus the subnets "
+                 "attached to this host's interfaces)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("[%H:%M:%S.%e] [agent] [%l] %v");
@@ -115,11 +128,27 @@ int main(int argc, char** argv) {
     spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
 
+  auto security = synq::agent::ChooseServerCredentials(listen, tls);
+  if (!security.ok()) return Fail(std::string(security.status().message()));
+  if (security->insecure) {
+    spdlog::warn(
+        "serving WITHOUT TLS on {} (--insecure): anyone who reaches this port can start floods "
+        "and change kernel settings",
+        listen);
+  }
+  synq::agent::AccessPolicy policy;
+  policy.insecure = security->insecure;
+  if (!allow_targets.empty()) {
+    auto parsed = synq::agent::TargetAllowList::Parse(allow_targets);
+    if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+    policy.targets = *std::move(parsed);
+  }
+
   synq::agent::RunManager runs(paths);
-  synq::agent::AgentServiceImpl service(runs);
+  synq::agent::AgentServiceImpl service(runs, policy);
   grpc::ServerBuilder builder;
   int bound_port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(listen, security->credentials, &bound_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || (!absl::StartsWith(listen, "unix:") && bound_port == 0)) {
@@ -129,8 +158,11 @@ int main(int argc, char** argv) {
   if (!absl::StartsWith(listen, "unix:")) {
     address = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", bound_port);
   }
-  spdlog::info("synq-agent listening on {}{}", address,
-               netns.empty() ? "" : absl::StrCat(" (netns ", netns, ")"));
+  spdlog::info("synq-agent listening on {}{} ({}); flood targets allowed: {}", address,
+               netns.empty() ? "" : absl::StrCat(" (netns ", netns, ")"),
+               security->tls ? absl::StrCat("mutual TLS as ", security->subject)
+                             : (security->insecure ? "INSECURE, no TLS" : "local, no TLS"),
+               absl::StrJoin(policy.targets.EffectiveStrings(), ","));
   if (!port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << address << "\n";

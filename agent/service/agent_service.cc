@@ -246,6 +246,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   for (const auto& a : facts.addresses) response->add_addresses(a);
   response->set_fd_limit_soft(facts.fd_limit_soft);
   response->set_fd_limit_hard(facts.fd_limit_hard);
+  response->set_insecure(policy_.insecure);
+  for (auto& cidr : policy_.targets.EffectiveStrings()) response->add_allow_targets(cidr);
   return Done(context, absl::OkStatus());
 }
 
@@ -368,6 +370,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerCo
   spec.close_on_accept = l.close_on_accept();
   for (const auto& p : l.pauses()) spec.pauses.push_back({FromProto(p.at()), FromProto(p.length())});
   if (absl::Status valid = CheckListenerSpec(spec); !valid.ok()) return Done(context, valid);
+  if (absl::Status own = CheckListenerAddress(spec.name, spec.address); !own.ok()) {
+    return Done(context, own);
+  }
   auto started = runs_.StartListener(request->run_id(), spec);
   if (started.ok()) ToProto(*started, response->mutable_listener());
   return Done(context, started.status());
@@ -413,6 +418,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerCont
   for (const auto& f : request->floods()) {
     auto spec = FromProto(f);
     if (!spec.ok()) return Done(context, spec.status());
+    if (absl::Status allowed = policy_.targets.CheckTarget(spec->name, spec->target);
+        !allowed.ok()) {
+      return Done(context, allowed);
+    }
     floods.push_back(*std::move(spec));
   }
   return Done(context, runs_.StartFloods(request->run_id(), FromProto(request->start_at()),

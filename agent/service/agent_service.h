@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "agent/access_policy.h"
 #include "agent/run/run_session.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
 
@@ -10,7 +11,9 @@ namespace synq::agent {
 
 class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackService {
  public:
-  explicit AgentServiceImpl(RunManager& runs) : runs_(runs) {}
+  // `policy`: the flood targets allowed and whether the agent serves insecurely.
+  explicit AgentServiceImpl(RunManager& runs, AccessPolicy policy = {})
+      : runs_(runs), policy_(std::move(policy)) {}
 
   grpc::ServerUnaryReactor* GetHostInfo(grpc::CallbackServerContext* context,
                                         const v1::GetHostInfoRequest* request,
@@ -56,6 +59,7 @@ class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackSer
 
  private:
   RunManager& runs_;
+  const AccessPolicy policy_;
 };
 
 // absl::StatusCode -> grpc::StatusCode, one to one.
