@@ -368,4 +368,22 @@ absl::Status DiagnoseTlsHandshake(const std::string& address, const std::string&
   return absl::OkStatus();
 }
 
+bool ServesTls(const std::string& address, std::chrono::milliseconds timeout) {
+  std::string host;
+  auto fd = ConnectTcp(address, timeout, &host);
+  if (!fd.ok()) return false;
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
+  SSL_set_fd(ssl.get(), fd->get());
+  static const unsigned char kAlpn[] = {2, 'h', '2'};
+  SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof kAlpn);
+  ERR_clear_error();
+  if (SSL_connect(ssl.get()) == 1) return true;
+  // A server that wants a certificate we did not send (TLS 1.2) ends the handshake with an alert:
+  // it still speaks TLS. A plaintext gRPC server answers with bytes that are no TLS record.
+  const std::string why = OpenSslError();
+  return absl::StrContains(why, "alert");
+}
+
 }  // namespace synq::common

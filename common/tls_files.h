@@ -45,4 +45,8 @@ absl::Status DiagnoseTlsHandshake(const std::string& address, const std::string&
                                   const TlsMaterial& material, const TlsFileSet& files,
                                   std::chrono::milliseconds timeout);
 
+// Whether `address` ("host:port") answers a TLS handshake (we offer no certificate): tells an
+// agent that wants mutual TLS from one that is down.
+bool ServesTls(const std::string& address, std::chrono::milliseconds timeout);
+
 }  // namespace synq::common

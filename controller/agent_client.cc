@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
@@ -140,21 +141,78 @@ class GrpcAgentClient final : public AgentClient {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(
-    const std::string& address, std::chrono::nanoseconds connect_timeout) {
+absl::StatusOr<AgentSecurity> LoadAgentSecurity(const common::TlsFileSet& files,
+                                                std::string server_name) {
+  AgentSecurity security;
+  security.files = files;
+  security.server_name = std::move(server_name);
+  if (files.empty()) return security;
+  auto material = common::LoadTlsFiles(files);
+  if (!material.ok()) return material.status();
+  security.tls = *std::move(material);
+  return security;
+}
+
+namespace {
+
+// Why a channel to a TCP agent did not open, as well as a TLS handshake of our own can tell.
+std::string ExplainFailedChannel(const std::string& address, const AgentSecurity& security,
+                                 std::chrono::milliseconds timeout) {
+  if (security.tls.has_value()) {
+    absl::Status why = common::DiagnoseTlsHandshake(address, security.server_name, *security.tls,
+                                                    security.files, timeout);
+    if (!why.ok()) return std::string(why.message());
+    return "";
+  }
+  if (common::ServesTls(address, timeout)) {
+    return absl::StrCat("agent ", address,
+                        " requires mutual TLS: give --tls-cert, --tls-key and --tls-ca (or a "
+                        "tls: block in the scenario's host) with a certificate its CA signed");
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
+                                                          std::chrono::nanoseconds connect_timeout,
+                                                          const AgentSecurity& security) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  const bool local = absl::StartsWith(address, "unix:");
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (security.tls.has_value() && !local) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = security.tls->ca_pem;
+    options.pem_private_key = security.tls->key_pem;
+    options.pem_cert_chain = security.tls->cert_pem;
+    credentials = grpc::SslCredentials(options);
+    if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
+  }
+  auto channel = grpc::CreateCustomChannel(address, credentials, args);
   const auto deadline =
       std::chrono::system_clock::now() +
       std::chrono::duration_cast<std::chrono::system_clock::duration>(connect_timeout);
-  if (!channel->WaitForConnected(deadline)) {
-    return absl::UnavailableError(absl::StrCat(
-        "agent ", address, " is unreachable (no connection within ",
-        std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count(), " ms)"));
+  // The first failed attempt on a TCP agent is looked at with a handshake of our own: a TLS
+  // problem (wrong CA, wrong name, expired, no certificate) will not heal by waiting.
+  bool explained = local;
+  for (grpc_connectivity_state state = channel->GetState(true);
+       state != GRPC_CHANNEL_READY;
+       state = channel->GetState(true)) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !explained) {
+      explained = true;
+      const std::string why = ExplainFailedChannel(address, security, std::chrono::seconds(3));
+      if (!why.empty()) return absl::UnavailableError(why);
+    }
+    if (!channel->WaitForStateChange(state, deadline)) {
+      return absl::UnavailableError(absl::StrCat(
+          "agent ", address, " is unreachable (no connection within ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count(),
+          " ms)"));
+    }
   }
   return std::unique_ptr<AgentClient>(std::make_unique<GrpcAgentClient>(address, channel));
 }

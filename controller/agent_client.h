@@ -5,9 +5,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/tls_files.h"
 #include "synq/agent/v1/agent.pb.h"
 
 namespace synq::controller {
@@ -54,9 +56,25 @@ class AgentClient {
   virtual absl::StatusOr<v1::EndRunResponse> EndRun(const std::string& run_id) = 0;
 };
 
+// How the controller and an agent prove who they are: mutual TLS from checked PEM material, or
+// plaintext (unix sockets, embedded hosts, loopback agents, agents started with --insecure).
+struct AgentSecurity {
+  std::optional<common::TlsMaterial> tls;  // null = plaintext
+  common::TlsFileSet files;                // where `tls` came from, named in errors
+  std::string server_name;  // the name checked on the agent's certificate; empty = its address
+};
+
+// Reads and checks the controller's certificate, key and CA (errors name the setting, the file
+// and the reason); empty files = plaintext.
+absl::StatusOr<AgentSecurity> LoadAgentSecurity(const common::TlsFileSet& files,
+                                                std::string server_name);
+
 // Connects to "host:port" or "unix:/path". Waits up to `connect_timeout` for the channel;
-// an unreachable agent is Unavailable naming the address.
+// an unreachable agent is Unavailable naming the address. With TLS, or against an agent that
+// serves TLS when we have none, a failed connection says why (wrong CA, wrong name, expired,
+// our certificate refused, no certificate given).
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
-                                                          std::chrono::nanoseconds connect_timeout);
+                                                          std::chrono::nanoseconds connect_timeout,
+                                                          const AgentSecurity& security = {});
 
 }  // namespace synq::controller

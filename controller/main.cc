@@ -123,10 +123,32 @@ int Validate(const std::string& file) {
   return kExitOk;
 }
 
-int Info(const std::vector<std::string>& agents) {
+// The command line's --tls-* flags.
+struct TlsFlags {
+  common::TlsFileSet files;
+  std::string server_name;
+};
+
+// The command line's TLS material, checked (errors name the flag, the file and the reason).
+absl::StatusOr<AgentSecurity> LoadCommandLineSecurity(const TlsFlags& flags) {
+  if (flags.files.empty() && !flags.server_name.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-server-name: only with --tls-cert, --tls-key and --tls-ca");
+  }
+  if (!flags.files.empty() &&
+      (flags.files.cert.empty() || flags.files.key.empty() || flags.files.ca.empty())) {
+    return absl::InvalidArgumentError(
+        "--tls-cert, --tls-key and --tls-ca: give all three (mutual TLS) or none");
+  }
+  return LoadAgentSecurity(flags.files, flags.server_name);
+}
+
+int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
+  auto security = LoadCommandLineSecurity(tls);
+  if (!security.ok()) return Error(kExitInvalidInput, std::string(security.status().message()));
   int code = kExitOk;
   for (const auto& address : agents) {
-    auto client = ConnectAgent(address, kConnectTimeout);
+    auto client = ConnectAgent(address, kConnectTimeout, *security);
     if (!client.ok()) {
       code = Error(kExitHostFailed, std::string(client.status().message()));
       continue;
@@ -141,6 +163,14 @@ int Info(const std::vector<std::string>& agents) {
                 info->agent_version().c_str(), static_cast<unsigned long>(info->fd_limit_soft()),
                 static_cast<unsigned long>(info->fd_limit_hard()));
     std::printf("  addresses %s\n", absl::StrJoin(info->addresses(), " ").c_str());
+    // What this channel is: TLS when we used it (the agent required it), else plaintext, which
+    // the agent reports as insecure when others can reach it.
+    const bool tls_used = security->tls.has_value() && !absl::StartsWith(address, "unix:");
+    std::printf("  security  %s\n",
+                tls_used         ? "mTLS"
+                : info->insecure() ? "insecure (no TLS; the agent was started with --insecure)"
+                                   : "local (no TLS; unix socket or loopback only)");
+    std::printf("  allow targets %s\n", absl::StrJoin(info->allow_targets(), " ").c_str());
     for (const auto& s : info->settings()) {
       std::printf("  %-32s %ld\n", s.key().c_str(), static_cast<long>(s.value()));
     }
@@ -181,6 +211,7 @@ struct RunCommand {
   std::string junit_file;
   std::string tolerance;
   std::vector<std::string> tolerance_fields;
+  TlsFlags tls;
 };
 
 // Writes `text` to `path`; the error names the file.
@@ -248,8 +279,39 @@ void ForgetLab() {
   g_lab = nullptr;
 }
 
+// Each remote host's TLS: its scenario tls: block (paths relative to the scenario file), else the
+// command line's. Every file is checked before any host is touched.
+absl::StatusOr<std::map<std::string, AgentSecurity>> LoadHostSecurity(const Scenario& scenario,
+                                                                      const std::string& file,
+                                                                      const TlsFlags& flags) {
+  auto command_line = LoadCommandLineSecurity(flags);
+  if (!command_line.ok()) return command_line.status();
+  const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+  auto resolve = [&dir](const std::string& path) {
+    return path.empty() || std::filesystem::path(path).is_absolute() ? path
+                                                                     : (dir / path).string();
+  };
+  std::map<std::string, AgentSecurity> out;
+  for (const auto& h : scenario.hosts) {
+    if (h.embedded()) continue;
+    if (h.tls.empty()) {
+      out[h.name] = *command_line;
+      continue;
+    }
+    const std::string prefix = absl::StrCat(file, ": hosts.", h.name, ".tls.");
+    common::TlsFileSet files{resolve(h.tls.cert), resolve(h.tls.key), resolve(h.tls.ca),
+                             prefix + "cert", prefix + "key", prefix + "ca"};
+    auto security = LoadAgentSecurity(files, h.tls.server_name);
+    if (!security.ok()) return security.status();
+    out[h.name] = *std::move(security);
+  }
+  return out;
+}
+
 // Connects to every host's agent (embedded ones through the lab) and reads its host info.
-absl::StatusOr<std::vector<HostHandle>> ConnectHosts(const Scenario& scenario, const Lab* lab) {
+absl::StatusOr<std::vector<HostHandle>> ConnectHosts(
+    const Scenario& scenario, const Lab* lab,
+    const std::map<std::string, AgentSecurity>& security) {
   std::vector<HostHandle> hosts;
   for (const auto& spec : scenario.hosts) {
     HostHandle h;
@@ -261,7 +323,9 @@ absl::StatusOr<std::vector<HostHandle>> ConnectHosts(const Scenario& scenario, c
       h.address = lh->address;
       h.interface = lh->interface;
     }
-    auto client = ConnectAgent(address, kConnectTimeout);
+    auto client =
+        spec.embedded() ? ConnectAgent(address, kConnectTimeout)
+                        : ConnectAgent(address, kConnectTimeout, security.at(spec.name));
     if (!client.ok()) {
       return absl::UnavailableError(
           absl::StrCat("hosts.", spec.name, ": ", client.status().message()));
@@ -365,9 +429,12 @@ int Run(const RunCommand& cmd) {
     return Error(kExitInvalidInput, std::string(s.message()));
   }
 
+  auto security = LoadHostSecurity(scenario, file, cmd.tls);
+  if (!security.ok()) return Error(kExitInvalidInput, std::string(security.status().message()));
+
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
-  auto hosts = ConnectHosts(scenario, lab->get());
+  auto hosts = ConnectHosts(scenario, lab->get(), *security);
   if (!hosts.ok()) {
     ForgetLab();
     return Error(kExitHostFailed, std::string(hosts.status().message()));
@@ -523,6 +590,15 @@ int main(int argc, char** argv) {
                   "default baseline tolerance, e.g. 10% (overrides the scenario's)");
   run->add_option("--tolerance-field", run_cmd.tolerance_fields,
                   "PATTERN=PERCENT, e.g. 'floods.*.connect_latency_ms.p99=25%' (repeatable)");
+  auto add_tls_flags = [](CLI::App* command, TlsFlags& tls) {
+    command->add_option("--tls-cert", tls.files.cert,
+                        "PEM certificate the controller shows to agents (mutual TLS)");
+    command->add_option("--tls-key", tls.files.key, "PEM private key of --tls-cert");
+    command->add_option("--tls-ca", tls.files.ca, "PEM CA that signed the agents' certificates");
+    command->add_option("--tls-server-name", tls.server_name,
+                        "name to check on the agents' certificates (default: the address's host)");
+  };
+  add_tls_flags(run, run_cmd.tls);
   std::string old_file;
   std::string new_file;
   auto* compare = app.add_subcommand(
@@ -536,6 +612,8 @@ int main(int argc, char** argv) {
   validate->add_option("scenario", file, "scenario YAML file")->required();
   auto* info = app.add_subcommand("info", "show host info of running agents");
   info->add_option("agents", agents, "agent addresses (HOST:PORT or unix:/path)")->required();
+  TlsFlags info_tls;
+  add_tls_flags(info, info_tls);
   auto* lab = app.add_subcommand("lab", "keep a set of namespace hosts with agents up");
   lab->require_subcommand(1);
   auto* lab_up = lab->add_subcommand("up", "create the scenario's hosts and start their agents");
@@ -553,7 +631,7 @@ int main(int argc, char** argv) {
   if (*run) return Run(run_cmd);
   if (*validate) return Validate(file);
   if (*compare) return Compare(old_file, new_file, run_cmd.tolerance, run_cmd.tolerance_fields);
-  if (*info) return Info(agents);
+  if (*info) return Info(agents, info_tls);
   if (*lab_up) return LabUp(file);
   if (*lab_down) return LabDown();
   return kExitInvalidInput;

@@ -84,6 +84,7 @@ class Loader {
   void CheckHostRef(const std::string& host, const std::string& path);
 
   void ParseHosts(const YAML::Node* node);
+  void ParseHostTls(const YAML::Node& node, const std::string& path, HostTls& tls);
   void ParseSettings(const YAML::Node& node);
   void ParseCaptures(const YAML::Node& node);
   template <typename T>
@@ -196,6 +197,10 @@ void Loader::ParseHosts(const YAML::Node* node) {
           }
           continue;
         }
+        if (key == "tls") {
+          ParseHostTls(value, field_path, host.tls);
+          continue;
+        }
         if (key != "agent") {
           Error(field_path, "unknown field");
           continue;
@@ -231,9 +236,49 @@ void Loader::ParseHosts(const YAML::Node* node) {
     if (host.embedded() && !host.interface.empty()) {
       Error(JoinPath(path, "interface"), "only for hosts with an agent: embedded hosts use eth0");
     }
+    if (!host.tls.empty() && (host.embedded() || absl::StartsWith(host.agent, "unix:"))) {
+      Error(JoinPath(path, "tls"),
+            "only for agents on HOST:PORT: embedded hosts and unix: agents are local");
+    }
     s_.hosts.push_back(std::move(host));
   }
   if (node->size() == 0) Error("hosts", "needs at least one host");
+}
+
+void Loader::ParseHostTls(const YAML::Node& node, const std::string& path, HostTls& tls) {
+  if (!node.IsMap()) {
+    Error(path, absl::StrCat("expected {cert: FILE, key: FILE, ca: FILE, server_name: NAME}, got ",
+                             Describe(node)));
+    return;
+  }
+  for (const auto& [key, value] : MapEntries(node, path)) {
+    const std::string field_path = JoinPath(path, key);
+    std::string* field = key == "cert"          ? &tls.cert
+                         : key == "key"         ? &tls.key
+                         : key == "ca"          ? &tls.ca
+                         : key == "server_name" ? &tls.server_name
+                                                : nullptr;
+    if (field == nullptr) {
+      Error(field_path, "unknown field (expected cert, key, ca, server_name)");
+      continue;
+    }
+    std::optional<Scalar> text =
+        GetScalar(value, field_path, key == "server_name" ? "a host name" : "a file path");
+    if (!text) continue;
+    if (text->text.empty()) {
+      Error(field_path, "must not be empty");
+      continue;
+    }
+    *field = text->text;
+  }
+  // Mutual TLS needs all three files; a name to check means nothing without them.
+  for (const auto& [name, value] :
+       {std::pair<const char*, const std::string*>{"cert", &tls.cert}, {"key", &tls.key},
+        {"ca", &tls.ca}}) {
+    if (value->empty()) {
+      Error(JoinPath(path, name), "required in a tls: block (cert, key and ca go together)");
+    }
+  }
 }
 
 void Loader::ParseSettings(const YAML::Node& node) {

@@ -16,11 +16,23 @@
 
 namespace synq::controller {
 
+// `tls: {cert, key, ca, server_name}` of a host with an agent: the controller's certificate and
+// key for that agent, the CA that signed the agent's, and the name to check on the agent's
+// certificate (default: the host part of `agent`). Paths relative to the scenario file.
+struct HostTls {
+  std::string cert;
+  std::string key;
+  std::string ca;
+  std::string server_name;
+  bool empty() const { return cert.empty() && key.empty() && ca.empty() && server_name.empty(); }
+};
+
 struct HostSpec {
   std::string name;
   std::string agent;      // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
   std::string interface;  // the agent host's interface for shaping and capture ("eth0")
   int64_t addresses = 1;  // embedded hosts: how many 198.18.0.0/15 addresses it gets
+  HostTls tls;            // empty = the command line's --tls-* (or plaintext)
   bool embedded() const { return agent.empty(); }
 };
 
