@@ -177,8 +177,8 @@ absl::StatusOr<Cidr> ParseCidr(absl::string_view text) {
   Cidr masked = c;
   Mask(masked.bytes, c.prefix, max / 8);
   if (std::memcmp(masked.bytes, c.bytes, 16) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("'", text, "': host bits are set (did you mean ",
-                                                   masked.ToString(), "?)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "': host bits are set (did you mean ", masked.ToString(), "?)"));
   }
   return c;
 }
@@ -220,10 +220,10 @@ absl::Status TargetAllowList::CheckTarget(const std::string& flood,
   for (const Cidr& c : list) {
     if (c.Contains(target)) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "floods.", flood, ".target: ", target.HostString(),
-      " is outside the targets this agent accepts (--allow-targets ",
-      absl::StrJoin(EffectiveStrings(), ","), ")"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("floods.", flood, ".target: ", target.HostString(),
+                   " is outside the targets this agent accepts (--allow-targets ",
+                   absl::StrJoin(EffectiveStrings(), ","), ")"));
 }
 
 std::vector<Cidr> AttachedNetworks() {

@@ -58,9 +58,9 @@ absl::Status FileError(const std::string& name, const std::string& path, absl::s
 // The oldest error OpenSSL queued, as text; clears the queue.
 std::string OpenSslError() {
   const unsigned long code = ERR_peek_last_error();
-  std::string text = code == 0 ? "unknown OpenSSL error" : ERR_reason_error_string(code)
-                                                               ? ERR_reason_error_string(code)
-                                                               : "unknown OpenSSL error";
+  std::string text = code == 0                       ? "unknown OpenSSL error"
+                     : ERR_reason_error_string(code) ? ERR_reason_error_string(code)
+                                                     : "unknown OpenSSL error";
   ERR_clear_error();
   return text;
 }
@@ -97,9 +97,9 @@ std::vector<std::string> AltNames(X509* cert) {
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
     if (n->type == GEN_DNS) {
-      out.push_back(absl::StrCat(
-          "DNS:", absl::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.dNSName)),
-                                    ASN1_STRING_length(n->d.dNSName))));
+      out.push_back(absl::StrCat("DNS:", absl::string_view(reinterpret_cast<const char*>(
+                                                               ASN1_STRING_get0_data(n->d.dNSName)),
+                                                           ASN1_STRING_length(n->d.dNSName))));
     } else if (n->type == GEN_IPADD) {
       const unsigned char* p = ASN1_STRING_get0_data(n->d.iPAddress);
       const int len = ASN1_STRING_length(n->d.iPAddress);
@@ -130,8 +130,8 @@ absl::Status CheckValidity(X509* cert, const std::string& name, const std::strin
                                   FormatTime(X509_get0_notBefore(cert)), ")"));
   }
   if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
-    return FileError(
-        name, path, absl::StrCat(what, " expired on ", FormatTime(X509_get0_notAfter(cert))));
+    return FileError(name, path,
+                     absl::StrCat(what, " expired on ", FormatTime(X509_get0_notAfter(cert))));
   }
   return absl::OkStatus();
 }
@@ -190,9 +190,8 @@ absl::StatusOr<TlsMaterial> LoadTlsFiles(const TlsFileSet& files) {
     return s;
   }
   for (const auto& ca : *cas) {
-    if (absl::Status s = CheckValidity(
-            ca.get(), files.ca_name, files.ca,
-            absl::StrCat("the CA certificate ", Subject(ca.get())));
+    if (absl::Status s = CheckValidity(ca.get(), files.ca_name, files.ca,
+                                       absl::StrCat("the CA certificate ", Subject(ca.get())));
         !s.ok()) {
       return s;
     }
@@ -217,10 +216,10 @@ absl::StatusOr<TlsMaterial> LoadTlsFiles(const TlsFileSet& files) {
   if (verified != 1) {
     char issuer[512];
     X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
-    return FileError(files.cert_name, files.cert,
-                     absl::StrCat("the certificate (issuer ", issuer, ") is not signed by the CA in ",
-                                  files.ca_name, " ", files.ca, ": ",
-                                  X509_verify_cert_error_string(error)));
+    return FileError(
+        files.cert_name, files.cert,
+        absl::StrCat("the certificate (issuer ", issuer, ") is not signed by the CA in ",
+                     files.ca_name, " ", files.ca, ": ", X509_verify_cert_error_string(error)));
   }
 
   m.cert_pem = *std::move(cert_pem);
@@ -340,17 +339,16 @@ absl::Status DiagnoseTlsHandshake(const std::string& address, const std::string&
                                                    " expired on ",
                                                    FormatTime(X509_get0_notAfter(peer.get()))));
       case X509_V_ERR_CERT_NOT_YET_VALID:
-        return absl::UnavailableError(absl::StrCat("agent ", address, ": ", agent_cert,
-                                                   " is not yet valid (from ",
-                                                   FormatTime(X509_get0_notBefore(peer.get())),
-                                                   ")"));
+        return absl::UnavailableError(
+            absl::StrCat("agent ", address, ": ", agent_cert, " is not yet valid (from ",
+                         FormatTime(X509_get0_notBefore(peer.get())), ")"));
       default: {
         char issuer[512];
         X509_NAME_oneline(X509_get_issuer_name(peer.get()), issuer, sizeof issuer);
-        return absl::UnavailableError(absl::StrCat(
-            "agent ", address, ": wrong CA: ", agent_cert, ", issued by ", issuer,
-            ", is not signed by the CA in ", files.ca_name, " ", files.ca, " (",
-            X509_verify_cert_error_string(verify), ")"));
+        return absl::UnavailableError(
+            absl::StrCat("agent ", address, ": wrong CA: ", agent_cert, ", issued by ", issuer,
+                         ", is not signed by the CA in ", files.ca_name, " ", files.ca, " (",
+                         X509_verify_cert_error_string(verify), ")"));
       }
     }
   }

@@ -199,8 +199,7 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
   // The first failed attempt on a TCP agent is looked at with a handshake of our own: a TLS
   // problem (wrong CA, wrong name, expired, no certificate) will not heal by waiting.
   bool explained = local;
-  for (grpc_connectivity_state state = channel->GetState(true);
-       state != GRPC_CHANNEL_READY;
+  for (grpc_connectivity_state state = channel->GetState(true); state != GRPC_CHANNEL_READY;
        state = channel->GetState(true)) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !explained) {
       explained = true;
@@ -210,8 +209,7 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
     if (!channel->WaitForStateChange(state, deadline)) {
       return absl::UnavailableError(absl::StrCat(
           "agent ", address, " is unreachable (no connection within ",
-          std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count(),
-          " ms)"));
+          std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout).count(), " ms)"));
     }
   }
   return std::unique_ptr<AgentClient>(std::make_unique<GrpcAgentClient>(address, channel));

@@ -166,10 +166,10 @@ int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
     // What this channel is: TLS when we used it (the agent required it), else plaintext, which
     // the agent reports as insecure when others can reach it.
     const bool tls_used = security->tls.has_value() && !absl::StartsWith(address, "unix:");
-    std::printf("  security  %s\n",
-                tls_used         ? "mTLS"
-                : info->insecure() ? "insecure (no TLS; the agent was started with --insecure)"
-                                   : "local (no TLS; unix socket or loopback only)");
+    const char* kind = "local (no TLS; unix socket or loopback only)";
+    if (tls_used) kind = "mTLS";
+    if (!tls_used && info->insecure()) kind = "insecure (no TLS; the agent runs with --insecure)";
+    std::printf("  security  %s\n", kind);
     std::printf("  allow targets %s\n", absl::StrJoin(info->allow_targets(), " ").c_str());
     for (const auto& s : info->settings()) {
       std::printf("  %-32s %ld\n", s.key().c_str(), static_cast<long>(s.value()));
@@ -288,8 +288,7 @@ absl::StatusOr<std::map<std::string, AgentSecurity>> LoadHostSecurity(const Scen
   if (!command_line.ok()) return command_line.status();
   const std::filesystem::path dir = std::filesystem::path(file).parent_path();
   auto resolve = [&dir](const std::string& path) {
-    return path.empty() || std::filesystem::path(path).is_absolute() ? path
-                                                                     : (dir / path).string();
+    return path.empty() || std::filesystem::path(path).is_absolute() ? path : (dir / path).string();
   };
   std::map<std::string, AgentSecurity> out;
   for (const auto& h : scenario.hosts) {
@@ -299,8 +298,13 @@ absl::StatusOr<std::map<std::string, AgentSecurity>> LoadHostSecurity(const Scen
       continue;
     }
     const std::string prefix = absl::StrCat(file, ": hosts.", h.name, ".tls.");
-    common::TlsFileSet files{resolve(h.tls.cert), resolve(h.tls.key), resolve(h.tls.ca),
-                             prefix + "cert", prefix + "key", prefix + "ca"};
+    common::TlsFileSet files;
+    files.cert = resolve(h.tls.cert);
+    files.key = resolve(h.tls.key);
+    files.ca = resolve(h.tls.ca);
+    files.cert_name = prefix + "cert";
+    files.key_name = prefix + "key";
+    files.ca_name = prefix + "ca";
     auto security = LoadAgentSecurity(files, h.tls.server_name);
     if (!security.ok()) return security.status();
     out[h.name] = *std::move(security);
@@ -323,9 +327,8 @@ absl::StatusOr<std::vector<HostHandle>> ConnectHosts(
       h.address = lh->address;
       h.interface = lh->interface;
     }
-    auto client =
-        spec.embedded() ? ConnectAgent(address, kConnectTimeout)
-                        : ConnectAgent(address, kConnectTimeout, security.at(spec.name));
+    auto client = spec.embedded() ? ConnectAgent(address, kConnectTimeout)
+                                  : ConnectAgent(address, kConnectTimeout, security.at(spec.name));
     if (!client.ok()) {
       return absl::UnavailableError(
           absl::StrCat("hosts.", spec.name, ": ", client.status().message()));

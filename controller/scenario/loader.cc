@@ -272,9 +272,9 @@ void Loader::ParseHostTls(const YAML::Node& node, const std::string& path, HostT
     *field = text->text;
   }
   // Mutual TLS needs all three files; a name to check means nothing without them.
-  for (const auto& [name, value] :
-       {std::pair<const char*, const std::string*>{"cert", &tls.cert}, {"key", &tls.key},
-        {"ca", &tls.ca}}) {
+  const std::pair<const char*, const std::string*> required[] = {
+      {"cert", &tls.cert}, {"key", &tls.key}, {"ca", &tls.ca}};
+  for (const auto& [name, value] : required) {
     if (value->empty()) {
       Error(JoinPath(path, name), "required in a tls: block (cert, key and ca go together)");
     }

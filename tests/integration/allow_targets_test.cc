@@ -28,8 +28,8 @@ class AllowTargets : public ::testing::Test {
   void SetUp() override {
     socket_ = dir_.path() + "/agent.sock";
     agent_ = Spawn({Binary("agent/synq-agent"), "--listen", "unix:" + socket_, "--state-dir",
-                    dir_.path() + "/state", "--port-file", dir_.path() + "/addr",
-                    "--allow-targets", "127.0.0.2/32"},
+                    dir_.path() + "/state", "--port-file", dir_.path() + "/addr", "--allow-targets",
+                    "127.0.0.2/32"},
                    dir_.path() + "/agent.log");
     for (int i = 0; i < 100 && !std::filesystem::exists(dir_.path() + "/addr"); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -46,8 +46,10 @@ class AllowTargets : public ::testing::Test {
     // 20 connections into backlog 64 (never accepted): the accept queue holds 65, so the kernel
     // completes all 20 handshakes.
     return dir_.Write("s.yaml", absl::StrCat(R"(name: allow
-hosts: { server: { agent: "unix:)", socket_, R"(" } }
-listeners: [ { name: l1, address: )", listen_address, R"(, backlog: 64 } ]
+hosts: { server: { agent: "unix:)",
+                                             socket_, R"(" } }
+listeners: [ { name: l1, address: )",
+                                             listen_address, R"(, backlog: 64 } ]
 floods:
   - { name: f1, target: l1, connections: 20, concurrency: 20, connect_timeout: 1s, hold: 100ms }
 )"));

@@ -49,8 +49,8 @@ class Tls : public ::testing::Test {
          {std::vector<std::string>{"/usr/bin/env", "bash", script, dir_->path() + "/fleet",
                                    "agent=127.0.0.1"},
           {"/usr/bin/env", "bash", script, dir_->path() + "/other"},
-          {"/usr/bin/env", "bash", script, dir_->path() + "/fleet", "--days", "-3",
-           "--controller", "old"}}) {
+          {"/usr/bin/env", "bash", script, dir_->path() + "/fleet", "--days", "-3", "--controller",
+           "old"}}) {
       ProcessResult p = RunProcess(argv, std::chrono::seconds(60));
       // A failure here fails every test (in SetUp), not silently skips them.
       if (p.exit_code != 0) {
@@ -62,11 +62,11 @@ class Tls : public ::testing::Test {
     std::ofstream(dir_->path() + "/both-cas.pem")
         << ReadFile(dir_->path() + "/fleet/ca.pem") << ReadFile(dir_->path() + "/other/ca.pem");
     const std::string f = dir_->path() + "/fleet";
-    agent_ = Spawn({Binary("agent/synq-agent"), "--listen", "127.0.0.1:0", "--state-dir",
-                    dir_->path() + "/state", "--port-file", dir_->path() + "/addr", "--tls-cert",
-                    f + "/agents/agent.pem", "--tls-key", f + "/agents/agent.key", "--tls-ca",
-                    f + "/ca.pem"},
-                   dir_->path() + "/agent.log");
+    agent_ = Spawn(
+        {Binary("agent/synq-agent"), "--listen", "127.0.0.1:0", "--state-dir",
+         dir_->path() + "/state", "--port-file", dir_->path() + "/addr", "--tls-cert",
+         f + "/agents/agent.pem", "--tls-key", f + "/agents/agent.key", "--tls-ca", f + "/ca.pem"},
+        dir_->path() + "/agent.log");
     address_ = WaitForAddress(dir_->path() + "/addr");
   }
   static void TearDownTestSuite() {
@@ -78,8 +78,8 @@ class Tls : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_TRUE(setup_error_.empty()) << setup_error_;
-    ASSERT_FALSE(address_.empty()) << "the TLS agent did not start: "
-                                   << ReadFile(dir_->path() + "/agent.log");
+    ASSERT_FALSE(address_.empty())
+        << "the TLS agent did not start: " << ReadFile(dir_->path() + "/agent.log");
   }
 
   static std::string Fleet(const std::string& file) { return dir_->path() + "/fleet/" + file; }
@@ -113,8 +113,8 @@ TEST_F(Tls, AControllerWithoutACertificateIsRefused) {
 
 TEST_F(Tls, AControllerCertificateFromAnotherCaIsRefusedByTheAgent) {
   const std::string other = dir_->path() + "/other/";
-  ProcessResult p =
-      Info(Flags(other + "controller.pem", other + "controller.key", dir_->path() + "/both-cas.pem"));
+  ProcessResult p = Info(
+      Flags(other + "controller.pem", other + "controller.key", dir_->path() + "/both-cas.pem"));
   EXPECT_EQ(p.exit_code, 3) << p.output;
   EXPECT_THAT(p.output, HasSubstr(absl::StrCat("agent ", address_, " refused our certificate")));
   EXPECT_THAT(p.output, HasSubstr(other + "controller.pem"));
@@ -145,8 +145,8 @@ TEST_F(Tls, AnExpiredCertificateIsReportedAsExpiredNamingTheFile) {
   ProcessResult p = Info(Flags(Fleet("old.pem"), Fleet("old.key"), Fleet("ca.pem")));
   // Found when the files are loaded, before any agent is dialled: invalid input.
   EXPECT_EQ(p.exit_code, 2) << p.output;
-  EXPECT_THAT(p.output,
-              HasSubstr(absl::StrCat("--tls-cert ", Fleet("old.pem"), ": the certificate expired on")));
+  EXPECT_THAT(p.output, HasSubstr(absl::StrCat("--tls-cert ", Fleet("old.pem"),
+                                               ": the certificate expired on")));
 }
 
 TEST_F(Tls, AKeyThatIsNotTheCertificatesIsNamed) {
@@ -169,7 +169,8 @@ TEST_F(Tls, TheRightCertificateWorksForInfoAndRun) {
   std::ofstream(scenario) << absl::StrCat(R"(name: tls
 hosts:
   server:
-    agent: ")", address_, R"("
+    agent: ")",
+                                          address_, R"("
     tls: { cert: controller.pem, key: controller.key, ca: ca.pem }
 listeners: [ { name: l1, address: 127.0.0.1, backlog: 64 } ]
 floods:
@@ -184,7 +185,9 @@ TEST_F(Tls, AScenarioTlsBlockWithoutItsKeyNamesTheField) {
   const std::string scenario = Fleet("partial.yaml");
   std::ofstream(scenario) << absl::StrCat(R"(name: partial
 hosts:
-  server: { agent: ")", address_, R"(", tls: { cert: controller.pem, ca: ca.pem } }
+  server: { agent: ")",
+                                          address_,
+                                          R"(", tls: { cert: controller.pem, ca: ca.pem } }
 listeners: [ { name: l1 } ]
 )");
   ProcessResult p = RunProcess({Binary("controller/synq"), "validate", scenario});
@@ -212,10 +215,15 @@ class NonLoopbackAgent : public ::testing::Test {
     ns_.reset();
   }
   std::vector<std::string> AgentArgv(bool insecure) const {
-    std::vector<std::string> argv = {Binary("agent/synq-agent"), "--netns",  ns_->name(),
-                                     "--listen",                 "198.18.7.1:0",
-                                     "--state-dir",              dir_.path() + "/state",
-                                     "--port-file",              dir_.path() + "/addr"};
+    std::vector<std::string> argv = {Binary("agent/synq-agent"),
+                                     "--netns",
+                                     ns_->name(),
+                                     "--listen",
+                                     "198.18.7.1:0",
+                                     "--state-dir",
+                                     dir_.path() + "/state",
+                                     "--port-file",
+                                     dir_.path() + "/addr"};
     if (insecure) argv.push_back("--insecure");
     return argv;
   }
