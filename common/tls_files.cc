@@ -358,10 +358,11 @@ absl::Status DiagnoseTlsHandshake(const std::string& address, const std::string&
   ERR_clear_error();
   const int read = SSL_read(ssl.get(), &byte, 1);
   if (read <= 0 && SSL_get_error(ssl.get(), read) == SSL_ERROR_SSL) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("agent ", address, " refused our certificate (", files.cert_name, " ",
-                     files.cert, ", ", material.subject, "): ", OpenSslError(),
-                     " (is it signed by the CA the agent was given in --tls-ca?)"));
+    // gRPC's server closes without an alert, so the reason is often just "unexpected eof".
+    return absl::PermissionDeniedError(absl::StrCat(
+        "agent ", address, " refused our certificate (", files.cert_name, " ", files.cert, ", ",
+        material.subject, ") and closed the connection (", OpenSslError(),
+        "): the agent trusts another CA (its --tls-ca) than the one that signed ours"));
   }
   return absl::OkStatus();
 }

@@ -34,6 +34,7 @@
 #include "controller/verdict/baseline.h"
 #include "controller/verdict/diagnosis.h"
 #include "controller/verdict/expectations.h"
+#include "grpc/support/log.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::controller {
@@ -71,6 +72,12 @@ void StartSignalThread() {
     // Remote agents see their Watch streams break when we exit and restore by themselves.
     _exit(128 + sig);
   }).detach();
+}
+
+// gRPC's own log lines (a refused TLS handshake, retries) go to our log at debug level: what
+// matters reaches us as a status, and ConnectAgent explains a failed channel itself.
+void LogGrpc(gpr_log_func_args* args) {
+  spdlog::debug("grpc {}:{}: {}", args->file, args->line, args->message);
 }
 
 int Error(int code, const std::string& message) {
@@ -630,6 +637,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitInvalidInput;
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
+  gpr_set_log_function(LogGrpc);
   StartSignalThread();
   if (*run) return Run(run_cmd);
   if (*validate) return Validate(file);
