@@ -17,11 +17,13 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/flood/flood_worker.h"
 #include "agent/run/run_session.h"
 #include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
 #include "agent/shaping/shaper.h"
+#include "common/atomic_file.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -99,23 +101,38 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return Fail(absl::StrCat("--state-dir ", state_dir, ": ", ec.message()));
 
-  // A previous agent that crashed mid-run left journals: put the host back first.
+  // A previous agent that crashed mid-run left journals: put the host back first. Any journal
+  // that cannot be restored here (corrupt, another network namespace, a failed write) is kept,
+  // and the agent refuses runs until a human has looked: a new run would stack its changes on
+  // top of the leftovers.
+  std::vector<std::string> restore_errors;
   auto restored = synq::agent::RestoreFromJournal(paths.proc_sys_dir, paths.settings_journal());
   if (!restored.ok()) {
-    spdlog::error("restoring settings from journal: {}", restored.status().ToString());
+    restore_errors.push_back(std::string(restored.status().message()));
   } else {
     for (const auto& [key, value] : *restored) {
       spdlog::warn("restored {} = {} left changed by a previous agent", key, value);
     }
   }
   if (auto s = synq::agent::RemoveShapingFromJournal(paths.shaping_journal()); !s.ok()) {
-    spdlog::error("removing shaping left by a previous agent: {}", s.ToString());
+    restore_errors.push_back(std::string(s.message()));
+  }
+  auto traced = synq::agent::RemoveTraceInstancesFromJournal(paths.trace_journal());
+  if (!traced.ok()) restore_errors.push_back(std::string(traced.status().message()));
+  for (const auto& name : traced.value_or(std::vector<std::string>{})) {
+    spdlog::warn("removed trace instance {} left by the previous agent", name);
   }
   for (const auto& name : synq::agent::RemoveStaleTraceInstances()) {
     spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
+  synq::agent::SetTraceJournal(paths.trace_journal());
 
   synq::agent::RunManager runs(paths);
+  if (!restore_errors.empty()) {
+    const std::string why = absl::StrJoin(restore_errors, "; ");
+    spdlog::error("refusing runs: restore at start failed: {}", why);
+    runs.BlockRuns(absl::StrCat("restore at start failed: ", why));
+  }
   synq::agent::AgentServiceImpl service(runs);
   grpc::ServerBuilder builder;
   int bound_port = 0;
@@ -132,10 +149,9 @@ int main(int argc, char** argv) {
   spdlog::info("synq-agent listening on {}{}", address,
                netns.empty() ? "" : absl::StrCat(" (netns ", netns, ")"));
   if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << address << "\n";
-    std::filesystem::rename(tmp, port_file, ec);
-    if (ec) return Fail(absl::StrCat("--port-file ", port_file, ": ", ec.message()));
+    if (auto s = synq::common::WriteFileAtomically(port_file, address + "\n", 0644); !s.ok()) {
+      return Fail(absl::StrCat("--port-file: ", s.message()));
+    }
   }
 
   int sig = 0;

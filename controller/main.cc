@@ -22,6 +22,7 @@
 #include "common/net_address.h"
 #include "controller/agent_client.h"
 #include "controller/lab.h"
+#include "controller/run/setting_check.h"
 #include "controller/orchestrator.h"
 #include "controller/result/format.h"
 #include "controller/result/html_report.h"
@@ -141,6 +142,9 @@ int Info(const std::vector<std::string>& agents) {
                 info->agent_version().c_str(), static_cast<unsigned long>(info->fd_limit_soft()),
                 static_cast<unsigned long>(info->fd_limit_hard()));
     std::printf("  addresses %s\n", absl::StrJoin(info->addresses(), " ").c_str());
+    if (!info->restore_error().empty()) {
+      std::printf("  REFUSES RUNS: %s\n", info->restore_error().c_str());
+    }
     for (const auto& s : info->settings()) {
       std::printf("  %-32s %ld\n", s.key().c_str(), static_cast<long>(s.value()));
     }
@@ -371,6 +375,15 @@ int Run(const RunCommand& cmd) {
   if (!hosts.ok()) {
     ForgetLab();
     return Error(kExitHostFailed, std::string(hosts.status().message()));
+  }
+
+  // Keys and ranges are each agent's (HostInfo.setting_catalog): bad values are bad input (2),
+  // found before any host is changed.
+  if (auto bad = CheckSettingsAgainstCatalogs(*plans, *hosts); !bad.empty()) {
+    for (const auto& e : bad) Error(kExitInvalidInput, absl::StrCat(file, ": ", e));
+    hosts->clear();
+    ForgetLab();
+    return kExitInvalidInput;
   }
 
   std::set<std::string> flooding_hosts;

@@ -84,6 +84,9 @@ absl::Status RunManager::Begin(const std::string& run_id, std::chrono::nanosecon
   if (lease <= std::chrono::nanoseconds::zero()) lease = std::chrono::minutes(30);
 
   std::unique_lock<std::mutex> lock(mu_);
+  if (!blocked_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("this agent refuses runs: ", blocked_));
+  }
   if (!idle_cv_.wait_for(lock, std::chrono::seconds(30),
                          [this] { return tearing_down_.empty(); })) {
     return absl::FailedPreconditionError(
@@ -564,6 +567,16 @@ void RunManager::Abandon(const std::string& run_id, const std::string& why) {
   spdlog::warn("ending run {}: {}; restoring every setting", run_id, why);
   if (auto s = End(run_id); !s.ok())
     spdlog::error("restore after abandon: {}", s.status().ToString());
+}
+
+void RunManager::BlockRuns(std::string why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  blocked_ = std::move(why);
+}
+
+std::string RunManager::blocked_reason() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return blocked_;
 }
 
 void RunManager::Shutdown() {

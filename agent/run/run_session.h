@@ -81,6 +81,7 @@ struct AgentPaths {
   std::string state_dir = "/var/lib/synq-agent";
   std::string settings_journal() const { return state_dir + "/settings-journal.json"; }
   std::string shaping_journal() const { return state_dir + "/shaping-journal.json"; }
+  std::string trace_journal() const { return state_dir + "/trace-journal.json"; }
 };
 
 // Holds at most one open run. Every method is thread-safe. A run ends by End(), by its lease
@@ -136,6 +137,10 @@ class RunManager {
   void Shutdown();
 
   const AgentPaths& paths() const { return paths_; }
+  // The restore at start failed: Begin refuses every run with FailedPrecondition and `why`.
+  void BlockRuns(std::string why);
+  // Why runs are refused ("" when they are not).
+  std::string blocked_reason();
 
  private:
   struct Run;
@@ -165,6 +170,7 @@ class RunManager {
   std::map<uint64_t, std::pair<SampleSink, std::function<void()>>> sinks_;
   uint64_t next_sink_ = 1;
   bool closing_ = false;
+  std::string blocked_;  // BlockRuns
   // The id of a run whose teardown is in progress: a new run waits until it is done, so it never
   // sees the old run's listeners or journals the old run's values as originals.
   std::string tearing_down_;

@@ -246,6 +246,13 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   for (const auto& a : facts.addresses) response->add_addresses(a);
   response->set_fd_limit_soft(facts.fd_limit_soft);
   response->set_fd_limit_hard(facts.fd_limit_hard);
+  for (const SettingDef& def : AllowedSettings()) {
+    v1::SettingRange* range = response->add_setting_catalog();
+    range->set_key(def.key);
+    range->set_min(def.min);
+    range->set_max(def.max);
+  }
+  response->set_restore_error(runs_.blocked_reason());
   return Done(context, absl::OkStatus());
 }
 

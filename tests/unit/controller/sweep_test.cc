@@ -182,7 +182,7 @@ sweep:
   listeners.l1.name: [x]
   floods.f1.host: [server]
   settings.nohost.net.core.somaxconn: [1]
-  settings.server.net.foo: [1]
+  settings.server.Net.Foo: [1]
   shaping[3].delay: [1ms]
   shaping.client.delay: [1ms]
   shaping[0].backend: [netem]
@@ -194,7 +194,7 @@ sweep:
                           StartsWith("sweep.listeners.l1.name: listeners have no sweepable"),
                           StartsWith("sweep.floods.f1.host: floods have no sweepable"),
                           "sweep.settings.nohost.net.core.somaxconn: no host named 'nohost'",
-                          StartsWith("sweep.settings.server.net.foo: unknown setting"),
+                          StartsWith("sweep.settings.server.Net.Foo: not a sysctl key"),
                           "sweep.shaping[3].delay: no shaping entry 3 (there are 1)",
                           "sweep.shaping.client.delay: no shaping entry for host 'client'",
                           StartsWith("sweep.shaping[0].backend: shaping entries have no sweepable"),
