@@ -229,6 +229,7 @@ absl::StatusOr<std::unique_ptr<Lab>> StartEmbeddedHosts(const Scenario& scenario
   if (embedded.empty()) return std::unique_ptr<Lab>();
   const bool root = geteuid() == 0;
   if (root) RemoveStaleNamespaces();
+  RemoveStaleRunDirs();
   LabOptions options;
   options.hosts = embedded;
   options.addresses = EmbeddedAddresses(scenario);
@@ -496,6 +497,9 @@ int LabUp(const std::string& file) {
 }
 
 int LabDown() {
+  // Leftovers of runs whose synq and reaper were both killed go too.
+  if (geteuid() == 0) RemoveStaleNamespaces();
+  RemoveStaleRunDirs();
   auto lab = Lab::Load(kLabStateDir);
   if (!lab.ok())
     return Error(kExitInvalidInput, absl::StrCat("lab down: ", lab.status().message()));
