@@ -63,7 +63,8 @@ absl::StatusOr<pid_t> SpawnPosix(const std::string& path, char* const argv[],
     posix_spawnattr_destroy(&attr);
   });
   for (const SpawnFd& f : fds) posix_spawn_file_actions_adddup2(&actions, f.parent_fd, f.child_fd);
-  if (options.close_from >= 0) posix_spawn_file_actions_addclosefrom_np(&actions, options.close_from);
+  if (options.close_from >= 0)
+    posix_spawn_file_actions_addclosefrom_np(&actions, options.close_from);
   short flags = 0;
   if (options.clear_signal_mask) {
     sigset_t none;
@@ -177,9 +178,8 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, i
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
   UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
   SpawnOptions options;
-  options.fds = {{STDIN_FILENO, kDevNull},
-                 {STDOUT_FILENO, out_write.get()},
-                 {STDERR_FILENO, out_write.get()}};
+  options.fds = {
+      {STDIN_FILENO, kDevNull}, {STDOUT_FILENO, out_write.get()}, {STDERR_FILENO, out_write.get()}};
   options.netns_fd = netns_fd;
   absl::StatusOr<pid_t> pid = Spawn(argv, options);
   if (!pid.ok()) return pid.status();

@@ -309,10 +309,10 @@ absl::StatusOr<std::map<std::string, int64_t>> RestoreFromJournal(const std::str
   if (!(*written_in == here)) {
     // Writing these values here would change a namespace that was never changed, and deleting
     // the journal would lose the real leftovers.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "sysctl journal ", journal_path, " was written in network namespace ",
-        written_in->ToString(), ", this agent runs in ", here.ToString(),
-        "; kept: start the agent in that namespace to restore it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("sysctl journal ", journal_path, " was written in network namespace ",
+                     written_in->ToString(), ", this agent runs in ", here.ToString(),
+                     "; kept: start the agent in that namespace to restore it"));
   }
   if (const auto dir = journal.find("proc_sys_dir");
       dir != journal.end() && dir->is_string() && dir->get<std::string>() != proc_sys_dir) {

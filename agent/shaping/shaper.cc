@@ -339,10 +339,10 @@ absl::StatusOr<std::vector<ShapingApplied>> ShapingSet::Apply(
     // overwriting it would lose them.
     auto leftovers = ReadJournal(journal_path_);
     if (!absl::IsNotFound(leftovers.status()) && !(leftovers.ok() && leftovers->entries.empty())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "shaping journal ", journal_path_, " is left by an earlier run (",
-          leftovers.ok() ? "it lists rules not removed" : leftovers.status().message(),
-          "); the agent restores it at start, or remove it by hand"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("shaping journal ", journal_path_, " is left by an earlier run (",
+                       leftovers.ok() ? "it lists rules not removed" : leftovers.status().message(),
+                       "); the agent restores it at start, or remove it by hand"));
     }
     ASSIGN_OR_RETURN(netns_, CurrentNetns());
   }
@@ -429,10 +429,10 @@ absl::Status RemoveShapingFromJournal(const std::string& journal_path) {
   if (!(journal->netns == here)) {
     // Removing "the same" rules here would touch a namespace that was never changed, and
     // deleting the journal would lose the real leftovers.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "shaping journal ", journal_path, " was written in network namespace ",
-        journal->netns.ToString(), ", this agent runs in ", here.ToString(),
-        "; kept: start the agent in that namespace to restore it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("shaping journal ", journal_path, " was written in network namespace ",
+                     journal->netns.ToString(), ", this agent runs in ", here.ToString(),
+                     "; kept: start the agent in that namespace to restore it"));
   }
 
   absl::Status first_error;

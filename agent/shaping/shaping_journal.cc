@@ -19,9 +19,12 @@ constexpr int kJournalVersion = 2;
 const char* FamilyName(IpFamily f) { return f == IpFamily::kIpv4 ? "ipv4" : "ipv6"; }
 
 json RuleToJson(const IptablesRule& r) {
-  return {{"family", FamilyName(r.family)},   {"table", r.table},
-          {"chain", r.chain},                 {"out_interface", r.out_interface},
-          {"destination", r.destination},     {"queue_num", r.queue_num},
+  return {{"family", FamilyName(r.family)},
+          {"table", r.table},
+          {"chain", r.chain},
+          {"out_interface", r.out_interface},
+          {"destination", r.destination},
+          {"queue_num", r.queue_num},
           {"queue_bypass", r.queue_bypass}};
 }
 
@@ -144,8 +147,8 @@ absl::StatusOr<ShapingJournal> ReadJournal(const std::string& path) {
   RETURN_IF_ERROR(read);
   absl::StatusOr<ShapingJournal> journal = DecodeJournal(text);
   if (!journal.ok()) {
-    return absl::DataLossError(absl::StrCat("shaping journal ", path, " refused (kept): ",
-                                            journal.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("shaping journal ", path, " refused (kept): ", journal.status().message()));
   }
   return journal;
 }

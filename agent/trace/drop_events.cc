@@ -117,8 +117,7 @@ bool ParseInstanceName(const std::string& name, pid_t* pid) {
   const std::vector<std::string> parts = absl::StrSplit(name, '-');
   int n = 0;
   return parts.size() == 3 && parts[0] == "synq" && absl::SimpleAtoi(parts[1], pid) && *pid > 0 &&
-         absl::SimpleAtoi(parts[2], &n) && n >= 0 &&
-         name == absl::StrCat("synq-", *pid, "-", n);
+         absl::SimpleAtoi(parts[2], &n) && n >= 0 && name == absl::StrCat("synq-", *pid, "-", n);
 }
 
 // The instances this process has, journaled on every change.
@@ -135,12 +134,11 @@ struct TraceJournal {
       live.erase(name);
     }
     if (path.empty()) return;
-    absl::Status s = live.empty()
-                         ? (::unlink(path.c_str()) == 0 || errno == ENOENT
-                                ? absl::OkStatus()
-                                : absl::ErrnoToStatus(errno, "unlink " + path))
-                         : common::WriteFileAtomically(
-                               path, nlohmann::json{{"instances", live}}.dump() + "\n");
+    absl::Status s = live.empty() ? (::unlink(path.c_str()) == 0 || errno == ENOENT
+                                         ? absl::OkStatus()
+                                         : absl::ErrnoToStatus(errno, "unlink " + path))
+                                  : common::WriteFileAtomically(
+                                        path, nlohmann::json{{"instances", live}}.dump() + "\n");
     if (!s.ok()) spdlog::warn("trace instance journal: {}", s.ToString());
   }
 };
