@@ -387,6 +387,20 @@ int Run(const RunCommand& cmd) {
     return kExitInvalidInput;
   }
 
+  // An agent that could not restore a previous agent's leftovers takes no run: say why now.
+  bool refused = false;
+  for (const auto& h : *hosts) {
+    if (h.info.restore_error().empty()) continue;
+    Error(kExitHostFailed,
+          absl::StrCat("hosts.", h.name, ": the agent refuses runs: ", h.info.restore_error()));
+    refused = true;
+  }
+  if (refused) {
+    hosts->clear();
+    ForgetLab();
+    return kExitHostFailed;
+  }
+
   std::set<std::string> flooding_hosts;
   for (const auto& f : scenario.floods) flooding_hosts.insert(f.host);
   Progress progress(stderr, plans->size(), flooding_hosts, isatty(STDERR_FILENO) == 1);
