@@ -14,6 +14,7 @@ namespace synq::controller {
 namespace {
 
 using std::chrono::milliseconds;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -143,13 +144,16 @@ sweep:
   EXPECT_EQ(plans[2].params[0].first, "settings.server.net.core.somaxconn");
 }
 
-TEST(Sweep, ValueOutOfRangeIsAnErrorNamingTheSweepPath) {
+// A setting's range is its host's agent's (checked once the hosts answer: setting_check_test);
+// the sweep checks the shape, an integer.
+TEST(Sweep, SettingValueThatIsNotAnIntegerIsAnErrorNamingTheSweepPath) {
   EXPECT_THAT(ErrorsOf(std::string(kBase) + R"(
 sweep:
-  settings.server.net.ipv4.tcp_syncookies: [0, 1, 5]
+  settings.server.net.ipv4.tcp_syncookies: [0, 1, 5, 1.5]
 )"),
-              ElementsAre("sweep.settings.server.net.ipv4.tcp_syncookies: value 5: must be "
-                          "between 0 and 2, got 5"));
+              ElementsAre(AllOf(
+                  StartsWith("sweep.settings.server.net.ipv4.tcp_syncookies: value 1.5: "),
+                  HasSubstr("integer"))));
 }
 
 TEST(Sweep, ValuesAreValidatedLikeTheirField) {
