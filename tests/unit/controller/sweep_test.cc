@@ -147,13 +147,13 @@ sweep:
 // A setting's range is its host's agent's (checked once the hosts answer: setting_check_test);
 // the sweep checks the shape, an integer.
 TEST(Sweep, SettingValueThatIsNotAnIntegerIsAnErrorNamingTheSweepPath) {
-  EXPECT_THAT(ErrorsOf(std::string(kBase) + R"(
+  EXPECT_THAT(
+      ErrorsOf(std::string(kBase) + R"(
 sweep:
   settings.server.net.ipv4.tcp_syncookies: [0, 1, 5, 1.5]
 )"),
-              ElementsAre(AllOf(
-                  StartsWith("sweep.settings.server.net.ipv4.tcp_syncookies: value 1.5: "),
-                  HasSubstr("integer"))));
+      ElementsAre(AllOf(StartsWith("sweep.settings.server.net.ipv4.tcp_syncookies: value 1.5: "),
+                        HasSubstr("integer"))));
 }
 
 TEST(Sweep, ValuesAreValidatedLikeTheirField) {
