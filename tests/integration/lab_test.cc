@@ -67,7 +67,7 @@ TEST(Lab, DownRemovesNamespacesAndRunDirsOfDeadControllers) {
   ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
   const std::string ns = absl::StrCat("synq-", dead, "-server");
   const std::string run_dir = absl::StrCat("/run/synq/run-", dead);
-  ASSERT_EQ(RunProcess({"ip", "netns", "add", ns}).exit_code, 0);
+  ASSERT_EQ(RunProcess({"/usr/bin/env", "ip", "netns", "add", ns}).exit_code, 0);
   std::filesystem::create_directories(run_dir + "/server");
   // A live controller's leftovers-to-be stay: this process is alive.
   const std::string live_dir = absl::StrCat("/run/synq/run-", getpid());
@@ -76,7 +76,7 @@ TEST(Lab, DownRemovesNamespacesAndRunDirsOfDeadControllers) {
   ProcessResult down = RunProcess({Binary("controller/synq"), "lab", "down"});
   const std::vector<std::string> left = SynqNamespaces();
   const bool ns_left = std::find(left.begin(), left.end(), ns) != left.end();
-  if (ns_left) RunProcess({"ip", "netns", "del", ns});
+  if (ns_left) RunProcess({"/usr/bin/env", "ip", "netns", "del", ns});
   EXPECT_FALSE(ns_left) << down.output;
   EXPECT_FALSE(std::filesystem::exists(run_dir)) << down.output;
   EXPECT_TRUE(std::filesystem::exists(live_dir)) << "a live controller's dir was removed";
