@@ -20,9 +20,9 @@
 #include "absl/strings/str_join.h"
 #include "agent/flood/flood_worker.h"
 #include "agent/run/run_session.h"
-#include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
 #include "agent/shaping/shaper.h"
+#include "agent/trace/drop_events.h"
 #include "common/atomic_file.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
@@ -101,24 +101,33 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return Fail(absl::StrCat("--state-dir ", state_dir, ": ", ec.message()));
 
-  // A previous agent that crashed mid-run left journals: put the host back first. Any journal
-  // that cannot be restored here (corrupt, another network namespace, a failed write) is kept,
-  // and the agent refuses runs until a human has looked: a new run would stack its changes on
-  // top of the leftovers.
-  std::vector<std::string> restore_errors;
+  // A previous agent that crashed mid-run left journals: put the host back first. If that
+  // fails the host is not as the agent found it: it refuses runs (and says why in host info)
+  // rather than journal the leftovers as the next run's originals.
+  std::vector<std::string> restore_problems;
   auto restored = synq::agent::RestoreFromJournal(paths.proc_sys_dir, paths.settings_journal());
   if (!restored.ok()) {
-    restore_errors.push_back(std::string(restored.status().message()));
+    spdlog::error("restoring settings from journal: {}", restored.status().ToString());
+    restore_problems.push_back(
+        absl::StrCat("restoring settings from journal: ", restored.status().message()));
   } else {
     for (const auto& [key, value] : *restored) {
       spdlog::warn("restored {} = {} left changed by a previous agent", key, value);
     }
   }
   if (auto s = synq::agent::RemoveShapingFromJournal(paths.shaping_journal()); !s.ok()) {
-    restore_errors.push_back(std::string(s.message()));
+    spdlog::error("removing shaping left by a previous agent: {}", s.ToString());
+    restore_problems.push_back(
+        absl::StrCat("removing shaping left by a previous agent: ", s.message()));
   }
+  // Trace instances the previous agent on this state dir journaled go whatever their pid shows;
+  // then every synq instance whose agent is gone.
   auto traced = synq::agent::RemoveTraceInstancesFromJournal(paths.trace_journal());
-  if (!traced.ok()) restore_errors.push_back(std::string(traced.status().message()));
+  if (!traced.ok()) {
+    spdlog::error("removing trace instances left by a previous agent: {}",
+                  traced.status().ToString());
+    restore_problems.push_back(std::string(traced.status().message()));
+  }
   for (const auto& name : traced.value_or(std::vector<std::string>{})) {
     spdlog::warn("removed trace instance {} left by the previous agent", name);
   }
@@ -128,10 +137,9 @@ int main(int argc, char** argv) {
   synq::agent::SetTraceJournal(paths.trace_journal());
 
   synq::agent::RunManager runs(paths);
-  if (!restore_errors.empty()) {
-    const std::string why = absl::StrJoin(restore_errors, "; ");
-    spdlog::error("refusing runs: restore at start failed: {}", why);
-    runs.BlockRuns(absl::StrCat("restore at start failed: ", why));
+  if (!restore_problems.empty()) {
+    runs.RefuseRuns(absl::StrCat(absl::StrJoin(restore_problems, "; "),
+                                 " (fix it by hand, then restart the agent)"));
   }
   synq::agent::AgentServiceImpl service(runs);
   grpc::ServerBuilder builder;
