@@ -24,6 +24,7 @@
 #include "agent/service/tls_config.h"
 #include "agent/shaping/shaper.h"
 #include "agent/trace/drop_events.h"
+#include "common/atomic_file.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -131,9 +132,21 @@ int main(int argc, char** argv) {
     restore_problems.push_back(
         absl::StrCat("removing shaping left by a previous agent: ", s.message()));
   }
+  // Trace instances the previous agent on this state dir journaled go whatever their pid shows;
+  // then every synq instance whose agent is gone.
+  auto traced = synq::agent::RemoveTraceInstancesFromJournal(paths.trace_journal());
+  if (!traced.ok()) {
+    spdlog::error("removing trace instances left by a previous agent: {}",
+                  traced.status().ToString());
+    restore_problems.push_back(std::string(traced.status().message()));
+  }
+  for (const auto& name : traced.value_or(std::vector<std::string>{})) {
+    spdlog::warn("removed trace instance {} left by the previous agent", name);
+  }
   for (const auto& name : synq::agent::RemoveStaleTraceInstances()) {
     spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
+  synq::agent::SetTraceJournal(paths.trace_journal());
 
   auto security = synq::agent::ChooseServerCredentials(listen, tls);
   if (!security.ok()) return Fail(std::string(security.status().message()));
@@ -175,10 +188,9 @@ int main(int argc, char** argv) {
                              : (security->insecure ? "INSECURE, no TLS" : "local, no TLS"),
                absl::StrJoin(policy.targets.EffectiveStrings(), ","));
   if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << address << "\n";
-    std::filesystem::rename(tmp, port_file, ec);
-    if (ec) return Fail(absl::StrCat("--port-file ", port_file, ": ", ec.message()));
+    if (auto s = synq::common::WriteFileAtomically(port_file, address + "\n", 0644); !s.ok()) {
+      return Fail(absl::StrCat("--port-file: ", s.message()));
+    }
   }
 
   int sig = 0;

@@ -16,8 +16,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/atomic_file.h"
 #include "common/command.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -75,6 +77,26 @@ void RemoveStaleNamespaces() {
   }
 }
 
+void RemoveStaleRunDirs() {
+  // Root runs keep their hosts' state in /run/synq/run-<pid>, others in /tmp/synq-<uid>-<pid>.
+  const std::string uid_prefix = absl::StrCat("synq-", getuid(), "-");
+  for (const auto& [dir, prefix] : {std::pair<std::string, std::string>{"/run/synq", "run-"},
+                                    std::pair<std::string, std::string>{"/tmp", uid_prefix}}) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename();
+      pid_t pid = 0;
+      if (!absl::StartsWith(name, prefix) ||
+          !absl::SimpleAtoi(absl::string_view(name).substr(prefix.size()), &pid) || pid <= 0 ||
+          ProcessAlive(pid) || !entry.is_directory(ec) || entry.is_symlink(ec)) {
+        continue;
+      }
+      spdlog::warn("removing {} left by synq process {}", entry.path().string(), pid);
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
 std::string FindAgentBinary() {
   if (const char* env = std::getenv("SYNQ_AGENT"); env != nullptr && *env != '\0') return env;
   std::error_code ec;
@@ -119,25 +141,20 @@ absl::Status Lab::Build() {
     RETURN_IF_ERROR(EnsureBenchmarkBlackhole());
     if (!options_.persistent) {
       // A reaper outlives us: when our end of its pipe closes (exit, crash, SIGKILL) it deletes
-      // this run's namespaces. Exec'd at once, so forking from a threaded process is safe.
+      // this run's namespaces.
       int fds[2];
       if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+      common::UniqueFd read_end(fds[0]);
+      reaper_pipe_ = fds[1];
       const std::string script = absl::StrCat(
           "trap '' INT TERM HUP; cat >/dev/null; for n in $(ls ", kNetnsDir,
           " 2>/dev/null | grep '^", options_.prefix, "-'); do ip netns del \"$n\"; done");
-      const pid_t pid = fork();
-      if (pid < 0) return absl::ErrnoToStatus(errno, "fork");
-      if (pid == 0) {
-        setsid();
-        dup2(fds[0], STDIN_FILENO);
-        const int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, STDOUT_FILENO);
-        dup2(devnull, STDERR_FILENO);
-        execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-      }
-      close(fds[0]);
-      reaper_pipe_ = fds[1];
+      common::SpawnOptions reaper;
+      reaper.group = common::SpawnOptions::Group::kNewSession;
+      reaper.fds = {{STDIN_FILENO, read_end.get()},
+                    {STDOUT_FILENO, common::kDevNull},
+                    {STDERR_FILENO, common::kDevNull}};
+      RETURN_IF_ERROR(common::Spawn({"/bin/sh", "-c", script}, reaper).status());
     }
     const std::string hub = options_.prefix + "-hub";
     RETURN_IF_ERROR(Ip({"netns", "add", hub}));
@@ -223,28 +240,17 @@ absl::Status Lab::StartAgent(LabHost& host) {
     argv.push_back(host.netns);
   }
   if (!options_.persistent) argv.push_back("--parent-death");
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) return absl::ErrnoToStatus(errno, "open " + log);
-  const bool persistent = options_.persistent;
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(log_fd);
-    return absl::ErrnoToStatus(errno, "fork");
-  }
-  if (pid == 0) {
-    if (persistent) setsid();
-    // Keep Ctrl-C at the controller: it ends runs itself, in order.
-    else
-      setpgid(0, 0);
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(log_fd);
+  common::UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!log_fd) return absl::ErrnoToStatus(errno, "open " + log);
+  common::SpawnOptions spawn;
+  spawn.fds = {{STDOUT_FILENO, log_fd.get()}, {STDERR_FILENO, log_fd.get()}};
+  // A persistent agent outlives us in its own session; a run's agent is kept in its own process
+  // group so Ctrl-C stays at the controller, which ends runs itself, in order.
+  spawn.group = options_.persistent ? common::SpawnOptions::Group::kNewSession
+                                    : common::SpawnOptions::Group::kNewProcessGroup;
+  spawn.clear_signal_mask = false;  // as fork() left it
+  ASSIGN_OR_RETURN(const pid_t pid, common::Spawn(argv, spawn));
+  log_fd.Reset();
   host.pid = pid;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (!fs::exists(ready, ec)) {
@@ -310,11 +316,7 @@ absl::Status Lab::Save() const {
                           {"agent", h.agent_address},
                           {"pid", h.pid}});
   }
-  std::ofstream out(options_.state_dir + "/lab.json");
-  out << j.dump(2) << "\n";
-  if (!out)
-    return absl::InternalError(absl::StrCat("cannot write ", options_.state_dir, "/lab.json"));
-  return absl::OkStatus();
+  return common::WriteFileAtomically(options_.state_dir + "/lab.json", j.dump(2) + "\n");
 }
 
 absl::StatusOr<std::unique_ptr<Lab>> Lab::Load(const std::string& state_dir) {

@@ -78,8 +78,13 @@ class Lab {
 // in the wrong namespace fails locally instead of sending benchmark traffic off the machine.
 absl::Status EnsureBenchmarkBlackhole();
 
-// Deletes namespaces "synq-<pid>-*" whose synq process is gone (a crashed or killed run).
+// Deletes namespaces "synq-<pid>-*" whose synq process is gone (a crashed or killed run, its
+// reaper killed too). Only synq's own: by name prefix and a dead owner pid.
 void RemoveStaleNamespaces();
+
+// Deletes the state directories of runs whose synq process is gone: /run/synq/run-<pid> and
+// /tmp/synq-<uid>-<pid> (sockets, agent logs and journals of embedded hosts).
+void RemoveStaleRunDirs();
 
 // The synq-agent binary: $SYNQ_AGENT, else next to this executable, else ../agent/.
 std::string FindAgentBinary();

@@ -22,6 +22,7 @@
 #include "common/net_address.h"
 #include "controller/agent_client.h"
 #include "controller/lab.h"
+#include "controller/run/setting_check.h"
 #include "controller/orchestrator.h"
 #include "controller/result/format.h"
 #include "controller/result/html_report.h"
@@ -178,6 +179,9 @@ int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
     if (!tls_used && info->insecure()) kind = "insecure (no TLS; the agent runs with --insecure)";
     std::printf("  security  %s\n", kind);
     std::printf("  allow targets %s\n", absl::StrJoin(info->allow_targets(), " ").c_str());
+    if (!info->restore_error().empty()) {
+      std::printf("  REFUSES RUNS: %s\n", info->restore_error().c_str());
+    }
     for (const auto& s : info->settings()) {
       std::printf("  %-32s %ld\n", s.key().c_str(), static_cast<long>(s.value()));
     }
@@ -263,6 +267,7 @@ absl::StatusOr<std::unique_ptr<Lab>> StartEmbeddedHosts(const Scenario& scenario
   if (embedded.empty()) return std::unique_ptr<Lab>();
   const bool root = geteuid() == 0;
   if (root) RemoveStaleNamespaces();
+  RemoveStaleRunDirs();
   LabOptions options;
   options.hosts = embedded;
   options.addresses = EmbeddedAddresses(scenario);
@@ -450,6 +455,29 @@ int Run(const RunCommand& cmd) {
     return Error(kExitHostFailed, std::string(hosts.status().message()));
   }
 
+  // Keys and ranges are each agent's (HostInfo.setting_catalog): bad values are bad input (2),
+  // found before any host is changed.
+  if (auto bad = CheckSettingsAgainstCatalogs(*plans, *hosts); !bad.empty()) {
+    for (const auto& e : bad) Error(kExitInvalidInput, absl::StrCat(file, ": ", e));
+    hosts->clear();
+    ForgetLab();
+    return kExitInvalidInput;
+  }
+
+  // An agent that could not restore a previous agent's leftovers takes no run: say why now.
+  bool refused = false;
+  for (const auto& h : *hosts) {
+    if (h.info.restore_error().empty()) continue;
+    Error(kExitHostFailed,
+          absl::StrCat("hosts.", h.name, ": the agent refuses runs: ", h.info.restore_error()));
+    refused = true;
+  }
+  if (refused) {
+    hosts->clear();
+    ForgetLab();
+    return kExitHostFailed;
+  }
+
   std::set<std::string> flooding_hosts;
   for (const auto& f : scenario.floods) flooding_hosts.insert(f.host);
   Progress progress(stderr, plans->size(), flooding_hosts, isatty(STDERR_FILENO) == 1);
@@ -560,6 +588,9 @@ int LabUp(const std::string& file) {
 }
 
 int LabDown() {
+  // Leftovers of runs whose synq and reaper were both killed go too.
+  if (geteuid() == 0) RemoveStaleNamespaces();
+  RemoveStaleRunDirs();
   auto lab = Lab::Load(kLabStateDir);
   if (!lab.ok())
     return Error(kExitInvalidInput, absl::StrCat("lab down: ", lab.status().message()));

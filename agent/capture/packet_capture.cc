@@ -5,10 +5,12 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <bitset>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string_view>
@@ -436,6 +438,25 @@ absl::StatusOr<CaptureSummary> SummarizePcapFile(const std::string& file,
     classifier.Add(dlt, data, header->caplen, summary);
   }
   return summary;
+}
+
+std::vector<std::string> PruneCaptures(const std::string& dir, size_t keep) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename();
+    if (name.rfind("capture-", 0) != 0 || entry.path().extension() != ".pcap") continue;
+    if (!entry.is_regular_file(ec)) continue;
+    files.emplace_back(entry.last_write_time(ec), entry.path());
+  }
+  std::vector<std::string> removed;
+  if (files.size() <= keep) return removed;
+  std::sort(files.begin(), files.end());  // oldest first
+  for (size_t i = 0; i + keep < files.size(); ++i) {
+    if (fs::remove(files[i].second, ec)) removed.push_back(files[i].second.string());
+  }
+  return removed;
 }
 
 }  // namespace synq::agent

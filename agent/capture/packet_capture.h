@@ -46,6 +46,11 @@ struct CaptureSummary {
   uint64_t dropped_by_kernel = 0;
 };
 
+// Keeps at most `keep` files named capture-*.pcap in `dir`, removing the oldest (by mtime)
+// first: each run that captures leaves one in the agent's state dir, and the controller has its
+// copy once the run is collected. Returns the files removed.
+std::vector<std::string> PruneCaptures(const std::string& dir, size_t keep);
+
 // A live capture on one interface, written to a pcap file by a background thread.
 // Not thread-safe: Start, Stop and the destructor are for one owner.
 class PacketCapture {

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -28,13 +27,13 @@
 #include "agent/flood/flood_merge.h"
 #include "agent/flood/flood_proto.h"
 #include "agent/flood/flood_runner.h"
+#include "common/command.h"
 #include "common/unique_fd.h"
 #include "proto/proto_time.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 #include "synq/agent/v1/agent.pb.h"
 
-extern char** environ;
 
 namespace synq::agent {
 namespace {
@@ -206,24 +205,14 @@ absl::Status MakePipe(common::UniqueFd& read_end, common::UniqueFd& write_end) {
 }
 
 absl::StatusOr<pid_t> Spawn(const std::string& binary, int child_stdin, int child_result) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, child_stdin, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, child_result, kWorkerResultFd);
+  common::SpawnOptions options;
+  options.fds = {{0, child_stdin}, {1, common::kDevNull}, {kWorkerResultFd, child_result}};
   // Held sockets of floods running in the agent must not leak into workers.
-  posix_spawn_file_actions_addclosefrom_np(&actions, kWorkerResultFd + 1);
-  const std::string parent = std::to_string(getpid());
-  std::vector<std::string> args = {binary, "--flood-worker", "--parent", parent};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = SpawnThread::Get().Run(
-      [&] { return posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ); });
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) return absl::ErrnoToStatus(err, absl::StrCat("posix_spawn ", binary));
-  return pid;
+  options.close_from = kWorkerResultFd + 1;
+  options.clear_signal_mask = false;  // as the agent's threads have it (SIGTERM for sigwait)
+  const std::vector<std::string> argv = {binary, "--flood-worker", "--parent",
+                                         std::to_string(getpid())};
+  return SpawnThread::Get().Run([&] { return common::Spawn(argv, options); });
 }
 
 std::string DescribeExit(int status) {

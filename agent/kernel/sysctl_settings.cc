@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "agent/kernel/netns_identity.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "nlohmann/json.hpp"
@@ -19,6 +21,9 @@
 
 namespace synq::agent {
 namespace {
+
+// 2: with the network namespace the values belong to. (Journals without a version predate it.)
+constexpr int kJournalVersion = 2;
 
 const SettingDef* FindSetting(const std::string& key) {
   for (const SettingDef& def : AllowedSettings()) {
@@ -117,37 +122,15 @@ absl::StatusOr<std::map<std::string, int64_t>> WriteAllOrRollBack(
 }
 
 absl::Status WriteJournalFile(const std::string& path, const std::string& proc_sys_dir,
+                              const NetnsIdentity& netns,
                               const std::map<std::string, int64_t>& originals) {
-  nlohmann::json journal = {{"proc_sys_dir", proc_sys_dir}, {"settings", originals}};
-  const std::string text = journal.dump(2) + "\n";
-  const std::filesystem::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) {
-    std::filesystem::create_directories(target.parent_path(), ec);
-    if (ec) {
-      return absl::InternalError(absl::StrCat("journal ", path, ": create ",
-                                              target.parent_path().string(), ": ", ec.message()));
-    }
-  }
-  // tmp + fsync + rename: a crash leaves the old journal or the new one, never half of one.
-  const std::string tmp = absl::StrCat(path, ".tmp");
-  common::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return absl::ErrnoToStatus(errno, absl::StrCat("journal: open ", tmp));
-  absl::Status status = WriteAll(fd.get(), text, tmp);
-  if (status.ok() && ::fsync(fd.get()) != 0) {
-    status = absl::ErrnoToStatus(errno, absl::StrCat("journal: fsync ", tmp));
-  }
-  fd.Reset();
-  if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    status = absl::ErrnoToStatus(errno, absl::StrCat("journal: rename to ", path));
-  }
-  if (!status.ok()) {
-    ::unlink(tmp.c_str());
-    return status;
-  }
-  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-  if (common::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dfd) {
-    ::fsync(dfd.get());  // best effort: makes the rename durable
+  nlohmann::json journal = {{"version", kJournalVersion},
+                            {"netns", NetnsToJson(netns)},
+                            {"proc_sys_dir", proc_sys_dir},
+                            {"settings", originals}};
+  absl::Status written = common::WriteFileAtomically(path, journal.dump(2) + "\n");
+  if (!written.ok()) {
+    return absl::Status(written.code(), absl::StrCat("sysctl journal: ", written.message()));
   }
   return absl::OkStatus();
 }
@@ -246,8 +229,19 @@ absl::StatusOr<std::map<std::string, int64_t>> SettingsGuard::Apply(
     originals.emplace(key, *current);
   }
   if (originals.size() != originals_.size()) {
+    if (originals_.empty()) {
+      // A journal this guard did not write is a crashed run's: its values are the real
+      // originals, and ours (read now) are the crashed run's load-test values.
+      if (::access(journal_path_.c_str(), F_OK) == 0 || errno != ENOENT) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "sysctl journal ", journal_path_,
+            " is left by an earlier run and not restored; refusing to overwrite it (the agent "
+            "restores it at start; else restore the values it lists and remove it by hand)"));
+      }
+      ASSIGN_OR_RETURN(netns_, CurrentNetns());
+    }
     // Journal before the first write, so a crash after it can always be undone.
-    RETURN_IF_ERROR(WriteJournalFile(journal_path_, proc_sys_dir_, originals));
+    RETURN_IF_ERROR(WriteJournalFile(journal_path_, proc_sys_dir_, netns_, originals));
     originals_ = std::move(originals);
   }
   return WriteAllOrRollBack(proc_sys_dir_, settings, previous);
@@ -273,7 +267,7 @@ absl::StatusOr<std::map<std::string, int64_t>> SettingsGuard::Restore() {
 }
 
 absl::Status SettingsGuard::WriteJournal() const {
-  return WriteJournalFile(journal_path_, proc_sys_dir_, originals_);
+  return WriteJournalFile(journal_path_, proc_sys_dir_, netns_, originals_);
 }
 
 std::map<std::string, int64_t> ReadSettings(const std::string& proc_sys_dir) {
@@ -306,6 +300,19 @@ absl::StatusOr<std::map<std::string, int64_t>> RestoreFromJournal(const std::str
     if (FindSetting(key) == nullptr) return corrupt(absl::StrCat("unknown setting '", key, "'"));
     if (!value.is_number_integer()) return corrupt(absl::StrCat("'", key, "' is not an integer"));
     originals[key] = value.get<int64_t>();
+  }
+  const auto recorded = journal.find("netns");
+  if (recorded == journal.end()) return corrupt("no \"netns\": written by an older agent");
+  absl::StatusOr<NetnsIdentity> written_in = NetnsFromJson(*recorded);
+  if (!written_in.ok()) return corrupt(written_in.status().message());
+  ASSIGN_OR_RETURN(NetnsIdentity here, CurrentNetns());
+  if (!(*written_in == here)) {
+    // Writing these values here would change a namespace that was never changed, and deleting
+    // the journal would lose the real leftovers.
+    return absl::FailedPreconditionError(
+        absl::StrCat("sysctl journal ", journal_path, " was written in network namespace ",
+                     written_in->ToString(), ", this agent runs in ", here.ToString(),
+                     "; kept: start the agent in that namespace to restore it"));
   }
   if (const auto dir = journal.find("proc_sys_dir");
       dir != journal.end() && dir->is_string() && dir->get<std::string>() != proc_sys_dir) {

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/kernel/netns_identity.h"
 
 namespace synq::agent {
 
@@ -19,8 +20,8 @@ struct SettingDef {
   int64_t max = 0;
 };
 
-// net.core.somaxconn, net.ipv4.tcp_abort_on_overflow, tcp_synack_retries, tcp_syn_retries,
-// tcp_syncookies, tcp_max_syn_backlog.
+// The one catalog of settings synq may change, with their ranges. Controllers read it from
+// HostInfo.setting_catalog; nobody else keeps a copy.
 const std::vector<SettingDef>& AllowedSettings();
 
 // Checks a key is allowed and the value in range; the error names the key and the range.
@@ -30,8 +31,10 @@ absl::Status ValidateSetting(const std::string& key, int64_t value);
 std::string SysctlPath(const std::string& proc_sys_dir, const std::string& key);
 
 // Applies settings and restores the originals. Before the first write it journals the original
-// values to `journal_path` (written atomically), so a restarted agent can restore after a crash
-// with RestoreFromJournal. The destructor restores.
+// values and the network namespace to `journal_path` (common::WriteFileAtomically), so a
+// restarted agent can restore after a crash with RestoreFromJournal. A journal already there
+// when the first value would be written is a crashed run's: Apply refuses (FailedPrecondition
+// naming it) rather than overwrite the real originals. The destructor restores.
 class SettingsGuard {
  public:
   SettingsGuard(std::string proc_sys_dir, std::string journal_path);
@@ -56,13 +59,15 @@ class SettingsGuard {
   std::string proc_sys_dir_;
   std::string journal_path_;
   std::map<std::string, int64_t> originals_;
+  NetnsIdentity netns_;  // where the originals were read (set with the first journal)
 };
 
 // Reads current values of every allowed setting (missing files are skipped).
 std::map<std::string, int64_t> ReadSettings(const std::string& proc_sys_dir = "/proc/sys");
 
 // Reads a journal left by a crashed agent, restores each value and deletes the journal.
-// No journal: OK, empty map.
+// No journal: OK, empty map. A journal that does not parse (DataLoss) or was written in another
+// network namespace (FailedPrecondition) is kept; the error names its path and why.
 absl::StatusOr<std::map<std::string, int64_t>> RestoreFromJournal(const std::string& proc_sys_dir,
                                                                   const std::string& journal_path);
 

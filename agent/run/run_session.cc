@@ -449,6 +449,9 @@ absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const Caller
   if (ports.empty()) {
     return absl::FailedPreconditionError("capture: this host has no listeners to capture");
   }
+  // The last kKeptCaptures captures stay on the agent (README: state dir); older ones go.
+  constexpr size_t kKeptCaptures = 8;
+  PruneCaptures(paths_.state_dir, kKeptCaptures - 1);
   const std::string file = absl::StrCat(paths_.state_dir, "/capture-", run_id, ".pcap");
   auto capture = PacketCapture::Start(interface.empty() ? "any" : interface, ports, file);
   if (!capture.ok()) return capture.status();

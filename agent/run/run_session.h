@@ -81,6 +81,7 @@ struct AgentPaths {
   std::string state_dir = "/var/lib/synq-agent";
   std::string settings_journal() const { return state_dir + "/settings-journal.json"; }
   std::string shaping_journal() const { return state_dir + "/shaping-journal.json"; }
+  std::string trace_journal() const { return state_dir + "/trace-journal.json"; }
 };
 
 // Who asks. A run belongs to the caller that began it: the token BeginRun handed out, and, over

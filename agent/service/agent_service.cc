@@ -258,6 +258,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   response->set_fd_limit_hard(facts.fd_limit_hard);
   response->set_insecure(policy_.insecure);
   for (auto& cidr : policy_.targets.EffectiveStrings()) response->add_allow_targets(cidr);
+  for (const SettingDef& def : AllowedSettings()) {
+    v1::SettingRange* range = response->add_setting_catalog();
+    range->set_key(def.key);
+    range->set_min(def.min);
+    range->set_max(def.max);
+  }
   response->set_restore_error(runs_.refusal());
   response->set_caller_identity(PeerIdentity(*context));
   return Done(context, absl::OkStatus());

@@ -179,7 +179,7 @@ class NfqueueRule final : public ShapingSet::Rule {
         installed_.push_back(rule);
         continue;
       }
-      if (all_egress && rule.add.front() == "ip6tables") {
+      if (all_egress && rule.family == IpFamily::kIpv6) {
         spdlog::warn("shaping: IPv6 egress of {} not shaped: {}", applied_.interface,
                      status.ToString());
         continue;
@@ -335,14 +335,16 @@ absl::StatusOr<std::vector<ShapingApplied>> ShapingSet::Apply(
     plans.push_back(std::move(plan));
   }
   if (!wrote_journal_) {
-    // A journal this set did not write holds a crashed run's leftovers: overwriting it would
-    // lose them.
+    // A journal this set did not write holds a crashed run's leftovers (or cannot be read):
+    // overwriting it would lose them.
     auto leftovers = ReadJournal(journal_path_);
-    if (leftovers.ok() && !leftovers->empty()) {
+    if (!absl::IsNotFound(leftovers.status()) && !(leftovers.ok() && leftovers->entries.empty())) {
       return absl::FailedPreconditionError(
-          absl::StrCat("shaping journal ", journal_path_,
-                       " lists rules of an earlier run; RemoveShapingFromJournal first"));
+          absl::StrCat("shaping journal ", journal_path_, " is left by an earlier run (",
+                       leftovers.ok() ? "it lists rules not removed" : leftovers.status().message(),
+                       "); the agent restores it at start, or remove it by hand"));
     }
+    ASSIGN_OR_RETURN(netns_, CurrentNetns());
   }
 
   const size_t first_new = rules_.size();
@@ -350,7 +352,7 @@ absl::StatusOr<std::vector<ShapingApplied>> ShapingSet::Apply(
     std::vector<JournalEntry> entries;
     for (const auto& rule : rules_) entries.push_back(rule->journal());
     entries.push_back(pending);
-    RETURN_IF_ERROR(WriteJournal(journal_path_, entries));
+    RETURN_IF_ERROR(WriteJournal(journal_path_, {netns_, entries}));
     wrote_journal_ = true;
     return absl::OkStatus();
   };
@@ -365,8 +367,8 @@ absl::StatusOr<std::vector<ShapingApplied>> ShapingSet::Apply(
     }
     std::vector<JournalEntry> entries;
     for (const auto& rule : rules_) entries.push_back(rule->journal());
-    absl::Status s =
-        entries.empty() ? DeleteJournal(journal_path_) : WriteJournal(journal_path_, entries);
+    absl::Status s = entries.empty() ? DeleteJournal(journal_path_)
+                                     : WriteJournal(journal_path_, {netns_, entries});
     wrote_journal_ = !entries.empty();
     if (!s.ok()) spdlog::error("shaping: journal after rollback: {}", s.ToString());
   });
@@ -414,19 +416,28 @@ absl::Status ShapingSet::Remove() {
   }
   std::vector<JournalEntry> entries;
   for (const auto& rule : rules_) entries.push_back(rule->journal());
-  absl::Status s = WriteJournal(journal_path_, entries);
+  absl::Status s = WriteJournal(journal_path_, {netns_, entries});
   if (first_error.ok()) first_error = s;
   return first_error;
 }
 
 absl::Status RemoveShapingFromJournal(const std::string& journal_path) {
-  absl::StatusOr<std::vector<JournalEntry>> entries = ReadJournal(journal_path);
-  if (absl::IsNotFound(entries.status())) return absl::OkStatus();
-  if (!entries.ok()) return entries.status();
+  absl::StatusOr<ShapingJournal> journal = ReadJournal(journal_path);
+  if (absl::IsNotFound(journal.status())) return absl::OkStatus();
+  if (!journal.ok()) return journal.status();
+  ASSIGN_OR_RETURN(NetnsIdentity here, CurrentNetns());
+  if (!(journal->netns == here)) {
+    // Removing "the same" rules here would touch a namespace that was never changed, and
+    // deleting the journal would lose the real leftovers.
+    return absl::FailedPreconditionError(
+        absl::StrCat("shaping journal ", journal_path, " was written in network namespace ",
+                     journal->netns.ToString(), ", this agent runs in ", here.ToString(),
+                     "; kept: start the agent in that namespace to restore it"));
+  }
 
   absl::Status first_error;
   std::vector<JournalEntry> left;
-  for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+  for (auto it = journal->entries.rbegin(); it != journal->entries.rend(); ++it) {
     const JournalEntry& e = *it;
     absl::Status status;
     if (e.backend == ShapingBackend::kNetem) {
@@ -450,7 +461,7 @@ absl::Status RemoveShapingFromJournal(const std::string& journal_path) {
     absl::Status s = DeleteJournal(journal_path);
     return first_error.ok() ? s : first_error;
   }
-  absl::Status s = WriteJournal(journal_path, left);
+  absl::Status s = WriteJournal(journal_path, {here, left});
   return first_error.ok() ? s : first_error;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/kernel/netns_identity.h"
 #include "common/modes.h"
 
 namespace synq::agent {
@@ -61,10 +62,13 @@ class ShapingSet {
   std::string journal_path_;
   std::vector<std::unique_ptr<Rule>> rules_;
   bool wrote_journal_ = false;  // the journal at journal_path_ is this set's, not a leftover
+  NetnsIdentity netns_;         // where this set installs (the first Apply's thread namespace)
 };
 
 // Removes qdiscs / firewall rules a crashed agent left behind, per its journal, in the calling
-// thread's network namespace; deletes the journal when all is gone. No journal: OK.
+// thread's network namespace; deletes the journal when all is gone. No journal: OK. A journal
+// that does not parse (DataLoss) or was written in another network namespace
+// (FailedPrecondition) is kept, and the error names its path and why.
 absl::Status RemoveShapingFromJournal(const std::string& journal_path);
 
 }  // namespace synq::agent

@@ -1,12 +1,14 @@
 // The shaping journal: what a ShapingSet has installed (or is about to), written atomically
-// before each install, so a restarted agent can remove what a crashed one left behind.
+// before each install, so a restarted agent can remove what a crashed one left behind. It holds
+// data only; the removal is rebuilt from it (never a command read from disk).
 //
-// Format (JSON):
-//   {"version": 1, "pid": 1234, "entries": [
+// Format (JSON, version 2):
+//   {"version": 2, "pid": 1234, "netns": {"dev": 4, "ino": 4026531840}, "entries": [
 //     {"backend": "netem", "ifindex": 7, "ifname": "eth0", "handle": 1366360064},
 //     {"backend": "nfqueue", "queue_num": 5123, "rules": [
-//       {"add": ["iptables", "-w", "-t", "mangle", "-A", "POSTROUTING", ...],
-//        "remove": ["iptables", "-w", "-t", "mangle", "-D", "POSTROUTING", ...]}]}]}
+//       {"family": "ipv4", "table": "mangle", "chain": "POSTROUTING", "out_interface": "eth0",
+//        "destination": "198.18.0.3/32", "queue_num": 5123, "queue_bypass": true}]}]}
+// Version 1 held iptables argv; such a journal is refused, never executed.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/kernel/netns_identity.h"
 #include "agent/shaping/nfqueue_rule.h"
 #include "agent/shaping/shaper.h"
 
@@ -32,13 +35,20 @@ struct JournalEntry {
   bool operator==(const JournalEntry&) const = default;
 };
 
-std::string EncodeJournal(const std::vector<JournalEntry>& entries);
-absl::StatusOr<std::vector<JournalEntry>> DecodeJournal(const std::string& text);
+struct ShapingJournal {
+  NetnsIdentity netns;  // where the entries were installed
+  std::vector<JournalEntry> entries;
+};
 
-// Writes path.tmp.<pid> and renames it over path, creating parent directories.
-absl::Status WriteJournal(const std::string& path, const std::vector<JournalEntry>& entries);
-// NotFound when there is no journal.
-absl::StatusOr<std::vector<JournalEntry>> ReadJournal(const std::string& path);
+std::string EncodeJournal(const ShapingJournal& journal);
+// DataLoss naming what is wrong (a version-1 journal of argv included); every rule is validated
+// (ValidateIptablesRule).
+absl::StatusOr<ShapingJournal> DecodeJournal(const std::string& text);
+
+// Writes the journal (common::WriteFileAtomically, mode 0600).
+absl::Status WriteJournal(const std::string& path, const ShapingJournal& journal);
+// NotFound when there is no journal; any other error names the path, and the file is kept.
+absl::StatusOr<ShapingJournal> ReadJournal(const std::string& path);
 // Missing is fine.
 absl::Status DeleteJournal(const std::string& path);
 

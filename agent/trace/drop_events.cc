@@ -7,6 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -15,6 +17,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/atomic_file.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
 
 namespace synq::agent {
 namespace {
@@ -91,14 +96,108 @@ void RemoveInstance(const std::string& dir) {
   rmdir(dir.c_str());
 }
 
-// Whether `pid` is a running synq-agent (not a process that reused the pid).
+// Whether `pid` is a running synq-agent (not a process that reused the pid). A SIGKILLed agent
+// its parent has not reaped yet is a zombie: still in /proc with its comm, but gone.
 bool AgentAlive(pid_t pid) {
-  std::string comm;
-  if (!ReadFile(absl::StrCat("/proc/", pid, "/comm"), &comm)) return false;
-  return absl::StripAsciiWhitespace(comm) == "synq-agent";
+  std::string stat;
+  if (!ReadFile(absl::StrCat("/proc/", pid, "/stat"), &stat)) return false;
+  // "1234 (synq-agent) S ...": the comm may hold spaces and parentheses; the state follows the
+  // last ')'.
+  const size_t open = stat.find('(');
+  const size_t close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) {
+    return false;
+  }
+  const char state = stat[close + 2];
+  return stat.substr(open + 1, close - open - 1) == "synq-agent" && state != 'Z' && state != 'X';
+}
+
+// "synq-<pid>-<n>", nothing else: names read from a journal end up in a path.
+bool ParseInstanceName(const std::string& name, pid_t* pid) {
+  const std::vector<std::string> parts = absl::StrSplit(name, '-');
+  int n = 0;
+  return parts.size() == 3 && parts[0] == "synq" && absl::SimpleAtoi(parts[1], pid) && *pid > 0 &&
+         absl::SimpleAtoi(parts[2], &n) && n >= 0 && name == absl::StrCat("synq-", *pid, "-", n);
+}
+
+// The instances this process has, journaled on every change.
+struct TraceJournal {
+  std::mutex mu;
+  std::string path;
+  std::set<std::string> live;
+
+  void Update(const std::string& name, bool add) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (add) {
+      live.insert(name);
+    } else {
+      live.erase(name);
+    }
+    if (path.empty()) return;
+    absl::Status s = live.empty() ? (::unlink(path.c_str()) == 0 || errno == ENOENT
+                                         ? absl::OkStatus()
+                                         : absl::ErrnoToStatus(errno, "unlink " + path))
+                                  : common::WriteFileAtomically(
+                                        path, nlohmann::json{{"instances", live}}.dump() + "\n");
+    if (!s.ok()) spdlog::warn("trace instance journal: {}", s.ToString());
+  }
+};
+
+TraceJournal& Journal() {
+  static TraceJournal* journal = new TraceJournal();  // outlives every counter
+  return *journal;
 }
 
 }  // namespace
+
+void SetTraceJournal(std::string path) {
+  std::lock_guard<std::mutex> lock(Journal().mu);
+  Journal().path = std::move(path);
+}
+
+absl::StatusOr<std::vector<std::string>> RemoveTraceInstancesFromJournal(const std::string& path) {
+  std::vector<std::string> removed;
+  std::string text;
+  absl::Status read = common::ReadWholeFile(path, &text);
+  if (absl::IsNotFound(read)) return removed;
+  if (!read.ok()) return read;
+  auto refused = [&path](const std::string& why) {
+    return absl::DataLossError(absl::StrCat("trace journal ", path, " refused (kept): ", why));
+  };
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("instances") ||
+      !doc["instances"].is_array()) {
+    return refused("not {\"instances\": [...]}");
+  }
+  std::vector<std::string> names;
+  for (const auto& j : doc["instances"]) {
+    pid_t pid = 0;
+    if (!j.is_string() || !ParseInstanceName(j.get<std::string>(), &pid)) {
+      return refused(absl::StrCat(j.dump(), " is not a synq-<pid>-<n> instance name"));
+    }
+    names.push_back(j.get<std::string>());
+  }
+  std::vector<std::string> failed;
+  for (const std::string& name : names) {
+    const std::string dir = absl::StrCat(kTracefs, "/instances/", name);
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) continue;
+    RemoveInstance(dir);
+    if (std::filesystem::exists(dir, ec)) {
+      failed.push_back(name);
+    } else {
+      removed.push_back(name);
+    }
+  }
+  if (!failed.empty()) {
+    return absl::InternalError(absl::StrCat("trace journal ", path, ": cannot remove ",
+                                            absl::StrJoin(failed, ", "), " (kept)"));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::ErrnoToStatus(errno, "unlink " + path);
+  }
+  return removed;
+}
 
 std::vector<std::string> RemoveStaleTraceInstances() {
   namespace fs = std::filesystem;
@@ -106,11 +205,9 @@ std::vector<std::string> RemoveStaleTraceInstances() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(absl::StrCat(kTracefs, "/instances"), ec)) {
     const std::string name = entry.path().filename().string();
-    // "synq-<pid>-<n>"
-    const std::vector<std::string> parts = absl::StrSplit(name, '-');
     pid_t pid = 0;
-    if (parts.size() != 3 || parts[0] != "synq" || !absl::SimpleAtoi(parts[1], &pid)) continue;
-    if (AgentAlive(pid)) continue;
+    if (!ParseInstanceName(name, &pid)) continue;
+    if (pid == getpid() || AgentAlive(pid)) continue;
     RemoveInstance(entry.path().string());
     if (!fs::exists(entry.path(), ec)) removed.push_back(name);
   }
@@ -127,6 +224,7 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
       absl::StrCat(kTracefs, "/instances/synq-", getpid(), "-", counter.fetch_add(1));
   if (mkdir(dir.c_str(), 0700) != 0) return absl::ErrnoToStatus(errno, "mkdir " + dir);
   std::unique_ptr<DropEventCounter> self(new DropEventCounter(dir));
+  Journal().Update(std::filesystem::path(dir).filename(), /*add=*/true);
   if (absl::Status s = WriteFile(dir + "/buffer_size_kb", "4096"); !s.ok()) return s;
   auto reason = DropReasonValue("TCP_LISTEN_OVERFLOW");
   if (!reason.ok()) return reason.status();
@@ -153,7 +251,14 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
   return self;
 }
 
-DropEventCounter::~DropEventCounter() { RemoveInstance(dir_); }
+DropEventCounter::~DropEventCounter() {
+  RemoveInstance(dir_);
+  std::error_code ec;
+  // Still there (busy): keep it journaled for the next agent.
+  if (!std::filesystem::exists(dir_, ec)) {
+    Journal().Update(std::filesystem::path(dir_).filename(), /*add=*/false);
+  }
+}
 
 absl::StatusOr<std::map<std::string, int64_t>> DropEventCounter::Read() {
   std::string trace;

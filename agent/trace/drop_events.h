@@ -18,9 +18,21 @@ namespace synq::agent {
 std::string TracefsUnavailableReason();
 
 // Removes the "synq-<pid>-<n>" instances whose agent is gone (it crashed or was killed before
-// its destructor ran), disabling their events first: kernel-wide tracing must not outlive the
-// run that asked for it. Instances of a live synq-agent are left alone. Returns their names.
+// its destructor ran; a zombie not yet reaped counts as gone), disabling their events first:
+// kernel-wide tracing must not outlive the run that asked for it. Instances of a live
+// synq-agent are left alone. Returns their names.
 std::vector<std::string> RemoveStaleTraceInstances();
+
+// Where DropEventCounter journals the instances it creates (common::WriteFileAtomically), so
+// the next agent on this state dir removes them whatever became of the pid. "" (the default):
+// no journal. Set once at start, before any counter.
+void SetTraceJournal(std::string path);
+
+// Removes every instance the journal at `path` lists (they belong to the agent that ran on this
+// state dir before, which is gone) and deletes the journal. No journal: OK. A journal that does
+// not parse, or names something other than a synq instance, is kept; the error names its path.
+// Returns the names removed.
+absl::StatusOr<std::vector<std::string>> RemoveTraceInstancesFromJournal(const std::string& path);
 
 class DropEventCounter {
  public:

@@ -1,5 +1,5 @@
 // The field tables of listeners, floods and shaping entries (name -> parse, store, sweepable)
-// and the catalog of settings keys with their ranges. The loader and the sweep both use these,
+// and the shape of settings keys. The loader and the sweep both use these,
 // so a swept value is checked exactly like the field it replaces.
 #pragma once
 
@@ -51,15 +51,11 @@ const FieldTable<ObserveDef>& ObserveFields();
 template <typename T>
 std::string FieldNames(const FieldTable<T>& table, bool sweepable_only);
 
-// The settings (sysctl keys) a scenario may set, each with its allowed range.
-struct SettingRange {
-  absl::string_view key;
-  int64_t min;
-  int64_t max;
-};
-// OK for a key in the catalog; else an error listing the allowed keys.
+// The shape of a settings key (a sysctl name). Which keys a host allows, with their ranges, is
+// its agent's catalog (HostInfo.setting_catalog), checked once the hosts are known
+// (controller/run/setting_check.h).
 absl::Status CheckSettingKey(absl::string_view key);
-// The value of setting `key`, an integer in its range.
+// The value of setting `key`: any integer (the range is the agent's).
 absl::StatusOr<int64_t> ParseSetting(absl::string_view key, const Scalar& s);
 
 // sample_interval: a duration greater than 0.

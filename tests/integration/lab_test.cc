@@ -1,6 +1,13 @@
 // Proves `synq lab up/down`: hosts stay up between commands with reachable agents, a scenario
-// can use them by address (targets resolve to the lab host's address), and down removes it all.
+// can use them by address (targets resolve to the lab host's address), and down removes it all,
+// leftovers of runs whose synq and reaper were both killed (namespaces, /run/synq/run-<pid>)
+// included.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -49,6 +56,33 @@ floods: [ { name: f1, host: client, target: l1, connections: 8, connect_timeout:
       RunProcess({Binary("controller/synq"), "info", "unix:/run/synq/lab/server/agent.sock"},
                  std::chrono::seconds(30));
   EXPECT_EQ(info.exit_code, 3) << "agent must be gone: " << info.output;
+}
+
+TEST(Lab, DownRemovesNamespacesAndRunDirsOfDeadControllers) {
+  if (!IsRoot()) GTEST_SKIP() << "needs root: lab hosts are network namespaces";
+  // A pid no process has now: a child that exited and was reaped stands for a killed synq.
+  const pid_t dead = fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) _exit(0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+  const std::string ns = absl::StrCat("synq-", dead, "-server");
+  const std::string run_dir = absl::StrCat("/run/synq/run-", dead);
+  ASSERT_EQ(RunProcess({"/usr/bin/env", "ip", "netns", "add", ns}).exit_code, 0);
+  std::filesystem::create_directories(run_dir + "/server");
+  // A live controller's leftovers-to-be stay: this process is alive.
+  const std::string live_dir = absl::StrCat("/run/synq/run-", getpid());
+  std::filesystem::create_directories(live_dir);
+
+  ProcessResult down = RunProcess({Binary("controller/synq"), "lab", "down"});
+  const std::vector<std::string> left = SynqNamespaces();
+  const bool ns_left = std::find(left.begin(), left.end(), ns) != left.end();
+  if (ns_left) RunProcess({"/usr/bin/env", "ip", "netns", "del", ns});
+  EXPECT_FALSE(ns_left) << down.output;
+  EXPECT_FALSE(std::filesystem::exists(run_dir)) << down.output;
+  EXPECT_TRUE(std::filesystem::exists(live_dir)) << "a live controller's dir was removed";
+  std::error_code ec;
+  std::filesystem::remove_all(run_dir, ec);
+  std::filesystem::remove_all(live_dir, ec);
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // Proves that nothing an agent changes outlives the run: settings come back and shaping (the
 // NFQUEUE rule) goes away when the controller is killed mid-run, when the agent gets SIGTERM, and
 // (from its journals) when a crashed agent starts again; embedded hosts' namespaces go away even
-// when synq is SIGKILLed; bad input and unreachable agents are clear errors with the documented
-// exit codes.
+// when synq is SIGKILLed; a crashed agent's journals are restored only in their own namespace (an
+// agent started elsewhere on the same state dir keeps them and refuses runs, saying why), and its
+// trace instance is gone after the next start; bad input (a setting outside the agent's catalog
+// range included) and unreachable agents are clear errors with the documented exit codes.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -81,12 +84,12 @@ floods:
   bool Shaped() const {
     return ns_->Exec({"iptables", "-w", "-t", "mangle", "-S"}).find("NFQUEUE") != std::string::npos;
   }
-  void StartAgent() {
+  void StartAgent() { StartAgentIn(ns_->name()); }
+  void StartAgentIn(const std::string& netns) {
     std::filesystem::remove(dir_.path() + "/addr");
-    agent_ =
-        Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen", "unix:" + socket_,
-               "--state-dir", dir_.path() + "/state", "--port-file", dir_.path() + "/addr"},
-              dir_.path() + "/agent.log");
+    agent_ = Spawn({Binary("agent/synq-agent"), "--netns", netns, "--listen", "unix:" + socket_,
+                    "--state-dir", dir_.path() + "/state", "--port-file", dir_.path() + "/addr"},
+                   dir_.path() + "/agent.log");
     ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(dir_.path() + "/addr"); },
                            std::chrono::seconds(10)));
   }
@@ -147,18 +150,85 @@ TEST_F(Restore, AgentSigtermMidRunRestoresEverySetting) {
   EXPECT_EQ(WaitFor(synq, std::chrono::seconds(60)), 3);
 }
 
+// Trace instances named after `pid` ("synq-<pid>-<n>"), kernel-wide.
+std::vector<std::string> TraceInstancesOf(pid_t pid) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/kernel/tracing/instances", ec)) {
+    const std::string name = e.path().filename();
+    if (name.rfind(absl::StrCat("synq-", pid, "-"), 0) == 0) names.push_back(name);
+  }
+  return names;
+}
+
 TEST_F(Restore, CrashedAgentRestoresFromItsJournalAtNextStart) {
+  const pid_t synq = StartRunAndWaitForSettings();
+  const pid_t crashed = agent_;
+  kill(agent_, SIGKILL);
+  agent_ = -1;
+  kill(synq, SIGKILL);
+  WaitFor(synq, std::chrono::seconds(5));
+  EXPECT_EQ(ns_->Sysctl("net.core.somaxconn"), 7) << "a SIGKILLed agent cannot restore";
+  EXPECT_TRUE(Shaped());
+  // The crashed agent is left unreaped (a zombie) while the next one starts: its trace instance
+  // must go all the same.
+  const size_t left = TraceInstancesOf(crashed).size();
+  std::printf("trace instances of the SIGKILLed agent: %zu before the next start\n", left);
+  StartAgent();
+  EXPECT_EQ(ReadAll(*ns_), original_);
+  EXPECT_FALSE(Shaped());
+  EXPECT_EQ(TraceInstancesOf(crashed), std::vector<std::string>{}) << "after the next start";
+  WaitFor(crashed, std::chrono::seconds(5));
+}
+
+// An agent restarted on the same state dir in another namespace must not "restore" there values
+// that were never changed, nor lose the journal: it keeps it, refuses runs and says why; back in
+// the right namespace, it restores.
+TEST_F(Restore, JournalOfAnotherNamespaceIsKeptAndTheAgentRefusesRuns) {
   const pid_t synq = StartRunAndWaitForSettings();
   kill(agent_, SIGKILL);
   WaitFor(agent_, std::chrono::seconds(5));
   agent_ = -1;
   kill(synq, SIGKILL);
   WaitFor(synq, std::chrono::seconds(5));
-  EXPECT_EQ(ns_->Sysctl("net.core.somaxconn"), 7) << "a SIGKILLed agent cannot restore";
-  EXPECT_TRUE(Shaped());
+  TestNetns other("restore-other");
+  const std::map<std::string, long> other_before = ReadAll(other);
+  StartAgentIn(other.name());
+  EXPECT_EQ(ReadAll(other), other_before) << "values written into a namespace never changed";
+  EXPECT_EQ(ns_->Sysctl("net.core.somaxconn"), 7) << "still the crashed run's";
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/state/settings-journal.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/state/shaping-journal.json"));
+  ProcessResult info = RunProcess({Binary("controller/synq"), "info", "unix:" + socket_});
+  EXPECT_NE(info.output.find("REFUSES RUNS"), std::string::npos) << info.output;
+  EXPECT_NE(info.output.find("network namespace"), std::string::npos) << info.output;
+  SynqRun refused = RunSynq(scenario_, dir_.path());
+  EXPECT_EQ(refused.exit_code, 3) << refused.output;
+  EXPECT_NE(refused.output.find("refuses runs"), std::string::npos) << refused.output;
+
+  kill(agent_, SIGTERM);
+  WaitFor(agent_, std::chrono::seconds(10));
   StartAgent();
   EXPECT_EQ(ReadAll(*ns_), original_);
   EXPECT_FALSE(Shaped());
+}
+
+// Keys and ranges are the agent's: tcp_syncookies takes 0, 1 or 2 (the kernel's proc handler
+// bounds it to [0, 2]), so 3 is bad input (exit 2) found once the agent answers, before anything
+// is changed.
+TEST_F(Restore, SettingOutsideTheAgentsRangeIsExitTwoNamingPathValueAndRange) {
+  const std::string scenario = dir_.Write("range.yaml", absl::StrCat(R"(name: range
+hosts:
+  server: { agent: "unix:)",
+                                                                     socket_, R"(" }
+settings:
+  server: { net.ipv4.tcp_syncookies: 3, net.core.somaxconn: 7 }
+)"));
+  SynqRun r = RunSynq(scenario, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("settings.server.net.ipv4.tcp_syncookies: 3 is out of range [0, 2]"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(ReadAll(*ns_), original_) << "nothing applied";
 }
 
 // An embedded two-host run that holds its connections for 30 s, started in the background.

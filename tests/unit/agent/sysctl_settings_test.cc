@@ -1,10 +1,13 @@
 // Proves SettingsGuard validates before writing, journals originals before the first write,
 // applies and reads back, rolls back on a partial failure, and restores (explicitly, in its
-// destructor, and from a crash journal). Only a temporary fake proc_sys_dir is ever written.
+// destructor, and from a crash journal). A crash journal is never overwritten by the next run's
+// "originals", and one written in another network namespace is kept, not restored here. Only a
+// temporary fake proc_sys_dir is ever written.
 #include "agent/kernel/sysctl_settings.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
 
 namespace synq::agent {
 namespace {
@@ -145,7 +151,71 @@ TEST_F(SysctlSettingsTest, JournalHoldsOriginalsAtomically) {
   const std::string journal = Slurp(journal_);
   EXPECT_THAT(journal, HasSubstr("\"proc_sys_dir\": \"" + proc_sys_ + "\""));
   EXPECT_THAT(journal, HasSubstr("\"net.core.somaxconn\": 4096"));
-  EXPECT_FALSE(fs::exists(journal_ + ".tmp"));
+  // The namespace the values belong to: this thread's, by inode.
+  struct stat ns;
+  ASSERT_EQ(::stat("/proc/thread-self/ns/net", &ns), 0);
+  EXPECT_THAT(journal, HasSubstr(absl::StrCat("\"ino\": ", ns.st_ino)));
+  struct stat st;
+  ASSERT_EQ(::stat(journal_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (const auto& e : fs::directory_iterator(fs::path(journal_).parent_path())) {
+    EXPECT_EQ(e.path().string(), journal_) << "temporary file left";
+  }
+}
+
+// The crashed run's journal holds the real originals; the values a new run would read now are
+// the crashed run's load-test values. Overwriting would make them permanent.
+TEST_F(SysctlSettingsTest, CrashJournalIsNeverOverwrittenByTheNextRun) {
+  {
+    SettingsGuard crashed(proc_sys_, journal_);
+    ASSERT_TRUE(crashed.Apply({{"net.core.somaxconn", 64}}).ok());
+    fs::copy_file(journal_, root_ + "/crash.json");
+  }
+  fs::rename(root_ + "/crash.json", journal_);
+  Set("net.core.somaxconn", 64);  // as the crashed run left it
+  const std::string before = Slurp(journal_);
+
+  SettingsGuard next(proc_sys_, journal_);
+  auto applied = next.Apply({{"net.core.somaxconn", 128}});
+  ASSERT_FALSE(applied.ok());
+  EXPECT_EQ(applied.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Message(applied.status()), HasSubstr(journal_));
+  EXPECT_EQ(Slurp(journal_), before);
+  EXPECT_EQ(Get("net.core.somaxconn"), 64) << "nothing written";
+  EXPECT_FALSE(next.changed());
+
+  auto restored = RestoreFromJournal(proc_sys_, journal_);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(Get("net.core.somaxconn"), 4096);
+}
+
+// A journal written in another network namespace (a thread that unshared one) is not restored
+// into this one and stays for an agent in the right namespace. Needs root for unshare.
+TEST_F(SysctlSettingsTest, JournalOfAnotherNamespaceIsKeptNotRestored) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create a network namespace";
+  absl::Status applied;
+  std::thread([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      applied = absl::ErrnoToStatus(errno, "unshare");
+      return;
+    }
+    SettingsGuard guard(proc_sys_, journal_);
+    auto a = guard.Apply({{"net.core.somaxconn", 64}});
+    applied = a.status();
+    fs::copy_file(journal_, root_ + "/crash.json");
+  }).join();
+  ASSERT_TRUE(applied.ok()) << applied;
+  fs::rename(root_ + "/crash.json", journal_);
+  Set("net.core.somaxconn", 77);  // this namespace's own value, never changed by that run
+  const std::string before = Slurp(journal_);
+
+  auto restored = RestoreFromJournal(proc_sys_, journal_);
+  ASSERT_FALSE(restored.ok());
+  EXPECT_EQ(restored.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(Message(restored.status()), HasSubstr(journal_));
+  EXPECT_THAT(Message(restored.status()), HasSubstr("network namespace"));
+  EXPECT_EQ(Get("net.core.somaxconn"), 77);
+  EXPECT_EQ(Slurp(journal_), before);
 }
 
 TEST_F(SysctlSettingsTest, JournalIsWrittenBeforeTheFirstWrite) {
@@ -205,7 +275,9 @@ TEST_F(SysctlSettingsTest, CorruptJournalIsAnErrorNamingThePathAndIsKept) {
   for (const std::string& text :
        {std::string("{not json"), std::string("[1,2]"), std::string("{\"settings\": 3}"),
         std::string("{\"settings\": {\"net.foo\": 1}}"),
-        std::string("{\"settings\": {\"net.core.somaxconn\": \"x\"}}")}) {
+        std::string("{\"settings\": {\"net.core.somaxconn\": \"x\"}}"),
+        // No namespace: an older agent's, which cannot be tied to this namespace.
+        std::string("{\"settings\": {\"net.core.somaxconn\": 1}}")}) {
     const std::string path = root_ + "/corrupt.json";
     Spit(path, text);
     auto restored = RestoreFromJournal(proc_sys_, path);

@@ -258,27 +258,26 @@ settings:
   EXPECT_EQ(local.at("net.ipv4.tcp_max_syn_backlog"), 1);
 }
 
-TEST(ScenarioLoader, UnknownSettingKeyIsAnErrorNamingTheKey) {
+// Which keys a host allows, and their ranges, is its agent's catalog (checked once the hosts
+// answer, controller/run/setting_check): the loader checks only the shape.
+TEST(ScenarioLoader, SettingKeyMustLookLikeASysctlName) {
   EXPECT_THAT(ErrorsOf("name: x\nhosts: {server: {}}\nsettings: {server: {net.foo: 1}}\n"),
-              ElementsAre(StartsWith("settings.server.net.foo: unknown setting; allowed: ")));
+              IsEmpty());
+  EXPECT_THAT(ErrorsOf("name: x\nhosts: {server: {}}\nsettings: {server: {Net/Foo: 1}}\n"),
+              ElementsAre(StartsWith("settings.server.Net/Foo: not a sysctl key")));
 }
 
-TEST(ScenarioLoader, SettingOutOfRangeIsAnError) {
-  EXPECT_THAT(
-      ErrorsOf(R"(
+TEST(ScenarioLoader, SettingValueMustBeAnIntegerRangeIsTheAgents) {
+  EXPECT_THAT(ErrorsOf(R"(
 name: x
 settings:
   local:
     net.ipv4.tcp_syncookies: 3
-    net.ipv4.tcp_syn_retries: 0
     net.core.somaxconn: -1
     net.ipv4.tcp_abort_on_overflow: yes
 )"),
-      ElementsAre("settings.local.net.ipv4.tcp_syncookies: must be between 0 and 2, got 3",
-                  "settings.local.net.ipv4.tcp_syn_retries: must be between 1 and 127, got 0",
-                  "settings.local.net.core.somaxconn: must be between 0 and 2147483647, got -1",
-                  "settings.local.net.ipv4.tcp_abort_on_overflow: expected an integer, got "
-                  "'yes'"));
+              ElementsAre("settings.local.net.ipv4.tcp_abort_on_overflow: expected an integer, got "
+                          "'yes'"));
 }
 
 TEST(ScenarioLoader, SettingsForUnknownHostIsAnError) {
