@@ -141,14 +141,17 @@ absl::Status Lab::Build() {
     RETURN_IF_ERROR(EnsureBenchmarkBlackhole());
     if (!options_.persistent) {
       // A reaper outlives us: when our end of its pipe closes (exit, crash, SIGKILL) it deletes
-      // this run's namespaces.
+      // this run's namespaces, then this run's state dir (/run/synq/run-<pid>). The agents in
+      // those namespaces restore on their own (--parent-death); what they change outside a
+      // namespace (trace instances) is swept by pid at the next agent start.
       int fds[2];
       if (pipe2(fds, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
       common::UniqueFd read_end(fds[0]);
       reaper_pipe_ = fds[1];
       const std::string script = absl::StrCat(
           "trap '' INT TERM HUP; cat >/dev/null; for n in $(ls ", kNetnsDir,
-          " 2>/dev/null | grep '^", options_.prefix, "-'); do ip netns del \"$n\"; done");
+          " 2>/dev/null | grep '^", options_.prefix, "-'); do ip netns del \"$n\"; done; rm -rf '",
+          options_.state_dir, "'");
       common::SpawnOptions reaper;
       reaper.group = common::SpawnOptions::Group::kNewSession;
       reaper.fds = {{STDIN_FILENO, read_end.get()},

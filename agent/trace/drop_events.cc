@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -252,8 +253,15 @@ absl::StatusOr<std::unique_ptr<DropEventCounter>> DropEventCounter::Start(
 }
 
 DropEventCounter::~DropEventCounter() {
-  RemoveInstance(dir_);
+  // rmdir of an instance can fail with EBUSY for a moment after its events are disabled (the
+  // kernel still holds a reference to an event file): retry briefly before leaving it to the
+  // journal.
   std::error_code ec;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    RemoveInstance(dir_);
+    if (!std::filesystem::exists(dir_, ec)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   // Still there (busy): keep it journaled for the next agent.
   if (!std::filesystem::exists(dir_, ec)) {
     Journal().Update(std::filesystem::path(dir_).filename(), /*add=*/false);
