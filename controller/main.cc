@@ -181,6 +181,7 @@ struct RunCommand {
   std::string junit_file;
   std::string tolerance;
   std::vector<std::string> tolerance_fields;
+  std::string lease;  // --lease: empty = derived
 };
 
 // Writes `text` to `path`; the error names the file.
@@ -365,6 +366,17 @@ int Run(const RunCommand& cmd) {
     return Error(kExitInvalidInput, std::string(s.message()));
   }
 
+  std::chrono::nanoseconds lease{0};
+  if (!cmd.lease.empty()) {
+    auto parsed = ParseDuration(cmd.lease);
+    if (!parsed.ok() || parsed->count() <= 0) {
+      return Error(kExitInvalidInput,
+                   absl::StrCat("--lease ", cmd.lease, ": ",
+                                parsed.ok() ? "must be positive" : parsed.status().message()));
+    }
+    lease = *parsed;
+  }
+
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
   auto hosts = ConnectHosts(scenario, lab->get());
@@ -379,6 +391,7 @@ int Run(const RunCommand& cmd) {
   RunOptions options;
   options.connections = cmd.connections;
   options.out_dir = cmd.out_dir;
+  options.lease = lease;
   options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
     progress.OnSample(host, sample);
   };
@@ -518,6 +531,9 @@ int main(int argc, char** argv) {
   run->add_option("--baseline", run_cmd.baseline_file,
                   "compare every run with the matching run of this result.json (exit 1 on a "
                   "regression)");
+  run->add_option("--lease", run_cmd.lease,
+                  "how long each agent keeps a run open before ending it by itself, e.g. 5s "
+                  "(default: twice the floods' worst-case time + 2m; a shorter one cuts the run)");
   run->add_option("--junit", run_cmd.junit_file, "write a JUnit XML report to this file");
   run->add_option("--tolerance", run_cmd.tolerance,
                   "default baseline tolerance, e.g. 10% (overrides the scenario's)");

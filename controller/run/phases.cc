@@ -99,6 +99,7 @@ void BeginPhase(RunContext& ctx) {
   // Lease: the agent ends the run by itself if we vanish without breaking the stream.
   for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
   ctx.lease = 2 * ctx.flood_budget + std::chrono::minutes(2);
+  if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
   FanOut(ctx.hosts.size(), [&](size_t i) {
     HostHandle& h = ctx.hosts[i];
