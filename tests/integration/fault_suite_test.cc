@@ -86,8 +86,8 @@ void RepeatFault(const std::string& fault, const std::function<std::string(int)>
       continue;
     }
     t.failed.push_back(absl::StrCat(fault, ": repetition ", i, ": ", why.substr(0, 300)));
-    ADD_FAILURE() << "fault '" << fault << "', repetition " << i << " of " << kRepetitions
-                  << ": " << why;
+    ADD_FAILURE() << "fault '" << fault << "', repetition " << i << " of " << kRepetitions << ": "
+                  << why;
     // Count what was not run, so the tally still says faults x repetitions.
     t.repetitions += kRepetitions - i;
     return;
@@ -135,8 +135,7 @@ std::string WaitRestored(const std::string& netns, const NetnsState& original,
       },
       limit);
   if (diff.empty()) return "";
-  return absl::StrCat("after ", limit.count(), " ms, in ", netns, ": ",
-                      absl::StrJoin(diff, "; "));
+  return absl::StrCat("after ", limit.count(), " ms, in ", netns, ": ", absl::StrJoin(diff, "; "));
 }
 
 // ---- Scenarios ----
@@ -148,8 +147,9 @@ constexpr char kSettings[] =
     "net.ipv4.tcp_syn_retries: 2, net.ipv4.tcp_syncookies: 0, net.ipv4.tcp_max_syn_backlog: 33 }";
 
 // One host `server` reached at `agent`, shaping `interface` with an NFQUEUE delay (this kernel
-// has no sch_netem), a listener on kListenerPort and a flood at it holding its connections for
-// `hold`: 64 connections, so bounded in count, and in time by the hold.
+// has no sch_netem), a listener on kListenerPort and a flood at it: 64 connections at once, of
+// which the accept queue holds backlog + 1 = 4 for `hold`; the others' SYNs are dropped on the
+// full queue and time out after connect_timeout. Bounded in count (64) and time (1 s + hold).
 std::string StandaloneScenario(const std::string& agent, const std::string& interface,
                                const std::string& hold) {
   return absl::StrCat("name: fault\nhosts:\n  server: { agent: \"", agent,
@@ -157,10 +157,10 @@ std::string StandaloneScenario(const std::string& agent, const std::string& inte
                       " }\n"
                       "shaping:\n  - { host: server, delay: 20ms, backend: nfqueue }\n"
                       "settings:\n  server: ",
-                      kSettings,
-                      "\nlisteners:\n  - { name: l1, port: ", kListenerPort,
+                      kSettings, "\nlisteners:\n  - { name: l1, port: ", kListenerPort,
                       ", backlog: 3 }\n"
-                      "floods:\n  - { name: f1, target: l1, connections: 64, hold: ",
+                      "floods:\n  - { name: f1, target: l1, connections: 64, concurrency: 64, "
+                      "connect_timeout: 1s, hold: ",
                       hold, " }\n");
 }
 
@@ -177,16 +177,30 @@ bool RunHolding(const std::string& netns) {
     return false;
   }
   if (!absl::StrContains(in_ns({"iptables", "-w", "-t", "mangle", "-S"}), "NFQUEUE")) return false;
-  return !in_ns({"ss", "-Htn", "state", "established", absl::StrCat("( sport = :", kListenerPort,
-                                                                    " )")})
+  return !in_ns({"ss", "-Htn", "state", "established",
+                 absl::StrCat("( sport = :", kListenerPort, " )")})
               .empty();
 }
 
+// Waits for RunHolding, then checks that the snapshot sees the run's changes (the settings and
+// the NFQUEUE rule), so that a comparison after the fault can fail. "" or why not.
+std::string WaitHolding(const std::string& netns, const NetnsState& original,
+                        const std::function<std::string()>& logs) {
+  if (!PollUntil([&] { return RunHolding(netns); }, seconds(20))) {
+    return "the run never held its flood: " + logs();
+  }
+  const std::string diff = absl::StrJoin(Differences(original, ReadNetnsState(netns)), "; ");
+  if (!absl::StrContains(diff, "sysctl net.core.somaxconn") ||
+      !absl::StrContains(diff, "NFQUEUE")) {
+    return "the state read mid-run does not show the run's changes: " + diff;
+  }
+  return "";
+}
+
 bool Applied(const std::string& netns) {
-  return absl::StripAsciiWhitespace(
-             RunProcess({"/usr/bin/env", "ip", "netns", "exec", netns, "cat",
-                         "/proc/sys/net/core/somaxconn"})
-                 .output) == "7";
+  return absl::StripAsciiWhitespace(RunProcess({"/usr/bin/env", "ip", "netns", "exec", netns, "cat",
+                                                "/proc/sys/net/core/somaxconn"})
+                                        .output) == "7";
 }
 
 // A spawned `synq run`, SIGKILLed by the destructor if still running.
@@ -251,9 +265,8 @@ class Fixture : public ::testing::Test {
 
   // Starts the standalone agent on a unix socket; returns its address.
   std::string StartUnixAgent() {
-    const std::string address =
-        agent_.Start(ns_->name(), "unix:" + dir_.path() + "/agent.sock", dir_.path() + "/state",
-                     dir_.path() + "/agent.log");
+    const std::string address = agent_.Start(ns_->name(), "unix:" + dir_.path() + "/agent.sock",
+                                             dir_.path() + "/state", dir_.path() + "/agent.log");
     EXPECT_FALSE(address.empty()) << ReadFile(dir_.path() + "/agent.log");
     return address;
   }
@@ -278,9 +291,6 @@ class Fixture : public ::testing::Test {
   AgentProcess agent_;
 };
 
-// The kill happens with the floods holding: settings, NFQUEUE rule and connections all there.
-constexpr milliseconds kHoldingWait = seconds(20);
-
 // ---- Faults ----
 
 TEST_F(Fixture, ControllerSigkillStandaloneAgentRestores) {
@@ -290,8 +300,10 @@ TEST_F(Fixture, ControllerSigkillStandaloneAgentRestores) {
   const std::string scenario = dir_.Write("s.yaml", StandaloneScenario(agent, "v0", "10s"));
   RepeatFault("SIGKILL of the controller (standalone agent)", [&](int i) -> std::string {
     Controller synq(scenario, OutDir(i));
-    if (!PollUntil([&] { return RunHolding(ns_->name()); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log(), AgentLog());
+    if (std::string e =
+            WaitHolding(ns_->name(), original_, [&] { return synq.Log() + AgentLog(); });
+        !e.empty()) {
+      return e;
     }
     synq.Signal(SIGKILL, seconds(5));
     // The agent sees its Watch stream break at once and ends the run.
@@ -307,8 +319,10 @@ TEST_F(Fixture, AgentSigtermRestoresBeforeExiting) {
     const std::string agent = StartUnixAgent();
     if (agent.empty()) return "agent did not start: " + AgentLog();
     Controller synq(dir_.Write("s.yaml", StandaloneScenario(agent, "v0", "10s")), OutDir(i));
-    if (!PollUntil([&] { return RunHolding(ns_->name()); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log(), AgentLog());
+    if (std::string e =
+            WaitHolding(ns_->name(), original_, [&] { return synq.Log() + AgentLog(); });
+        !e.empty()) {
+      return e;
     }
     const pid_t pid = agent_.pid();
     const int code = agent_.Signal(SIGTERM, seconds(15));
@@ -326,8 +340,10 @@ TEST_F(Fixture, AgentSigkillThenRestartRestoresFromJournals) {
     const std::string agent = StartUnixAgent();
     if (agent.empty()) return "agent did not start: " + AgentLog();
     Controller synq(dir_.Write("s.yaml", StandaloneScenario(agent, "v0", "10s")), OutDir(i));
-    if (!PollUntil([&] { return RunHolding(ns_->name()); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log(), AgentLog());
+    if (std::string e =
+            WaitHolding(ns_->name(), original_, [&] { return synq.Log() + AgentLog(); });
+        !e.empty()) {
+      return e;
     }
     const pid_t killed = agent_.pid();
     agent_.Signal(SIGKILL, seconds(5));
@@ -354,8 +370,10 @@ TEST_F(Fixture, AgentFrozenPastItsLeaseRestoresWhenThawed) {
   const milliseconds lease = seconds(3);
   RepeatFault("SIGSTOP of the agent past its lease, then SIGCONT", [&](int i) -> std::string {
     Controller synq(scenario, OutDir(i), "", {"--lease", "3s"});
-    if (!PollUntil([&] { return RunHolding(ns_->name()); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log(), AgentLog());
+    if (std::string e =
+            WaitHolding(ns_->name(), original_, [&] { return synq.Log() + AgentLog(); });
+        !e.empty()) {
+      return e;
     }
     // BeginRun came before the settings it allowed, so the lease ends before seen + lease.
     const auto seen = Clock::now();
@@ -391,9 +409,9 @@ TEST_F(Fixture, ControlConnectionCutRestoresAfterTheLease) {
   // dropped nothing reaches the agent, so only its lease can end the run: the wait is the lease
   // from the moment the settings were seen, plus the restore allowance.
   const milliseconds lease = seconds(4);
-  const std::vector<std::string> drop_in = {"iptables", "-w", "INPUT", "-p", "tcp",
+  const std::vector<std::string> drop_in = {"iptables", "-w", "INPUT", "-p",  "tcp",
                                             "--sport",  port, "-j",    "DROP"};
-  const std::vector<std::string> drop_out = {"iptables", "-w", "OUTPUT", "-p", "tcp",
+  const std::vector<std::string> drop_out = {"iptables", "-w", "OUTPUT", "-p",  "tcp",
                                              "--dport",  port, "-j",     "DROP"};
   auto rule = [](const char* op, std::vector<std::string> spec) {
     spec.insert(spec.begin() + 2, op);
@@ -401,8 +419,10 @@ TEST_F(Fixture, ControlConnectionCutRestoresAfterTheLease) {
   };
   RepeatFault("control connection cut (packets dropped)", [&](int i) -> std::string {
     Controller synq(scenario, OutDir(i), ctl.name(), {"--lease", "4s"});
-    if (!PollUntil([&] { return RunHolding(ns_->name()); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log(), AgentLog());
+    if (std::string e =
+            WaitHolding(ns_->name(), original_, [&] { return synq.Log() + AgentLog(); });
+        !e.empty()) {
+      return e;
     }
     const auto seen = Clock::now();
     ProcessResult in = ctl.Run(rule("-I", drop_in));
@@ -410,8 +430,8 @@ TEST_F(Fixture, ControlConnectionCutRestoresAfterTheLease) {
     if (in.exit_code != 0 || out.exit_code != 0) return "iptables DROP: " + in.output + out.output;
     std::string why;
     if (!Applied(ns_->name())) why = "the run had ended before the cut; ";
-    const auto limit = std::chrono::duration_cast<milliseconds>(seen + lease + kRestoreAllowance -
-                                                                Clock::now());
+    const auto limit =
+        std::chrono::duration_cast<milliseconds>(seen + lease + kRestoreAllowance - Clock::now());
     why += Restored({agent_.pid()}, limit);
     synq.Signal(SIGKILL, seconds(5));
     ctl.Run(rule("-D", drop_in));
@@ -425,7 +445,7 @@ TEST_F(Fixture, TwoControllersRacingOneIsRefusedOtherCompletes) {
   MakeAgentNetns("f-race", 46);
   const std::string agent = StartUnixAgent();
   ASSERT_FALSE(agent.empty());
-  // A short hold: the winner's run completes by itself (about 2 s, far longer than the few
+  // A short hold: the winner's run completes by itself (about 3 s, far longer than the few
   // milliseconds between the two BeginRuns).
   const std::string scenario = dir_.Write("s.yaml", StandaloneScenario(agent, "v0", "1500ms"));
   RepeatFault("two controllers racing for one agent", [&](int i) -> std::string {
@@ -467,9 +487,9 @@ class StateDirFault : public Fixture {
       std::string why;
       if (r.exit_code != 3) why = absl::StrCat("exit ", r.exit_code, " (want 3); ");
       // A clear error: the host, and the reason the kernel gave for the state dir.
-      if (!absl::StrContains(r.output, "hosts.server") || !absl::StrContains(r.output, reason)) {
-        why += absl::StrCat("the error does not name hosts.server and '", reason, "': ", r.output,
-                            "; ");
+      if (!absl::StrContains(r.output, "server: agent") || !absl::StrContains(r.output, reason)) {
+        why += absl::StrCat("the error does not name the host (server) and '", reason,
+                            "': ", r.output, "; ");
       }
       // Nothing changed: no waiting, the refusal came before any change.
       const std::string restored = Restored({agent_.pid()}, milliseconds(0));
@@ -531,12 +551,14 @@ listeners:
   - { name: l1, host: server, port: )",
                                                                  kListenerPort, R"(, backlog: 3 }
 floods:
-  - { name: f1, host: client, target: l1, connections: 64, hold: 10s }
+  - { name: f1, host: client, target: l1, connections: 64, concurrency: 64, connect_timeout: 1s, hold: 10s }
 )"));
   RepeatFault("SIGKILL of the controller (lab agents)", [&](int i) -> std::string {
     Controller synq(scenario, OutDir(i));
-    if (!PollUntil([&] { return RunHolding("synq-lab-server"); }, kHoldingWait)) {
-      return absl::StrCat("the run never held its flood: ", synq.Log());
+    if (std::string e =
+            WaitHolding("synq-lab-server", original["synq-lab-server"], [&] { return synq.Log(); });
+        !e.empty()) {
+      return e;
     }
     synq.Signal(SIGKILL, seconds(5));
     std::string why;
@@ -562,7 +584,7 @@ listeners:
   - { name: l1, host: server, port: )",
                                                                  kListenerPort, R"(, backlog: 3 }
 floods:
-  - { name: f1, host: client, target: l1, connections: 64, hold: 10s }
+  - { name: f1, host: client, target: l1, connections: 64, concurrency: 64, connect_timeout: 1s, hold: 10s }
 )"));
   const std::set<std::string> instances = SynqTraceInstances();
   RepeatFault("SIGKILL of the controller (embedded hosts)", [&](int i) -> std::string {
@@ -574,7 +596,7 @@ floods:
       for (const auto& ns : SynqNamespaces()) n += ns.rfind(prefix, 0) == 0 ? 1 : 0;
       return n;
     };
-    if (!PollUntil([&] { return count() == 3 && RunHolding(server); }, kHoldingWait)) {
+    if (!PollUntil([&] { return count() == 3 && RunHolding(server); }, seconds(20))) {
       return absl::StrCat("the run never held its flood: ", synq.Log());
     }
     const pid_t pid = synq.pid();

@@ -9,14 +9,13 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -226,9 +225,9 @@ NetnsState ReadNetnsState(const std::string& netns) {
     state.sysctls[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 3));
   }
   state.qdiscs = InNetns(netns, {"tc", "qdisc", "show"}).output;
-  state.iptables = absl::StrCat("ipv4:\n", IptablesRules(InNetns(netns, {"iptables-save"}).output),
-                                "\nipv6:\n",
-                                IptablesRules(InNetns(netns, {"ip6tables-save"}).output));
+  state.iptables =
+      absl::StrCat("ipv4:\n", IptablesRules(InNetns(netns, {"iptables-save"}).output), "\nipv6:\n",
+                   IptablesRules(InNetns(netns, {"ip6tables-save"}).output));
   if (HaveNft()) state.nftables = NftRules(InNetns(netns, {"nft", "list", "ruleset"}).output);
   return state;
 }
@@ -313,11 +312,16 @@ std::string AgentProcess::Start(const std::string& netns, const std::string& lis
   const std::string port_file = log + ".addr";
   std::error_code ec;
   fs::remove(port_file, ec);
-  std::vector<std::string> argv = {Binary("agent/synq-agent"), "--listen", listen, "--state-dir",
-                                   state_dir, "--port-file", port_file};
+  std::vector<std::string> argv = {Binary("agent/synq-agent"),
+                                   "--listen",
+                                   listen,
+                                   "--state-dir",
+                                   state_dir,
+                                   "--port-file",
+                                   port_file};
   if (!netns.empty()) argv.insert(argv.end(), {"--netns", netns});
-  const bool loopback = absl::StartsWith(listen, "unix:") ||
-                        absl::StartsWith(listen, "127.") || absl::StartsWith(listen, "[::1]");
+  const bool loopback = absl::StartsWith(listen, "unix:") || absl::StartsWith(listen, "127.") ||
+                        absl::StartsWith(listen, "[::1]");
   // Agents that refuse a non-loopback address without TLS take --insecure (issue 8 item 1).
   if (!loopback &&
       absl::StrContains(RunProcess({Binary("agent/synq-agent"), "--help"}).output, "--insecure")) {
