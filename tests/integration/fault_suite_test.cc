@@ -54,6 +54,9 @@ struct Tally {
   int repetitions = 0;
   int restored = 0;
   std::vector<std::string> failed;  // "fault: repetition n: why"
+  // Per fault, the longest time from the fault to the state read back equal (ms).
+  std::vector<std::pair<std::string, int64_t>> slowest;
+  int64_t last_wait_ms = 0;  // set by WaitRestored
 };
 Tally& TheTally() {
   static Tally tally;
@@ -66,6 +69,10 @@ class PrintTally : public ::testing::Environment {
     const Tally& t = TheTally();
     std::printf("fault suite: %d faults x %d repetitions = %d, %d restored\n", t.faults,
                 kRepetitions, t.repetitions, t.restored);
+    for (const auto& [fault, ms] : t.slowest) {
+      std::printf("  %-55s restored within %lld ms at most\n", fault.c_str(),
+                  static_cast<long long>(ms));
+    }
     for (const auto& f : t.failed) std::printf("  not restored: %s\n", f.c_str());
   }
 };
@@ -80,11 +87,15 @@ void RepeatFault(const std::string& fault, const std::function<std::string(int)>
                  bool independent = false) {
   Tally& t = TheTally();
   ++t.faults;
+  int64_t slowest = 0;
   for (int i = 1; i <= kRepetitions; ++i) {
     ++t.repetitions;
+    t.last_wait_ms = 0;
     const std::string why = repetition(i);
     if (why.empty()) {
       ++t.restored;
+      slowest = std::max(slowest, t.last_wait_ms);
+      if (i == kRepetitions) t.slowest.emplace_back(fault, slowest);
       continue;
     }
     t.failed.push_back(absl::StrCat(fault, ": repetition ", i, ": ", why.substr(0, 300)));
@@ -129,6 +140,7 @@ std::string WaitRestored(const std::string& netns, const NetnsState& original,
                          const std::set<std::string>& instances_before,
                          const std::vector<pid_t>& ours, milliseconds limit) {
   std::vector<std::string> diff;
+  const auto start = Clock::now();
   PollUntil(
       [&] {
         diff = Differences(original, ReadNetnsState(netns));
@@ -138,6 +150,7 @@ std::string WaitRestored(const std::string& netns, const NetnsState& original,
         return diff.empty();
       },
       limit);
+  TheTally().last_wait_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
   if (diff.empty()) return "";
   return absl::StrCat("after ", limit.count(), " ms, in ", netns, ": ", absl::StrJoin(diff, "; "));
 }
@@ -246,7 +259,7 @@ class Controller {
 
 // ---- The namespace a standalone agent runs in ----
 
-class Fixture : public ::testing::Test {
+class FaultSuite : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!IsRoot()) GTEST_SKIP() << "needs root: agents run in test network namespaces";
@@ -297,7 +310,7 @@ class Fixture : public ::testing::Test {
 
 // ---- Faults ----
 
-TEST_F(Fixture, ControllerSigkillStandaloneAgentRestores) {
+TEST_F(FaultSuite, ControllerSigkillStandaloneAgentRestores) {
   MakeAgentNetns("f-ctl", 40);
   const std::string agent = StartUnixAgent();
   ASSERT_FALSE(agent.empty());
@@ -317,7 +330,7 @@ TEST_F(Fixture, ControllerSigkillStandaloneAgentRestores) {
   });
 }
 
-TEST_F(Fixture, AgentSigtermRestoresBeforeExiting) {
+TEST_F(FaultSuite, AgentSigtermRestoresBeforeExiting) {
   MakeAgentNetns("f-term", 41);
   RepeatFault("SIGTERM of the agent", [&](int i) -> std::string {
     const std::string agent = StartUnixAgent();
@@ -338,7 +351,7 @@ TEST_F(Fixture, AgentSigtermRestoresBeforeExiting) {
   });
 }
 
-TEST_F(Fixture, AgentSigkillThenRestartRestoresFromJournals) {
+TEST_F(FaultSuite, AgentSigkillThenRestartRestoresFromJournals) {
   MakeAgentNetns("f-kill", 42);
   RepeatFault("SIGKILL of the agent, restart on the same state dir", [&](int i) -> std::string {
     const std::string agent = StartUnixAgent();
@@ -364,7 +377,7 @@ TEST_F(Fixture, AgentSigkillThenRestartRestoresFromJournals) {
   });
 }
 
-TEST_F(Fixture, AgentFrozenPastItsLeaseRestoresWhenThawed) {
+TEST_F(FaultSuite, AgentFrozenPastItsLeaseRestoresWhenThawed) {
   MakeAgentNetns("f-stop", 43);
   const std::string agent = StartUnixAgent();
   ASSERT_FALSE(agent.empty());
@@ -392,7 +405,7 @@ TEST_F(Fixture, AgentFrozenPastItsLeaseRestoresWhenThawed) {
   });
 }
 
-TEST_F(Fixture, ControlConnectionCutRestoresAfterTheLease) {
+TEST_F(FaultSuite, ControlConnectionCutRestoresAfterTheLease) {
   MakeAgentNetns("f-cut", 44);
   // The controller runs in a namespace of its own, reaching the agent over a veth
   // (198.18.45.2 -> 198.18.45.1); the cut is a DROP there, so the agent's namespace keeps only
@@ -445,7 +458,7 @@ TEST_F(Fixture, ControlConnectionCutRestoresAfterTheLease) {
   });
 }
 
-TEST_F(Fixture, TwoControllersRacingOneIsRefusedOtherCompletes) {
+TEST_F(FaultSuite, TwoControllersRacingOneIsRefusedOtherCompletes) {
   MakeAgentNetns("f-race", 46);
   const std::string agent = StartUnixAgent();
   ASSERT_FALSE(agent.empty());
@@ -471,7 +484,7 @@ TEST_F(Fixture, TwoControllersRacingOneIsRefusedOtherCompletes) {
 }
 
 // A tmpfs of 256 KiB for the state dir, full or read-only before the run begins.
-class StateDirFault : public Fixture {
+class StateDirFault : public FaultSuite {
  protected:
   void Run(const std::string& fault, int subnet, bool read_only) {
     MakeAgentNetns(read_only ? "f-ro" : "f-full", subnet);
@@ -524,7 +537,7 @@ TEST_F(StateDirFault, ReadOnlyStateDirRefusesTheRunAndChangesNothing) {
 
 // `synq lab up` hosts: namespaces and agents that outlive a run, so a killed controller leaves
 // their restore to the agents, and the namespaces are there to be read afterwards.
-TEST_F(Fixture, ControllerSigkillLabAgentsRestore) {
+TEST_F(FaultSuite, ControllerSigkillLabAgentsRestore) {
   if (!SynqNamespaces().empty()) {
     for (const auto& ns : SynqNamespaces()) {
       if (ns.rfind("synq-lab-", 0) == 0) GTEST_SKIP() << "a synq lab is already up: " << ns;
@@ -576,7 +589,7 @@ floods:
 // Hosts that live only as long as the run: a SIGKILLed controller's reaper removes their
 // namespaces (and with them every setting and rule in them). What outlives namespaces must go
 // too: the agents' trace instances (kernel-wide) and the run's state dir /run/synq/run-<pid>.
-TEST_F(Fixture, ControllerSigkillEmbeddedHostsLeaveNothing) {
+TEST_F(FaultSuite, ControllerSigkillEmbeddedHostsLeaveNothing) {
   const std::string scenario = dir_.Write("s.yaml", absl::StrCat(R"(name: fault-embedded
 hosts: { server: {}, client: {} }
 shaping:
