@@ -620,6 +620,7 @@ floods:
         }
         const pid_t pid = synq.pid();
         synq.Signal(SIGKILL, seconds(5));
+        const auto killed = Clock::now();
         std::vector<std::string> left;
         const std::string run_dir = absl::StrCat("/run/synq/run-", pid);
         PollUntil(
@@ -633,6 +634,8 @@ floods:
               return left.empty();
             },
             seconds(15));
+        TheTally().last_wait_ms =
+            std::chrono::duration_cast<milliseconds>(Clock::now() - killed).count();
         // What this test caused, it removes (after recording it), so that CI hosts do not pile up.
         std::error_code ec;
         std::filesystem::remove_all(run_dir, ec);
