@@ -54,7 +54,8 @@ struct Tally {
   int repetitions = 0;
   int restored = 0;
   std::vector<std::string> failed;  // "fault: repetition n: why"
-  // Per fault, the longest time from the fault to the state read back equal (ms).
+  // Per fault, the longest wait from the start of the check (right after the fault; after the
+  // agent's exit for SIGTERM, its restart for SIGKILL) to the originals read back (ms).
   std::vector<std::pair<std::string, int64_t>> slowest;
   int64_t last_wait_ms = 0;  // set by WaitRestored
 };
@@ -70,8 +71,8 @@ class PrintTally : public ::testing::Environment {
     std::printf("fault suite: %d faults x %d repetitions = %d, %d restored\n", t.faults,
                 kRepetitions, t.repetitions, t.restored);
     for (const auto& [fault, ms] : t.slowest) {
-      std::printf("  %-55s restored within %lld ms at most\n", fault.c_str(),
-                  static_cast<long long>(ms));
+      std::printf("  %-55s originals read back %lld ms after the check began (worst)\n",
+                  fault.c_str(), static_cast<long long>(ms));
     }
     for (const auto& f : t.failed) std::printf("  not restored: %s\n", f.c_str());
   }
