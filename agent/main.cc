@@ -17,11 +17,12 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/flood/flood_worker.h"
 #include "agent/run/run_session.h"
-#include "agent/trace/drop_events.h"
 #include "agent/service/agent_service.h"
 #include "agent/shaping/shaper.h"
+#include "agent/trace/drop_events.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -99,10 +100,15 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return Fail(absl::StrCat("--state-dir ", state_dir, ": ", ec.message()));
 
-  // A previous agent that crashed mid-run left journals: put the host back first.
+  // A previous agent that crashed mid-run left journals: put the host back first. If that
+  // fails the host is not as the agent found it: it refuses runs (and says why in host info)
+  // rather than journal the leftovers as the next run's originals.
+  std::vector<std::string> restore_problems;
   auto restored = synq::agent::RestoreFromJournal(paths.proc_sys_dir, paths.settings_journal());
   if (!restored.ok()) {
     spdlog::error("restoring settings from journal: {}", restored.status().ToString());
+    restore_problems.push_back(
+        absl::StrCat("restoring settings from journal: ", restored.status().message()));
   } else {
     for (const auto& [key, value] : *restored) {
       spdlog::warn("restored {} = {} left changed by a previous agent", key, value);
@@ -110,12 +116,18 @@ int main(int argc, char** argv) {
   }
   if (auto s = synq::agent::RemoveShapingFromJournal(paths.shaping_journal()); !s.ok()) {
     spdlog::error("removing shaping left by a previous agent: {}", s.ToString());
+    restore_problems.push_back(
+        absl::StrCat("removing shaping left by a previous agent: ", s.message()));
   }
   for (const auto& name : synq::agent::RemoveStaleTraceInstances()) {
     spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
 
   synq::agent::RunManager runs(paths);
+  if (!restore_problems.empty()) {
+    runs.RefuseRuns(absl::StrCat(absl::StrJoin(restore_problems, "; "),
+                                 " (fix it by hand, then restart the agent)"));
+  }
   synq::agent::AgentServiceImpl service(runs);
   grpc::ServerBuilder builder;
   int bound_port = 0;

@@ -1,5 +1,7 @@
 #include "controller/agent_client.h"
 
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,8 @@ namespace synq::controller {
 namespace {
 
 constexpr auto kCallTimeout = std::chrono::seconds(30);
+// The agent's metadata key for a run's token (agent/service/caller.h).
+constexpr char kRunTokenMetadata[] = "synq-run-token";
 
 absl::Status FromGrpc(const grpc::Status& status, const std::string& address, const char* rpc) {
   if (status.ok()) return absl::OkStatus();
@@ -24,9 +28,10 @@ void SetDeadline(grpc::ClientContext& context, std::chrono::nanoseconds timeout 
 
 class GrpcWatch final : public WatchHandle {
  public:
-  GrpcWatch(v1::AgentService::Stub& stub, const std::string& run_id,
+  GrpcWatch(v1::AgentService::Stub& stub, const std::string& run_id, const std::string& token,
             std::function<void(const v1::Sample&)> on_sample, std::string address)
       : address_(std::move(address)) {
+    if (!token.empty()) context_.AddMetadata(kRunTokenMetadata, token);
     v1::WatchRequest request;
     request.set_run_id(run_id);
     reader_ = stub.Watch(&context_, request);
@@ -69,8 +74,11 @@ class GrpcAgentClient final : public AgentClient {
                                       "GetClock");
   }
   absl::Status BeginRun(const v1::BeginRunRequest& request) override {
-    return Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request, "BeginRun")
-        .status();
+    auto begun = Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request, "BeginRun");
+    if (!begun.ok()) return begun.status();
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_[request.run_id()] = begun->run_token();
+    return absl::OkStatus();
   }
   absl::StatusOr<v1::ApplySettingsResponse> ApplySettings(
       const v1::ApplySettingsRequest& request) override {
@@ -104,8 +112,8 @@ class GrpcAgentClient final : public AgentClient {
   }
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const std::string& run_id, std::function<void(const v1::Sample&)> on_sample) override {
-    return std::unique_ptr<WatchHandle>(
-        std::make_unique<GrpcWatch>(*stub_, run_id, std::move(on_sample), address_));
+    return std::unique_ptr<WatchHandle>(std::make_unique<GrpcWatch>(
+        *stub_, run_id, TokenOf(run_id), std::move(on_sample), address_));
   }
   absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string& run_id,
                                                             std::chrono::nanoseconds timeout,
@@ -128,14 +136,28 @@ class GrpcAgentClient final : public AgentClient {
                                 std::chrono::nanoseconds timeout = kCallTimeout) {
     grpc::ClientContext context;
     SetDeadline(context, timeout);
+    // Every call of a run proves it comes from the caller that began it.
+    if constexpr (requires { request.run_id(); }) {
+      if (std::string token = TokenOf(request.run_id()); !token.empty()) {
+        context.AddMetadata(kRunTokenMetadata, token);
+      }
+    }
     Response response;
     grpc::Status status = ((*stub_).*method)(&context, request, &response);
     if (!status.ok()) return FromGrpc(status, address_, name);
     return response;
   }
 
+  std::string TokenOf(const std::string& run_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tokens_.find(run_id);
+    return it == tokens_.end() ? "" : it->second;
+  }
+
   std::string address_;
   std::unique_ptr<v1::AgentService::Stub> stub_;
+  std::mutex mu_;
+  std::map<std::string, std::string> tokens_;  // run id -> the token its BeginRun returned
 };
 
 }  // namespace

@@ -369,10 +369,12 @@ int Run(const RunCommand& cmd) {
   std::chrono::nanoseconds lease{0};
   if (!cmd.lease.empty()) {
     auto parsed = ParseDuration(cmd.lease);
-    if (!parsed.ok() || parsed->count() <= 0) {
+    // Agents refuse leases above 48 h (agent/run/run_session.cc).
+    if (!parsed.ok() || parsed->count() <= 0 || *parsed > std::chrono::hours(48)) {
       return Error(kExitInvalidInput,
                    absl::StrCat("--lease ", cmd.lease, ": ",
-                                parsed.ok() ? "must be positive" : parsed.status().message()));
+                                parsed.ok() ? "must be above 0 and at most 48h"
+                                            : parsed.status().message()));
     }
     lease = *parsed;
   }

@@ -1,6 +1,7 @@
 #include "agent/run/run_session.h"
 
 #include <netinet/tcp.h>
+#include <sys/random.h>
 
 #include <set>
 #include <utility>
@@ -16,8 +17,14 @@ namespace synq::agent {
 
 struct RunManager::Run {
   std::string id;
+  // The owner: the token handed out at BeginRun and the TLS identity that began it.
+  std::string token;
+  std::string identity;
   std::chrono::nanoseconds interval{std::chrono::milliseconds(100)};
   std::chrono::steady_clock::time_point deadline;
+  // Until a Watch opens, the run must see one by this instant or be abandoned.
+  std::chrono::steady_clock::time_point watch_deadline;
+  bool watched = false;  // guarded by the manager's mu_
   std::unique_ptr<SettingsGuard> settings;
   std::unique_ptr<ShapingSet> shaping;
   common::Counters counters_before;
@@ -26,8 +33,9 @@ struct RunManager::Run {
   // Guards everything below; flood threads and the sampler take only this lock.
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<std::unique_ptr<Listener>> listeners;
-  std::vector<std::unique_ptr<ObservedListener>> observed;  // listeners of other processes
+  // Shared so that a collection can read them without holding `mu` while StopListener runs.
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::shared_ptr<ObservedListener>> observed;  // listeners of other processes
   std::vector<std::thread> flood_threads;
   std::vector<FloodResult> flood_results;
   std::vector<std::string> flood_errors;
@@ -37,13 +45,56 @@ struct RunManager::Run {
   bool sampler_stop = false;
   std::unique_ptr<DropEventCounter> drop_events;
   std::string drop_events_unavailable;
-  std::unique_ptr<PacketCapture> capture;
-  std::optional<absl::StatusOr<CaptureSummary>> capture_summary;  // once stopped
+  std::shared_ptr<PacketCapture> capture;
+  // Serialises collections (the capture is stopped by the first one); never held with `mu`
+  // waiting, so the sampler is not held up by a collection.
+  std::mutex collect_mu;
+  std::optional<absl::StatusOr<CaptureSummary>> capture_summary;  // once stopped (collect_mu)
+  int collecting = 0;  // collections in progress (mu): the teardown waits for them
   // StartFloods' start_at: listeners started later count their pauses from it too.
   std::optional<std::chrono::system_clock::time_point> flood_start;
 };
 
-RunManager::RunManager(AgentPaths paths) : paths_(std::move(paths)) {
+namespace {
+
+// 128 random bits, hex: the run token a caller must present for every call of its run.
+std::string NewRunToken() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+// Compares in time independent of where the strings differ.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+constexpr size_t kMaxRunIdLength = 256;
+constexpr std::chrono::nanoseconds kMinSampleInterval = std::chrono::milliseconds(1);
+constexpr std::chrono::nanoseconds kMaxSampleInterval = std::chrono::hours(1);
+constexpr std::chrono::nanoseconds kDefaultLease = std::chrono::minutes(30);
+
+std::string Seconds(std::chrono::nanoseconds d) {
+  return absl::StrCat(std::chrono::duration_cast<std::chrono::duration<double>>(d).count(), " s");
+}
+
+}  // namespace
+
+RunManager::RunManager(AgentPaths paths, RunManagerOptions options)
+    : paths_(std::move(paths)), options_(options) {
   watchdog_ = std::thread([this] { WatchdogLoop(); });
 }
 
@@ -55,6 +106,34 @@ RunManager::~RunManager() {
   }
   watchdog_cv_.notify_all();
   watchdog_.join();
+  std::vector<Worker> workers;
+  {
+    std::lock_guard<std::mutex> lock(workers_mu_);
+    workers = std::move(workers_);
+  }
+  for (auto& w : workers) w.thread.join();
+}
+
+void RunManager::Background(std::function<void()> work) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::vector<Worker> finished;
+  {
+    std::lock_guard<std::mutex> lock(workers_mu_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if (it->done->load()) {
+        finished.push_back(std::move(*it));
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    workers_.push_back(Worker{std::thread([work = std::move(work), done] {
+                                work();
+                                done->store(true);
+                              }),
+                              done});
+  }
+  for (auto& w : finished) w.thread.join();
 }
 
 void RunManager::WatchdogLoop() {
@@ -64,86 +143,172 @@ void RunManager::WatchdogLoop() {
       watchdog_cv_.wait(lock);
       continue;
     }
-    const auto deadline = run_->deadline;
     const std::string id = run_->id;
-    if (watchdog_cv_.wait_until(lock, deadline) == std::cv_status::timeout && run_ != nullptr &&
-        run_->id == id && std::chrono::steady_clock::now() >= run_->deadline) {
-      lock.unlock();
-      Abandon(id, "its lease ran out");
-      lock.lock();
+    const bool unwatched = !run_->watched;
+    const auto wake = unwatched ? std::min(run_->deadline, run_->watch_deadline) : run_->deadline;
+    if (watchdog_cv_.wait_until(lock, wake) != std::cv_status::timeout || run_ == nullptr ||
+        run_->id != id) {
+      continue;
     }
+    const auto now = std::chrono::steady_clock::now();
+    std::string why;
+    if (now >= run_->deadline) {
+      why = "its lease ran out";
+    } else if (!run_->watched && now >= run_->watch_deadline) {
+      why = absl::StrCat("no Watch stream opened within ", Seconds(options_.watch_open_timeout),
+                         " of BeginRun");
+    }
+    if (why.empty()) continue;
+    lock.unlock();
+    spdlog::warn("ending run {}: {}; restoring every setting", id, why);
+    if (auto s = EndNow(id); !s.ok()) {
+      spdlog::error("restore after {}: {}", why, s.status().ToString());
+    }
+    lock.lock();
   }
 }
 
-absl::Status RunManager::Begin(const std::string& run_id, std::chrono::nanoseconds sample_interval,
-                               std::chrono::nanoseconds lease) {
-  if (run_id.empty()) return absl::InvalidArgumentError("run_id: must not be empty");
-  if (sample_interval <= std::chrono::nanoseconds::zero()) {
-    return absl::InvalidArgumentError("sample_interval: must be positive");
-  }
-  if (lease <= std::chrono::nanoseconds::zero()) lease = std::chrono::minutes(30);
+void RunManager::RefuseRuns(std::string why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  refusal_ = std::move(why);
+}
 
+std::string RunManager::refusal() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refusal_;
+}
+
+void RunManager::Begin(const Caller& caller, const std::string& run_id,
+                       std::chrono::nanoseconds sample_interval, std::chrono::nanoseconds lease,
+                       BeginCallback done) {
+  if (run_id.empty() || run_id.size() > kMaxRunIdLength) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("run_id: must be 1..", kMaxRunIdLength, " characters, got ", run_id.size())));
+    return;
+  }
+  if (sample_interval < kMinSampleInterval || sample_interval > kMaxSampleInterval) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("sample_interval: must be 1 ms .. 1 h, got ", Seconds(sample_interval))));
+    return;
+  }
+  if (lease < std::chrono::nanoseconds::zero() || lease > options_.max_lease) {
+    done(absl::InvalidArgumentError(absl::StrCat(
+        "lease: must be at most ", Seconds(options_.max_lease), ", got ", Seconds(lease))));
+    return;
+  }
+  if (lease == std::chrono::nanoseconds::zero()) lease = kDefaultLease;
   std::unique_lock<std::mutex> lock(mu_);
-  if (!idle_cv_.wait_for(lock, std::chrono::seconds(30),
-                         [this] { return tearing_down_.empty(); })) {
+  if (tearing_down_.empty()) {
+    std::string token;
+    absl::Status begun = BeginLocked(caller, run_id, sample_interval, lease, &token);
+    lock.unlock();
+    if (begun.ok()) {
+      done(std::move(token));
+    } else {
+      done(begun);
+    }
+    return;
+  }
+  lock.unlock();
+  // The previous run is still being torn down: wait for it here, not on the caller's thread.
+  Background([this, caller, run_id, sample_interval, lease, done = std::move(done)] {
+    std::unique_lock<std::mutex> wait_lock(mu_);
+    if (!idle_cv_.wait_for(wait_lock, options_.teardown_wait,
+                           [this] { return tearing_down_.empty(); })) {
+      wait_lock.unlock();
+      done(absl::UnavailableError(
+          absl::StrCat("the previous run on this agent is still being ended after ",
+                       Seconds(options_.teardown_wait), "; try again")));
+      return;
+    }
+    std::string token;
+    absl::Status begun = BeginLocked(caller, run_id, sample_interval, lease, &token);
+    wait_lock.unlock();
+    if (begun.ok()) {
+      done(std::move(token));
+    } else {
+      done(begun);
+    }
+  });
+}
+
+absl::Status RunManager::BeginLocked(const Caller& caller, const std::string& run_id,
+                                     std::chrono::nanoseconds sample_interval,
+                                     std::chrono::nanoseconds lease, std::string* token) {
+  if (!refusal_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("this agent refuses new runs: ", refusal_));
+  }
+  if (run_ != nullptr) {
+    // The same caller beginning the same run again (a retried call) is not a second run.
+    if (run_->id == run_id && SameSecret(run_->token, caller.token) &&
+        run_->identity == caller.identity) {
+      *token = run_->token;
+      return absl::OkStatus();
+    }
     return absl::FailedPreconditionError(
-        absl::StrCat("run '", tearing_down_, "' is still being ended on this agent"));
+        "another run is open on this agent; it ends when its controller ends it, when its "
+        "controller goes away, or when its lease runs out");
   }
   auto counters = common::ReadKernelCounters();
   if (!counters.ok()) return counters.status();
-  if (run_ != nullptr) {
-    if (run_->id == run_id) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        absl::StrCat("run '", run_->id, "' is still open on this agent; end it first"));
-  }
   auto run = std::make_unique<Run>();
   run->id = run_id;
+  run->token = NewRunToken();
+  run->identity = caller.identity;
   run->interval = sample_interval;
-  run->deadline = std::chrono::steady_clock::now() + lease;
+  const auto now = std::chrono::steady_clock::now();
+  run->deadline = now + lease;
+  run->watch_deadline = now + options_.watch_open_timeout;
   run->settings = std::make_unique<SettingsGuard>(paths_.proc_sys_dir, paths_.settings_journal());
   run->shaping = std::make_unique<ShapingSet>(paths_.shaping_journal());
   run->counters_before = *std::move(counters);
   Run* raw = run.get();
   run->sampler = std::thread([this, raw] { SampleLoop(raw); });
+  *token = run->token;
   run_ = std::move(run);
   watchdog_cv_.notify_all();
-  spdlog::info("run {} begun (sample interval {} ms, lease {} s)", run_id,
+  spdlog::info("run {} begun{} (sample interval {} ms, lease {} s)", run_id,
+               caller.identity.empty() ? "" : absl::StrCat(" by ", caller.identity),
                std::chrono::duration_cast<std::chrono::milliseconds>(sample_interval).count(),
                std::chrono::duration_cast<std::chrono::seconds>(lease).count());
   return absl::OkStatus();
 }
 
-absl::StatusOr<RunManager::Run*> RunManager::Find(const std::string& run_id) {
-  if (run_ == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("no run is open (asked for '", run_id, "')"));
+absl::StatusOr<RunManager::Run*> RunManager::Find(const Caller& caller, const std::string& run_id) {
+  if (run_ == nullptr) return absl::FailedPreconditionError("no run is open on this agent");
+  if (!SameSecret(run_->token, caller.token) || run_->identity != caller.identity) {
+    return absl::PermissionDeniedError(
+        "the run open on this agent belongs to another caller (no matching run token"
+        " or certificate identity)");
   }
   if (run_->id != run_id) {
     return absl::FailedPreconditionError(
-        absl::StrCat("run '", run_id, "' is not open; the open run is '", run_->id, "'"));
+        "run_id: not the run this caller has open on this agent (ended already?)");
   }
   return run_.get();
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> RunManager::ApplySettings(
-    const std::string& run_id, const std::map<std::string, int64_t>& settings) {
+    const Caller& caller, const std::string& run_id,
+    const std::map<std::string, int64_t>& settings) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   return (*run)->settings->Apply(settings);
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> RunManager::RestoreSettings(
-    const std::string& run_id) {
+    const Caller& caller, const std::string& run_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   return (*run)->settings->Restore();
 }
 
 absl::StatusOr<std::vector<ShapingApplied>> RunManager::ApplyShaping(
-    const std::string& run_id, const std::vector<ShapingRequest>& specs) {
+    const Caller& caller, const std::string& run_id, const std::vector<ShapingRequest>& specs) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   return (*run)->shaping->Apply(specs);
 }
@@ -182,8 +347,8 @@ ListenerSnapshot Snapshot(ObservedListener& listener, int64_t accepted) {
   return out;
 }
 
-bool NameTaken(const std::vector<std::unique_ptr<Listener>>& own,
-               const std::vector<std::unique_ptr<ObservedListener>>& observed,
+bool NameTaken(const std::vector<std::shared_ptr<Listener>>& own,
+               const std::vector<std::shared_ptr<ObservedListener>>& observed,
                const std::string& name) {
   for (const auto& l : own) {
     if (l->spec().name == name) return true;
@@ -195,31 +360,34 @@ bool NameTaken(const std::vector<std::unique_ptr<Listener>>& own,
 }
 }  // namespace
 
-absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const std::string& run_id,
+absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const Caller& caller,
+                                                           const std::string& run_id,
                                                            const ListenerSpec& spec) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   std::lock_guard<std::mutex> run_lock((*run)->mu);
   if (NameTaken((*run)->listeners, (*run)->observed, spec.name)) {
     return absl::AlreadyExistsError(absl::StrCat("listener '", spec.name, "' already runs"));
   }
-  auto listener = Listener::Start(spec);
-  if (!listener.ok()) return listener.status();
-  if ((*run)->flood_start) (*listener)->SetFloodStart(*(*run)->flood_start);
-  ListenerSnapshot snapshot = Snapshot(**listener);
-  (*run)->listeners.push_back(*std::move(listener));
+  auto started = Listener::Start(spec);
+  if (!started.ok()) return started.status();
+  std::shared_ptr<Listener> listener = *std::move(started);
+  if ((*run)->flood_start) listener->SetFloodStart(*(*run)->flood_start);
+  ListenerSnapshot snapshot = Snapshot(*listener);
+  (*run)->listeners.push_back(std::move(listener));
   // Count drop events from now on, filtered on every listener port of the run so far.
   (*run)->drop_events.reset();
   StartDropEventsLocked(*run);
   return snapshot;
 }
 
-absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& run_id,
+absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const Caller& caller,
+                                                             const std::string& run_id,
                                                              const std::string& name, uint16_t port,
                                                              const std::string& address) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   std::lock_guard<std::mutex> run_lock((*run)->mu);
   if (NameTaken((*run)->listeners, (*run)->observed, name)) {
@@ -233,7 +401,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& 
   }
   absl::StatusOr<ObservedListener> found = ObservedListener::Find(name, port, address);
   if (!found.ok()) return found.status();
-  auto observed = std::make_unique<ObservedListener>(*found);
+  auto observed = std::make_shared<ObservedListener>(*found);
   ListenerSnapshot snapshot = Snapshot(*observed, -1);
   spdlog::info("observing listener {} at {} (owner: {})", name, snapshot.address,
                snapshot.owner.empty() ? "not found" : snapshot.owner);
@@ -243,10 +411,11 @@ absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const std::string& 
   return snapshot;
 }
 
-absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run_id,
+absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const Caller& caller,
+                                                          const std::string& run_id,
                                                           const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto run = Find(run_id);
+  auto run = Find(caller, run_id);
   if (!run.ok()) return run.status();
   std::lock_guard<std::mutex> run_lock((*run)->mu);
   auto& listeners = (*run)->listeners;
@@ -267,10 +436,11 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const std::string& run
   return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
 }
 
-absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const std::string& run_id,
+absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const Caller& caller,
+                                                                    const std::string& run_id,
                                                                     const std::string& interface) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto found = Find(run_id);
+  auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
   std::lock_guard<std::mutex> run_lock(run->mu);
@@ -286,11 +456,11 @@ absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const std::s
   return CaptureStarted{run->capture->interface(), file};
 }
 
-absl::Status RunManager::StartFloods(const std::string& run_id,
+absl::Status RunManager::StartFloods(const Caller& caller, const std::string& run_id,
                                      std::chrono::system_clock::time_point start_at,
                                      std::vector<FloodSpec> floods) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto found = Find(run_id);
+  auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
   // All floods of a host are planned and checked together (ports, descriptors, kernel memory)
@@ -313,21 +483,26 @@ absl::Status RunManager::StartFloods(const std::string& run_id,
       const FloodSpec& spec = plan.spec;
       // The result (held sockets, worker processes in its keepalive) lives until the run ends.
       absl::StatusOr<FloodResult> result = RunPlannedFlood(plan, start_at, run->stop);
-      std::lock_guard<std::mutex> flood_lock(run->mu);
-      if (result.ok()) {
-        run->flood_results.push_back(*std::move(result));
-      } else {
-        spdlog::error("flood {} failed: {}", spec.name, result.status().ToString());
-        run->flood_errors.push_back(
-            absl::StrCat("flood ", spec.name, ": ", result.status().message()));
+      std::vector<Waiter> waiters;
+      {
+        std::lock_guard<std::mutex> flood_lock(run->mu);
+        if (result.ok()) {
+          run->flood_results.push_back(*std::move(result));
+        } else {
+          spdlog::error("flood {} failed: {}", spec.name, result.status().ToString());
+          run->flood_errors.push_back(
+              absl::StrCat("flood ", spec.name, ": ", result.status().message()));
+        }
+        --run->floods_running;
+        run->cv.notify_all();
+        if (run->floods_running == 0) {
+          waiters = std::move(run->waiters);
+          run->waiters.clear();
+          if (!waiters.empty()) ++run->collecting;
+        }
       }
-      --run->floods_running;
-      run->cv.notify_all();
-      if (run->floods_running == 0) {
-        std::vector<Waiter> waiters = std::move(run->waiters);
-        run->waiters.clear();
-        AnswerLocked(run, waiters);
-      }
+      // On this flood thread (the teardown joins it), not under the run's lock.
+      if (!waiters.empty()) Answer(run, std::move(waiters));
     });
   }
   return absl::OkStatus();
@@ -352,13 +527,29 @@ void RunManager::StartDropEventsLocked(Run* run) {
   }
 }
 
-absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
-  if (!run->flood_errors.empty()) {
-    return absl::InternalError(absl::StrJoin(run->flood_errors, "; "));
-  }
+absl::StatusOr<CollectedRun> RunManager::BuildCollected(Run* run) {
+  // One collection at a time (the first stops the capture); the sampler never waits for this.
+  std::lock_guard<std::mutex> collect_lock(run->collect_mu);
   CollectedRun out;
-  out.floods = run->flood_results;
-  for (auto& listener : run->listeners) {
+  std::vector<std::shared_ptr<Listener>> listeners;
+  std::vector<std::shared_ptr<ObservedListener>> observed;
+  std::shared_ptr<PacketCapture> capture;
+  DropEventCounter* drop_events = nullptr;
+  bool has_ports = false;
+  {
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    if (!run->flood_errors.empty()) {
+      return absl::InternalError(absl::StrJoin(run->flood_errors, "; "));
+    }
+    out.floods = run->flood_results;
+    listeners = run->listeners;
+    observed = run->observed;
+    capture = run->capture;
+    drop_events = run->drop_events.get();
+    has_ports = !ListenerPortsLocked(run).empty();
+    if (drop_events == nullptr) out.drop_events_unavailable = run->drop_events_unavailable;
+  }
+  for (auto& listener : listeners) {
     out.listeners.push_back(Snapshot(*listener));
     auto sockets = DumpTcpSockets(listener->bound().port());
     if (!sockets.ok()) return sockets.status();
@@ -370,38 +561,38 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
                                                     s.state, accepted, listener->spec().name});
     }
   }
-  for (auto& observed : run->observed) {
+  for (auto& o : observed) {
     // The owner's sockets: accepted or not is read from each socket's state and inode.
-    auto sockets = DumpTcpSockets(observed->port());
+    auto sockets = DumpTcpSockets(o->port());
     if (!sockets.ok()) return sockets.status();
     int64_t accepted_now = 0;
     for (const auto& s : *sockets) {
-      if (!observed->Owns(s)) continue;
+      if (!o->Owns(s)) continue;
       const bool was_accepted = WasAccepted(s);
       accepted_now += was_accepted ? 1 : 0;
       out.server_sockets.push_back(
-          ServerSocketView{s.local, s.remote, s.state, was_accepted, observed->name()});
+          ServerSocketView{s.local, s.remote, s.state, was_accepted, o->name()});
     }
-    out.listeners.push_back(Snapshot(*observed, accepted_now));
+    out.listeners.push_back(Snapshot(*o, accepted_now));
   }
   auto after = common::ReadKernelCounters();
   if (!after.ok()) return after.status();
   out.counter_deltas = common::CounterDeltas(run->counters_before, *after);
-  if (run->drop_events != nullptr) {
-    auto events = run->drop_events->Read();
+  if (drop_events != nullptr) {
+    // The counter lives until the teardown, which waits for this collection.
+    auto events = drop_events->Read();
     if (events.ok()) {
       out.drop_events = *std::move(events);
     } else {
       out.drop_events_unavailable = std::string(events.status().message());
     }
-  } else {
-    out.drop_events_unavailable =
-        ListenerPortsLocked(run).empty() ? "" : run->drop_events_unavailable;
+  } else if (!has_ports) {
+    out.drop_events_unavailable.clear();
   }
-  if (run->capture != nullptr) {
+  if (capture != nullptr) {
     // The first collection after this host's floods ends the capture; later ones reuse it.
-    if (!run->capture_summary.has_value()) run->capture_summary = run->capture->Stop();
-    out.capture_interface = run->capture->interface();
+    if (!run->capture_summary.has_value()) run->capture_summary = capture->Stop();
+    out.capture_interface = capture->interface();
     if (run->capture_summary->ok()) {
       out.capture = **run->capture_summary;
     } else {
@@ -411,39 +602,49 @@ absl::StatusOr<CollectedRun> RunManager::BuildCollectedLocked(Run* run) {
   return out;
 }
 
-void RunManager::AnswerLocked(Run* run, std::vector<Waiter>& waiters) {
+void RunManager::Answer(Run* run, std::vector<Waiter> waiters) {
   // One snapshot serves every waiter that wants one; wait-only waiters get an empty run.
+  // The caller counted this collection in run->collecting; it is uncounted at the end.
   std::optional<absl::StatusOr<CollectedRun>> collected;
   for (auto& w : waiters) {
     if (w.wait_only) {
       w.done(CollectedRun{});
       continue;
     }
-    if (!collected.has_value()) collected = BuildCollectedLocked(run);
+    if (!collected.has_value()) collected = BuildCollected(run);
     w.done(*collected);
   }
+  std::lock_guard<std::mutex> run_lock(run->mu);
+  --run->collecting;
+  run->cv.notify_all();
 }
 
-absl::Status RunManager::Collect(const std::string& run_id, bool wait_only, DoneCallback done) {
+absl::Status RunManager::Collect(const Caller& caller, const std::string& run_id, bool wait_only,
+                                 DoneCallback done) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto found = Find(run_id);
+  auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
   std::lock_guard<std::mutex> run_lock(run->mu);
-  std::vector<Waiter> waiter = {{std::move(done), wait_only}};
   if (run->floods_running > 0) {
-    run->waiters.push_back(std::move(waiter.front()));
+    run->waiters.push_back(Waiter{std::move(done), wait_only});
     return absl::OkStatus();
   }
-  AnswerLocked(run, waiter);
+  // Floods are done: collect on a manager thread (the caller is a gRPC thread).
+  ++run->collecting;
+  std::vector<Waiter> waiter;
+  waiter.push_back(Waiter{std::move(done), wait_only});
+  Background([this, run, waiter = std::move(waiter)]() mutable { Answer(run, std::move(waiter)); });
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> RunManager::Subscribe(const std::string& run_id, SampleSink sink,
-                                               std::function<void()> on_end) {
+absl::StatusOr<uint64_t> RunManager::Subscribe(const Caller& caller, const std::string& run_id,
+                                               SampleSink sink, std::function<void()> on_end) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto found = Find(run_id);
+  auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
+  (*found)->watched = true;
+  watchdog_cv_.notify_all();
   const uint64_t id = next_sink_++;
   sinks_.emplace(id, std::make_pair(std::move(sink), std::move(on_end)));
   return id;
@@ -495,7 +696,23 @@ void RunManager::SampleLoop(Run* run) {
   }
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> RunManager::End(const std::string& run_id) {
+void RunManager::End(const Caller& caller, const std::string& run_id, EndCallback done) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (run_ != nullptr) {
+      auto found = Find(caller, run_id);
+      if (!found.ok() && found.status().code() == absl::StatusCode::kPermissionDenied) {
+        lock.unlock();
+        done(found.status());
+        return;
+      }
+    }
+  }
+  // The teardown joins flood threads and runs iptables: never on the caller's (gRPC) thread.
+  Background([this, run_id, done = std::move(done)] { done(EndNow(run_id)); });
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::EndNow(const std::string& run_id) {
   std::unique_ptr<Run> run;
   std::vector<std::function<void()>> on_end;
   {
@@ -526,7 +743,9 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
   run->stop = true;
   for (auto& t : run->flood_threads) t.join();
   {
-    std::lock_guard<std::mutex> run_lock(run->mu);
+    // Collections in progress read the run's listeners and capture: let them finish first.
+    std::unique_lock<std::mutex> run_lock(run->mu);
+    run->cv.wait(run_lock, [&] { return run->collecting == 0; });
     run->sampler_stop = true;
   }
   run->cv.notify_all();
@@ -562,8 +781,11 @@ void RunManager::Abandon(const std::string& run_id, const std::string& why) {
     if (run_ == nullptr || run_->id != run_id) return;
   }
   spdlog::warn("ending run {}: {}; restoring every setting", run_id, why);
-  if (auto s = End(run_id); !s.ok())
-    spdlog::error("restore after abandon: {}", s.status().ToString());
+  Background([this, run_id] {
+    if (auto s = EndNow(run_id); !s.ok()) {
+      spdlog::error("restore after abandon: {}", s.status().ToString());
+    }
+  });
 }
 
 void RunManager::Shutdown() {
@@ -573,7 +795,10 @@ void RunManager::Shutdown() {
     if (run_ == nullptr) return;
     id = run_->id;
   }
-  Abandon(id, "the agent is shutting down");
+  spdlog::warn("ending run {}: the agent is shutting down; restoring every setting", id);
+  if (auto s = EndNow(id); !s.ok()) {
+    spdlog::error("restore at shutdown: {}", s.status().ToString());
+  }
 }
 
 }  // namespace synq::agent

@@ -83,56 +83,95 @@ struct AgentPaths {
   std::string shaping_journal() const { return state_dir + "/shaping-journal.json"; }
 };
 
-// Holds at most one open run. Every method is thread-safe. A run ends by End(), by its lease
-// running out, or by Abandon() when the controller's Watch stream breaks; each path stops floods
-// and listeners, removes shaping and restores settings.
+// Who asks. A run belongs to the caller that began it: the token BeginRun handed out, and, over
+// TLS, the certificate identity that began it. Anyone else is refused with PERMISSION_DENIED.
+struct Caller {
+  std::string identity;  // the TLS peer's certificate identity; empty without TLS
+  std::string token;     // the run token the caller presents; empty at BeginRun
+};
+
+struct RunManagerOptions {
+  // The longest lease BeginRun accepts: a huge lease must not pin the agent for good.
+  std::chrono::nanoseconds max_lease = std::chrono::hours(48);
+  // A run whose Watch stream has not opened this long after BeginRun is abandoned: a caller that
+  // begins runs and never watches them cannot hold the agent for a whole lease.
+  std::chrono::nanoseconds watch_open_timeout = std::chrono::seconds(10);
+  // How long a BeginRun waits for the previous run's teardown before it gives up.
+  std::chrono::nanoseconds teardown_wait = std::chrono::seconds(30);
+};
+
+// Holds at most one open run. Every method is thread-safe, and none blocks for long: waits for a
+// teardown, teardowns (joining flood threads, removing shaping) and result collection run on the
+// manager's own threads and answer through a callback, so gRPC's callback threads never block.
+// A run ends by End(), by its lease running out, by its Watch never opening, or by Abandon()
+// when the controller's Watch stream breaks; each path stops floods and listeners, removes
+// shaping and restores settings.
 class RunManager {
  public:
   using SampleSink = std::function<void(const SampleValue&)>;
   using DoneCallback = std::function<void(absl::StatusOr<CollectedRun>)>;
+  using BeginCallback = std::function<void(absl::StatusOr<std::string> run_token)>;
+  using EndCallback = std::function<void(absl::StatusOr<std::map<std::string, int64_t>>)>;
 
-  explicit RunManager(AgentPaths paths);
+  explicit RunManager(AgentPaths paths, RunManagerOptions options = {});
   ~RunManager();
 
-  absl::Status Begin(const std::string& run_id, std::chrono::nanoseconds sample_interval,
-                     std::chrono::nanoseconds lease);
+  // Opens a run for `caller` and answers with its run token (at once, or once the previous run's
+  // teardown is done). The same caller beginning the same run again gets the same token.
+  void Begin(const Caller& caller, const std::string& run_id,
+             std::chrono::nanoseconds sample_interval, std::chrono::nanoseconds lease,
+             BeginCallback done);
+  // From now on every BeginRun is refused with `why` (a restore at start failed: the host is not
+  // as the agent found it, so it must not journal new "originals").
+  void RefuseRuns(std::string why);
+  // Why runs are refused, empty when they are not.
+  std::string refusal() const;
+
   absl::StatusOr<std::map<std::string, int64_t>> ApplySettings(
-      const std::string& run_id, const std::map<std::string, int64_t>& settings);
-  absl::StatusOr<std::map<std::string, int64_t>> RestoreSettings(const std::string& run_id);
+      const Caller& caller, const std::string& run_id,
+      const std::map<std::string, int64_t>& settings);
+  absl::StatusOr<std::map<std::string, int64_t>> RestoreSettings(const Caller& caller,
+                                                                 const std::string& run_id);
   absl::StatusOr<std::vector<ShapingApplied>> ApplyShaping(
-      const std::string& run_id, const std::vector<ShapingRequest>& specs);
-  absl::StatusOr<ListenerSnapshot> StartListener(const std::string& run_id,
+      const Caller& caller, const std::string& run_id, const std::vector<ShapingRequest>& specs);
+  absl::StatusOr<ListenerSnapshot> StartListener(const Caller& caller, const std::string& run_id,
                                                  const ListenerSpec& spec);
   // Watches the listener that another process has on `port` (and `address`, if not empty) like
   // synq's own: sampled, its port captured and traced, its sockets reported at collection.
   // NotFound naming the address when nothing listens there.
-  absl::StatusOr<ListenerSnapshot> ObserveListener(const std::string& run_id,
+  absl::StatusOr<ListenerSnapshot> ObserveListener(const Caller& caller, const std::string& run_id,
                                                    const std::string& name, uint16_t port,
                                                    const std::string& address);
-  absl::StatusOr<ListenerSnapshot> StopListener(const std::string& run_id, const std::string& name);
+  absl::StatusOr<ListenerSnapshot> StopListener(const Caller& caller, const std::string& run_id,
+                                                const std::string& name);
   // Starts capturing this run's listener ports on `interface` ("" = any) into the state dir.
   // Returns the interface and file used. Listeners must have been started.
   struct CaptureStarted {
     std::string interface;
     std::string file;
   };
-  absl::StatusOr<CaptureStarted> StartCapture(const std::string& run_id,
+  absl::StatusOr<CaptureStarted> StartCapture(const Caller& caller, const std::string& run_id,
                                               const std::string& interface);
-  absl::Status StartFloods(const std::string& run_id,
+  absl::Status StartFloods(const Caller& caller, const std::string& run_id,
                            std::chrono::system_clock::time_point start_at,
                            std::vector<FloodSpec> floods);
   // Calls `done` once every flood has finished (at once if none runs), with the collected run,
-  // or with an empty one when `wait_only` (the caller only waits for the floods to end).
-  absl::Status Collect(const std::string& run_id, bool wait_only, DoneCallback done);
+  // or with an empty one when `wait_only` (the caller only waits for the floods to end). The
+  // collection runs on a manager thread without the run's lock: sampling goes on meanwhile.
+  absl::Status Collect(const Caller& caller, const std::string& run_id, bool wait_only,
+                       DoneCallback done);
   // Registers a sink for samples; returns an id for Unsubscribe. `on_end` runs when the run ends.
-  absl::StatusOr<uint64_t> Subscribe(const std::string& run_id, SampleSink sink,
-                                     std::function<void()> on_end);
+  // Opening it is what keeps a fresh run from being abandoned (watch_open_timeout).
+  absl::StatusOr<uint64_t> Subscribe(const Caller& caller, const std::string& run_id,
+                                     SampleSink sink, std::function<void()> on_end);
   void Unsubscribe(uint64_t id);
-  // Ends the run: stops everything, restores. Returns restored settings. Unknown/ended run: OK.
-  absl::StatusOr<std::map<std::string, int64_t>> End(const std::string& run_id);
-  // The controller went away: end the run if it is still open.
+  // Ends the caller's run on a manager thread: stops everything, restores, then calls `done`
+  // with the restored settings. A run that is not open (ended already): OK, nothing restored.
+  void End(const Caller& caller, const std::string& run_id, EndCallback done);
+  // The controller that owns the run went away (its Watch broke): end the run on a manager
+  // thread if it is still the open one.
   void Abandon(const std::string& run_id, const std::string& why);
-  // Ends whatever run is open (SIGTERM).
+  // Ends whatever run is open and waits for its restore (SIGTERM).
   void Shutdown();
 
   const AgentPaths& paths() const { return paths_; }
@@ -144,7 +183,12 @@ class RunManager {
     DoneCallback done;
     bool wait_only = false;
   };
-  absl::StatusOr<Run*> Find(const std::string& run_id);
+  // The open run if it is `run_id` and `caller` owns it (the caller holds mu_). Errors never
+  // name the open run: its id is its owner's business.
+  absl::StatusOr<Run*> Find(const Caller& caller, const std::string& run_id);
+  absl::Status BeginLocked(const Caller& caller, const std::string& run_id,
+                           std::chrono::nanoseconds sample_interval, std::chrono::nanoseconds lease,
+                           std::string* token);
   void SampleLoop(Run* run);
   SampleValue TakeSample(Run* run);
   void WatchdogLoop();
@@ -152,25 +196,38 @@ class RunManager {
   static std::vector<uint16_t> ListenerPortsLocked(const Run* run);
   // Starts counting drop trace events on this host's listener ports (caller holds run->mu).
   void StartDropEventsLocked(Run* run);
-  // Answers Collect waiters once floods are done; the caller holds run->mu.
-  void AnswerLocked(Run* run, std::vector<Waiter>& waiters);
-  // Snapshot for Collect; the caller holds run->mu.
-  absl::StatusOr<CollectedRun> BuildCollectedLocked(Run* run);
+  // Answers Collect waiters once floods are done, without holding run->mu.
+  void Answer(Run* run, std::vector<Waiter> waiters);
+  // Snapshot for Collect. Takes run->mu only to copy what it reads.
+  absl::StatusOr<CollectedRun> BuildCollected(Run* run);
+  // Ends the open run if it is `run_id` (no owner check: lease, watch, abandon, shutdown).
+  absl::StatusOr<std::map<std::string, int64_t>> EndNow(const std::string& run_id);
   absl::StatusOr<std::map<std::string, int64_t>> Teardown(
       std::unique_ptr<Run> run, std::vector<std::function<void()>> on_end);
+  // Runs `work` on a new manager thread; threads are joined as they finish and at destruction.
+  void Background(std::function<void()> work);
 
   const AgentPaths paths_;
-  std::mutex mu_;
+  const RunManagerOptions options_;
+  mutable std::mutex mu_;
   std::unique_ptr<Run> run_;
   std::map<uint64_t, std::pair<SampleSink, std::function<void()>>> sinks_;
   uint64_t next_sink_ = 1;
   bool closing_ = false;
+  std::string refusal_;
   // The id of a run whose teardown is in progress: a new run waits until it is done, so it never
   // sees the old run's listeners or journals the old run's values as originals.
   std::string tearing_down_;
   std::condition_variable idle_cv_;
   std::condition_variable watchdog_cv_;  // wakes the lease watchdog when the run changes
   std::thread watchdog_;
+
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex workers_mu_;
+  std::vector<Worker> workers_;
 };
 
 }  // namespace synq::agent

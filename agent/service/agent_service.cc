@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/flood/flood_proto.h"
 #include "agent/host_facts.h"
+#include "agent/service/caller.h"
 #include "proto/proto_enums.h"
 #include "proto/proto_time.h"
 #include "spdlog/spdlog.h"
@@ -138,15 +139,19 @@ void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
 // still be on its way when gRPC calls OnDone, and State outlives the reactor.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
  public:
-  WatchReactor(RunManager& runs, std::string run_id)
-      : runs_(runs), run_id_(std::move(run_id)), state_(std::make_shared<State>()) {
+  WatchReactor(RunManager& runs, Caller caller, std::string run_id)
+      : runs_(runs),
+        caller_(std::move(caller)),
+        run_id_(std::move(run_id)),
+        state_(std::make_shared<State>()) {
     state_->reactor = this;
   }
 
   void Subscribe() {
     std::shared_ptr<State> state = state_;
     auto id = runs_.Subscribe(
-        run_id_, [state](const SampleValue& s) { state->Push(s); }, [state] { state->EndOfRun(); });
+        caller_, run_id_, [state](const SampleValue& s) { state->Push(s); },
+        [state] { state->EndOfRun(); });
     std::lock_guard<std::mutex> lock(state_->mu);
     if (!id.ok()) {
       state_->FinishLocked(ToGrpcStatus(id.status()));
@@ -170,8 +175,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
       sink = state_->sink_id;
       state_->FinishLocked(grpc::Status::CANCELLED);
     }
-    if (sink != 0) runs_.Unsubscribe(sink);
-    runs_.Abandon(run_id_, "the controller's watch stream broke");
+    // Only the owner's stream (it subscribed) ends the run when it breaks: anyone else's
+    // cancelled Watch was refused and ends nothing.
+    if (sink != 0) {
+      runs_.Unsubscribe(sink);
+      runs_.Abandon(run_id_, "the controller's watch stream broke");
+    }
   }
 
   void OnDone() override {
@@ -223,6 +232,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
   };
 
   RunManager& runs_;
+  const Caller caller_;
   const std::string run_id_;
   std::shared_ptr<State> state_;
 };
@@ -246,6 +256,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   for (const auto& a : facts.addresses) response->add_addresses(a);
   response->set_fd_limit_soft(facts.fd_limit_soft);
   response->set_fd_limit_hard(facts.fd_limit_hard);
+  response->set_restore_error(runs_.refusal());
+  response->set_caller_identity(PeerIdentity(*context));
   return Done(context, absl::OkStatus());
 }
 
@@ -258,9 +270,15 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetClock(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* AgentServiceImpl::BeginRun(grpc::CallbackServerContext* context,
                                                      const v1::BeginRunRequest* request,
-                                                     v1::BeginRunResponse*) {
-  return Done(context, runs_.Begin(request->run_id(), FromProto(request->sample_interval()),
-                                   FromProto(request->lease())));
+                                                     v1::BeginRunResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  // Answers at once, or from a manager thread once the previous run's teardown is done.
+  runs_.Begin(CallerOf(*context), request->run_id(), FromProto(request->sample_interval()),
+              FromProto(request->lease()), [reactor, response](absl::StatusOr<std::string> token) {
+                if (token.ok()) response->set_run_token(*token);
+                reactor->Finish(ToGrpcStatus(token.status()));
+              });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ApplySettings(grpc::CallbackServerContext* context,
@@ -268,7 +286,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ApplySettings(grpc::CallbackServerCo
                                                           v1::ApplySettingsResponse* response) {
   std::map<std::string, int64_t> settings;
   for (const auto& s : request->settings()) settings[s.key()] = s.value();
-  auto applied = runs_.ApplySettings(request->run_id(), settings);
+  auto applied = runs_.ApplySettings(CallerOf(*context), request->run_id(), settings);
   if (applied.ok()) AddSettings(*applied, response->mutable_settings());
   return Done(context, applied.status());
 }
@@ -276,7 +294,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ApplySettings(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* AgentServiceImpl::RestoreSettings(
     grpc::CallbackServerContext* context, const v1::RestoreSettingsRequest* request,
     v1::RestoreSettingsResponse* response) {
-  auto restored = runs_.RestoreSettings(request->run_id());
+  auto restored = runs_.RestoreSettings(CallerOf(*context), request->run_id());
   if (restored.ok()) AddSettings(*restored, response->mutable_settings());
   return Done(context, restored.status());
 }
@@ -292,7 +310,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ApplyShaping(grpc::CallbackServerCon
                                    FromProto(s.jitter()), s.loss_percent(),
                                    s.rate_bits_per_second(), s.destination()});
   }
-  auto applied = runs_.ApplyShaping(request->run_id(), specs);
+  auto applied = runs_.ApplyShaping(CallerOf(*context), request->run_id(), specs);
   if (applied.ok()) {
     for (const auto& a : *applied) {
       auto* out = response->add_shapings();
@@ -340,8 +358,8 @@ absl::Status CheckListenerSpec(const ListenerSpec& spec) {
     const PauseWindow& p = spec.pauses[i];
     if (p.at.count() < 0 || p.length.count() <= 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, "pauses[", i, "]: needs at >= 0 and length > 0, got at ",
-                       p.at.count(), " ns, length ", p.length.count(), " ns"));
+          absl::StrCat(path, "pauses[", i, "]: needs at >= 0 and length > 0, got at ", p.at.count(),
+                       " ns, length ", p.length.count(), " ns"));
     }
   }
   return absl::OkStatus();
@@ -366,9 +384,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerCo
   spec.accept_interval = FromProto(l.accept_interval());
   spec.accept_rate = l.accept_rate();
   spec.close_on_accept = l.close_on_accept();
-  for (const auto& p : l.pauses()) spec.pauses.push_back({FromProto(p.at()), FromProto(p.length())});
+  for (const auto& p : l.pauses())
+    spec.pauses.push_back({FromProto(p.at()), FromProto(p.length())});
   if (absl::Status valid = CheckListenerSpec(spec); !valid.ok()) return Done(context, valid);
-  auto started = runs_.StartListener(request->run_id(), spec);
+  auto started = runs_.StartListener(CallerOf(*context), request->run_id(), spec);
   if (started.ok()) ToProto(*started, response->mutable_listener());
   return Done(context, started.status());
 }
@@ -381,7 +400,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ObserveListener(
                              absl::StrCat("port: must be 1..65535, got ", request->port())));
   }
   if (request->name().empty()) return Done(context, absl::InvalidArgumentError("name: required"));
-  auto observed = runs_.ObserveListener(request->run_id(), request->name(),
+  auto observed = runs_.ObserveListener(CallerOf(*context), request->run_id(), request->name(),
                                         static_cast<uint16_t>(request->port()), request->address());
   if (observed.ok()) ToProto(*observed, response->mutable_listener());
   return Done(context, observed.status());
@@ -390,7 +409,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ObserveListener(
 grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerContext* context,
                                                          const v1::StopListenerRequest* request,
                                                          v1::StopListenerResponse* response) {
-  auto stopped = runs_.StopListener(request->run_id(), request->name());
+  auto stopped = runs_.StopListener(CallerOf(*context), request->run_id(), request->name());
   if (stopped.ok()) ToProto(*stopped, response->mutable_listener());
   return Done(context, stopped.status());
 }
@@ -398,7 +417,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StopListener(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AgentServiceImpl::StartCapture(grpc::CallbackServerContext* context,
                                                          const v1::StartCaptureRequest* request,
                                                          v1::StartCaptureResponse* response) {
-  auto started = runs_.StartCapture(request->run_id(), request->interface());
+  auto started = runs_.StartCapture(CallerOf(*context), request->run_id(), request->interface());
   if (started.ok()) {
     response->set_interface(started->interface);
     response->set_file(started->file);
@@ -415,13 +434,13 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerCont
     if (!spec.ok()) return Done(context, spec.status());
     floods.push_back(*std::move(spec));
   }
-  return Done(context, runs_.StartFloods(request->run_id(), FromProto(request->start_at()),
-                                         std::move(floods)));
+  return Done(context, runs_.StartFloods(CallerOf(*context), request->run_id(),
+                                         FromProto(request->start_at()), std::move(floods)));
 }
 
-grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext* context,
                                                               const v1::WatchRequest* request) {
-  auto* reactor = new WatchReactor(runs_, request->run_id());
+  auto* reactor = new WatchReactor(runs_, CallerOf(*context), request->run_id());
   reactor->Subscribe();
   return reactor;
 }
@@ -430,9 +449,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(grpc::CallbackServerC
                                                            const v1::CollectResultsRequest* request,
                                                            v1::CollectResultsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  // Finishes when the floods finish, from the last flood's thread: no gRPC thread blocks.
+  // Finishes when the floods finish, from a manager thread: no gRPC thread blocks.
   absl::Status queued =
-      runs_.Collect(request->run_id(), request->wait_only(),
+      runs_.Collect(CallerOf(*context), request->run_id(), request->wait_only(),
                     [reactor, response](absl::StatusOr<CollectedRun> collected) {
                       if (!collected.ok()) {
                         reactor->Finish(ToGrpcStatus(collected.status()));
@@ -466,9 +485,14 @@ grpc::ServerUnaryReactor* AgentServiceImpl::CollectResults(grpc::CallbackServerC
 grpc::ServerUnaryReactor* AgentServiceImpl::EndRun(grpc::CallbackServerContext* context,
                                                    const v1::EndRunRequest* request,
                                                    v1::EndRunResponse* response) {
-  auto restored = runs_.End(request->run_id());
-  if (restored.ok()) AddSettings(*restored, response->mutable_restored());
-  return Done(context, restored.status());
+  auto* reactor = context->DefaultReactor();
+  // The teardown (joining floods, removing shaping) runs on a manager thread.
+  runs_.End(CallerOf(*context), request->run_id(),
+            [reactor, response](absl::StatusOr<std::map<std::string, int64_t>> restored) {
+              if (restored.ok()) AddSettings(*restored, response->mutable_restored());
+              reactor->Finish(ToGrpcStatus(restored.status()));
+            });
+  return reactor;
 }
 
 }  // namespace synq::agent

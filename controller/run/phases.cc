@@ -98,7 +98,9 @@ void BeginPhase(RunContext& ctx) {
   ctx.watches.resize(ctx.hosts.size());
   // Lease: the agent ends the run by itself if we vanish without breaking the stream.
   for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
-  ctx.lease = 2 * ctx.flood_budget + std::chrono::minutes(2);
+  // Agents refuse leases above 48 h (a lease must not pin an agent for good).
+  ctx.lease = std::min<std::chrono::nanoseconds>(2 * ctx.flood_budget + std::chrono::minutes(2),
+                                                 std::chrono::hours(48));
   if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
   FanOut(ctx.hosts.size(), [&](size_t i) {

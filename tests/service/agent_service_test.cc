@@ -150,7 +150,7 @@ class AgentServiceTest : public ::testing::Test {
     }
 
     runs_ = std::make_unique<RunManager>(
-        AgentPaths{.proc_sys_dir = proc_sys_, .state_dir = root_ + "/state"});
+        AgentPaths{.proc_sys_dir = proc_sys_, .state_dir = root_ + "/state"}, Options());
     service_ = std::make_unique<AgentServiceImpl>(*runs_);
     grpc::ServerBuilder builder;
     int port = 0;
@@ -159,10 +159,14 @@ class AgentServiceTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port, 0);
-    auto client = ConnectAgent(absl::StrCat("127.0.0.1:", port), seconds(5));
+    address_ = absl::StrCat("127.0.0.1:", port);
+    auto client = ConnectAgent(address_, seconds(5));
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
   }
+
+  // Tests that need other limits override this.
+  virtual RunManagerOptions Options() { return RunManagerOptions{}; }
 
   void TearDown() override {
     client_.reset();
@@ -187,6 +191,7 @@ class AgentServiceTest : public ::testing::Test {
 
   std::string root_;
   std::string proc_sys_;
+  std::string address_;
   std::unique_ptr<RunManager> runs_;
   std::unique_ptr<AgentServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -297,11 +302,13 @@ TEST_F(AgentServiceTest, DroppingTheWatchStreamMakesTheAgentEndTheRun) {
       << next;
 }
 
-TEST_F(AgentServiceTest, SecondRunWhileOneIsOpenIsFailedPreconditionNamingTheOpenRun) {
+TEST_F(AgentServiceTest, SecondRunWhileOneIsOpenIsFailedPreconditionWithoutNamingTheOpenRun) {
   ASSERT_TRUE(client_->BeginRun(BeginRequest("first")).ok());
   const absl::Status second = client_->BeginRun(BeginRequest("second"));
   EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition) << second;
-  EXPECT_THAT(Message(second), HasSubstr("'first'"));
+  EXPECT_THAT(Message(second), HasSubstr("another run is open"));
+  // The open run's id is its owner's secret: it would let anyone end or change the run.
+  EXPECT_THAT(Message(second), ::testing::Not(HasSubstr("first")));
   // The same id again is not a second run.
   const absl::Status again = client_->BeginRun(BeginRequest("first"));
   EXPECT_TRUE(again.ok()) << again;
@@ -342,10 +349,13 @@ TEST_F(AgentServiceTest, ListenerOnAPortInUseFailsSayingInUse) {
   EXPECT_THAT(Message(started.status()), HasSubstr("in use"));
 }
 
-TEST_F(AgentServiceTest, CallsForARunThatIsNotOpenAreFailedPrecondition) {
-  auto expect_not_open = [](const absl::Status& status, const char* rpc) {
-    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << rpc << ": " << status;
-    EXPECT_THAT(Message(status), HasSubstr("'stale'")) << rpc;
+TEST_F(AgentServiceTest, CallsForARunThatIsNotOpenAreRefusedWithoutNamingTheOpenRun) {
+  // No run open: FAILED_PRECONDITION. Another caller's run open: PERMISSION_DENIED (this client
+  // holds no token for it). Neither names the open run.
+  absl::StatusCode expected = absl::StatusCode::kFailedPrecondition;
+  auto expect_not_open = [&](const absl::Status& status, const char* rpc) {
+    EXPECT_EQ(status.code(), expected) << rpc << ": " << status;
+    EXPECT_THAT(Message(status), ::testing::Not(HasSubstr("current"))) << rpc;
   };
   auto try_all = [&] {
     expect_not_open(client_->ApplySettings(SettingsRequest("stale", kSomaxconn, 1)).status(),
@@ -367,7 +377,10 @@ TEST_F(AgentServiceTest, CallsForARunThatIsNotOpenAreFailedPrecondition) {
   }
   {
     SCOPED_TRACE("another run open");
-    ASSERT_TRUE(client_->BeginRun(BeginRequest("current")).ok());
+    auto owner = ConnectAgent(address_, seconds(5));
+    ASSERT_TRUE(owner.ok()) << owner.status();
+    ASSERT_TRUE((*owner)->BeginRun(BeginRequest("current")).ok());
+    expected = absl::StatusCode::kPermissionDenied;
     try_all();
   }
   EXPECT_EQ(ReadFake(kSomaxconn), kOriginalSomaxconn);
@@ -466,6 +479,158 @@ TEST_F(AgentServiceTest, ANewRunWaitsUntilTheEndingRunHasRestoredItsSettings) {
       client_->StartListener(ListenerRequest("b", "l", bound->port(), v1::ACCEPT_MODE_NEVER)).ok());
   ASSERT_TRUE(client_->EndRun("b").ok());
   EXPECT_EQ(ReadFake(kSomaxconn), kOriginalSomaxconn);
+}
+
+}  // namespace
+}  // namespace synq::agent
+
+namespace synq::agent {
+namespace {
+
+// A run belongs to the caller that began it. Another client that learns the run id (it is in
+// logs and result files) still cannot change, collect, end or abandon it: each call is
+// PERMISSION_DENIED, and cancelling a Watch it opened ends nothing.
+TEST_F(AgentServiceTest, AnotherCallerCannotChangeCollectEndOrAbandonTheRun) {
+  ASSERT_TRUE(client_->BeginRun(BeginRequest("owned")).ok());
+  ASSERT_TRUE(client_->ApplySettings(SettingsRequest("owned", kSomaxconn, kRunSomaxconn)).ok());
+  SampleLog samples;
+  auto watch = client_->Watch("owned", samples.Sink());
+  ASSERT_TRUE(watch.ok()) << watch.status();
+
+  auto intruder = ConnectAgent(address_, seconds(5));
+  ASSERT_TRUE(intruder.ok()) << intruder.status();
+  auto denied = [](const absl::Status& status, const char* rpc) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << rpc << ": " << status;
+  };
+  denied((*intruder)->ApplySettings(SettingsRequest("owned", kSomaxconn, 7)).status(),
+         "ApplySettings");
+  denied((*intruder)->CollectResults("owned", seconds(5)).status(), "CollectResults");
+  denied((*intruder)->EndRun("owned").status(), "EndRun");
+  {
+    auto stolen = (*intruder)->Watch("owned", [](const v1::Sample&) {});
+    ASSERT_TRUE(stolen.ok());
+    denied((*stolen)->Wait(), "Watch");
+  }  // the intruder's stream is gone: the owner's run must not be abandoned for it
+
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(ReadFake(kSomaxconn), kRunSomaxconn) << "the intruder changed or ended the run";
+  auto still = client_->ApplySettings(SettingsRequest("owned", kSomaxconn, 2048));
+  EXPECT_TRUE(still.ok()) << still.status();
+  auto ended = client_->EndRun("owned");
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ReadFake(kSomaxconn), kOriginalSomaxconn);
+}
+
+TEST_F(AgentServiceTest, ALeaseAboveTheCapIsRefusedNamingTheCap) {
+  const absl::Status begun = client_->BeginRun(BeginRequest("pinning", std::chrono::hours(49)));
+  EXPECT_EQ(begun.code(), absl::StatusCode::kInvalidArgument) << begun;
+  EXPECT_THAT(Message(begun), HasSubstr("lease: must be at most 172800 s"));
+  // The agent is not pinned: a sensible run begins.
+  EXPECT_TRUE(client_->BeginRun(BeginRequest("sensible")).ok());
+}
+
+// An agent whose runs are abandoned quickly when nobody watches them.
+class ShortWatchTimeoutTest : public AgentServiceTest {
+ protected:
+  RunManagerOptions Options() override {
+    RunManagerOptions options;
+    options.watch_open_timeout = milliseconds(400);
+    return options;
+  }
+};
+
+// BeginRun with a long lease and no Watch would hold the agent for the whole lease: the run is
+// abandoned (and restored) once watch_open_timeout passes without a Watch.
+TEST_F(ShortWatchTimeoutTest, ARunWhoseWatchNeverOpensIsAbandonedAndRestored) {
+  const auto begun = std::chrono::steady_clock::now();
+  ASSERT_TRUE(client_->BeginRun(BeginRequest("unwatched", std::chrono::hours(1))).ok());
+  ASSERT_TRUE(client_->ApplySettings(SettingsRequest("unwatched", kSomaxconn, kRunSomaxconn)).ok());
+  EXPECT_TRUE(WaitUntil([&] { return ReadFake(kSomaxconn) == kOriginalSomaxconn; }, seconds(3)))
+      << "somaxconn is still " << ReadFake(kSomaxconn);
+  EXPECT_GE(std::chrono::steady_clock::now() - begun, milliseconds(400));
+  EXPECT_TRUE(client_->BeginRun(BeginRequest("next")).ok());
+}
+
+TEST_F(ShortWatchTimeoutTest, AWatchedRunOutlivesTheWatchTimeout) {
+  ASSERT_TRUE(client_->BeginRun(BeginRequest("watched", std::chrono::hours(1))).ok());
+  ASSERT_TRUE(client_->ApplySettings(SettingsRequest("watched", kSomaxconn, kRunSomaxconn)).ok());
+  SampleLog samples;
+  auto watch = client_->Watch("watched", samples.Sink());
+  ASSERT_TRUE(watch.ok());
+  std::this_thread::sleep_for(milliseconds(1000));
+  EXPECT_EQ(ReadFake(kSomaxconn), kRunSomaxconn);
+  EXPECT_TRUE(client_->EndRun("watched").ok());
+}
+
+// Collecting a run serialises every server socket; that must not hold the run's lock the sampler
+// needs. With 4,000 accepted connections held, the collection dumps and serialises 4,000 sockets
+// (tens of ms); samples at a 5 ms interval must keep arriving during it at the pace they had
+// just before. Before, the whole collection ran under the run's lock and the sampler stood still
+// until it finished.
+TEST_F(AgentServiceTest, TheSamplerKeepsItsIntervalWhileResultsAreCollected) {
+  constexpr int kConnections = 4000;
+  constexpr auto kInterval = milliseconds(5);
+  v1::BeginRunRequest begin = BeginRequest("collect");
+  proto::ToProto(kInterval, begin.mutable_sample_interval());
+  ASSERT_TRUE(client_->BeginRun(begin).ok());
+  std::mutex mu;
+  std::vector<std::chrono::system_clock::time_point> sample_times;
+  auto watch = client_->Watch("collect", [&](const v1::Sample& sample) {
+    std::lock_guard<std::mutex> lock(mu);
+    sample_times.push_back(proto::FromProto(sample.at()));
+  });
+  ASSERT_TRUE(watch.ok());
+  v1::StartListenerRequest listen = ListenerRequest("collect", "l", 0, v1::ACCEPT_MODE_IMMEDIATE);
+  listen.mutable_listener()->set_backlog(4096);
+  auto listener = client_->StartListener(listen);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  auto clock = client_->GetClock();
+  ASSERT_TRUE(clock.ok());
+  v1::StartFloodsRequest floods;
+  floods.set_run_id("collect");
+  *floods.mutable_start_at() = clock->now();
+  v1::FloodSpec* flood = floods.add_floods();
+  flood->set_name("f");
+  flood->set_target(listener->listener().address());
+  flood->set_connections(kConnections);
+  flood->set_concurrency(kConnections);
+  flood->set_threads(1);
+  proto::ToProto(seconds(5), flood->mutable_connect_timeout());
+  proto::ToProto(milliseconds(500), flood->mutable_hold());
+  ASSERT_TRUE(client_->StartFloods(floods).ok());
+  ASSERT_TRUE(client_->CollectResults("collect", seconds(30), /*wait_only=*/true).ok());
+
+  const auto t0 = std::chrono::system_clock::now();
+  auto collected = client_->CollectResults("collect", seconds(30));
+  const auto t1 = std::chrono::system_clock::now();
+  ASSERT_TRUE(collected.ok()) << collected.status();
+  ASSERT_GE(collected->server_sockets_size(), kConnections / 2);
+  std::this_thread::sleep_for(4 * kInterval);  // samples due by t1 have arrived
+
+  // The baseline is the sampler's own pace in an equal window just before the collection, on
+  // the same (shared, noisy) machine.
+  std::vector<std::chrono::system_clock::time_point> during;
+  size_t before = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto at : sample_times) {
+      if (at >= t0 && at <= t1) during.push_back(at);
+      if (at >= t0 - (t1 - t0) && at < t0) ++before;
+    }
+  }
+  const double collect_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  if (collect_ms < 8 * kInterval.count()) {
+    GTEST_SKIP() << "the collection took only " << collect_ms
+                 << " ms, too short to tell a blocked sampler from a running one";
+  }
+  // A sampler held up by the collection takes at most one sample in the window; one that keeps
+  // its interval takes about as many as in the window before. A third allows for the
+  // collection's own CPU use on two shared cores.
+  EXPECT_GE(during.size(), 3u) << "collection took " << collect_ms << " ms";
+  EXPECT_GE(3 * during.size(), before)
+      << "collection took " << collect_ms << " ms; samples during it: " << during.size()
+      << ", in the same time before it: " << before;
+  ASSERT_TRUE(client_->EndRun("collect").ok());
 }
 
 }  // namespace
