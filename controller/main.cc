@@ -371,10 +371,9 @@ int Run(const RunCommand& cmd) {
     auto parsed = ParseDuration(cmd.lease);
     // Agents refuse leases above 48 h (agent/run/run_session.cc).
     if (!parsed.ok() || parsed->count() <= 0 || *parsed > std::chrono::hours(48)) {
-      return Error(kExitInvalidInput,
-                   absl::StrCat("--lease ", cmd.lease, ": ",
-                                parsed.ok() ? "must be above 0 and at most 48h"
-                                            : parsed.status().message()));
+      return Error(kExitInvalidInput, absl::StrCat("--lease ", cmd.lease, ": ",
+                                                   parsed.ok() ? "must be above 0 and at most 48h"
+                                                               : parsed.status().message()));
     }
     lease = *parsed;
   }
