@@ -369,7 +369,7 @@ int Run(const RunCommand& cmd) {
   std::chrono::nanoseconds lease{0};
   if (!cmd.lease.empty()) {
     auto parsed = ParseDuration(cmd.lease);
-    // Agents refuse leases above 48 h (agent/run/run_session.cc).
+    // Agents refuse leases above their cap (48 h unless configured: agent/run/run_session.h).
     if (!parsed.ok() || parsed->count() <= 0 || *parsed > std::chrono::hours(48)) {
       return Error(kExitInvalidInput, absl::StrCat("--lease ", cmd.lease, ": ",
                                                    parsed.ok() ? "must be above 0 and at most 48h"
