@@ -223,6 +223,7 @@ struct RunCommand {
   std::string tolerance;
   std::vector<std::string> tolerance_fields;
   TlsFlags tls;
+  std::string lease;  // --lease: empty = derived
 };
 
 // Writes `text` to `path`; the error names the file.
@@ -446,6 +447,17 @@ int Run(const RunCommand& cmd) {
 
   auto security = LoadHostSecurity(scenario, file, cmd.tls);
   if (!security.ok()) return Error(kExitInvalidInput, std::string(security.status().message()));
+  std::chrono::nanoseconds lease{0};
+  if (!cmd.lease.empty()) {
+    auto parsed = ParseDuration(cmd.lease);
+    // Agents refuse leases above their cap (48 h unless configured: agent/run/run_session.h).
+    if (!parsed.ok() || parsed->count() <= 0 || *parsed > std::chrono::hours(48)) {
+      return Error(kExitInvalidInput, absl::StrCat("--lease ", cmd.lease, ": ",
+                                                   parsed.ok() ? "must be above 0 and at most 48h"
+                                                               : parsed.status().message()));
+    }
+    lease = *parsed;
+  }
 
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
@@ -484,6 +496,7 @@ int Run(const RunCommand& cmd) {
   RunOptions options;
   options.connections = cmd.connections;
   options.out_dir = cmd.out_dir;
+  options.lease = lease;
   options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
     progress.OnSample(host, sample);
   };
@@ -626,6 +639,9 @@ int main(int argc, char** argv) {
   run->add_option("--baseline", run_cmd.baseline_file,
                   "compare every run with the matching run of this result.json (exit 1 on a "
                   "regression)");
+  run->add_option("--lease", run_cmd.lease,
+                  "how long each agent keeps a run open before ending it by itself, e.g. 5s "
+                  "(default: twice the floods' worst-case time + 2m; a shorter one cuts the run)");
   run->add_option("--junit", run_cmd.junit_file, "write a JUnit XML report to this file");
   run->add_option("--tolerance", run_cmd.tolerance,
                   "default baseline tolerance, e.g. 10% (overrides the scenario's)");

@@ -101,6 +101,7 @@ void BeginPhase(RunContext& ctx) {
   // Agents refuse leases above 48 h (a lease must not pin an agent for good).
   ctx.lease = std::min<std::chrono::nanoseconds>(2 * ctx.flood_budget + std::chrono::minutes(2),
                                                  std::chrono::hours(48));
+  if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
   FanOut(ctx.hosts.size(), [&](size_t i) {
     HostHandle& h = ctx.hosts[i];

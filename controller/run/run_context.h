@@ -38,6 +38,8 @@ struct RunOptions {
   bool connections = false;  // include the per-connection table in result.json
   std::string out_dir;       // for captures
   std::chrono::nanoseconds start_lead{std::chrono::milliseconds(300)};
+  // Lease sent with BeginRun (`synq run --lease`); 0 = derived from the floods' budget.
+  std::chrono::nanoseconds lease{0};
   // The controller's clock; tests inject their own.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
   // Called from stream threads for every Watch sample (progress display).

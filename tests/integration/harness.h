@@ -5,6 +5,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,8 @@ class TestNetns {
   long Sysctl(const std::string& key) const;
   // Runs argv inside the namespace (ip netns exec) and returns its output.
   std::string Exec(const std::vector<std::string>& argv) const;
+  // The same, with the exit code.
+  ProcessResult Run(const std::vector<std::string>& argv) const;
 
  private:
   std::string name_;
@@ -73,5 +78,78 @@ std::vector<std::string> SynqNamespaces();
 
 // True when running as root (tests that need namespaces skip otherwise).
 bool IsRoot();
+
+// Polls `pred` every 50 ms until it holds or `limit` passes; returns its last answer.
+bool PollUntil(const std::function<bool()>& pred, std::chrono::milliseconds limit);
+
+// Makes sure the root namespace routes 198.18.0.0/15 to a blackhole (as `synq lab` does), so
+// nothing a test addresses from there can leave the machine. Returns an error text, or "".
+std::string EnsureBlackhole();
+
+// What an agent may change in one network namespace, read from inside it.
+struct NetnsState {
+  std::map<std::string, std::string> sysctls;  // every net.core.* and net.ipv4.* key
+  std::string qdiscs;                          // `tc qdisc show`
+  // Rules and non-default policies of iptables-save and ip6tables-save (counters, comments and
+  // empty built-in chains dropped: a table that a rule once created and that is empty again
+  // holds no rule).
+  std::string iptables;
+  std::string nftables;  // `nft list ruleset` rule lines; empty when nft is not installed
+};
+// Reads the state of the named namespace ("synq-lab-server", or TestNetns::name()).
+NetnsState ReadNetnsState(const std::string& netns);
+// What differs, one line per item ("sysctl net.core.somaxconn: 4096 -> 7"); empty when equal.
+std::vector<std::string> Differences(const NetnsState& before, const NetnsState& after);
+
+// Kernel-wide tracefs instances named "synq-<pid>-<n>" (the agents' drop-event counters).
+std::set<std::string> SynqTraceInstances();
+// The pid in "synq-<pid>-<n>", or -1.
+pid_t TraceInstanceOwner(const std::string& instance);
+// Running processes whose command line contains `text`.
+std::vector<pid_t> PidsWithCommandLine(const std::string& text);
+
+// A standalone synq-agent, SIGKILLed by the destructor if still running.
+class AgentProcess {
+ public:
+  AgentProcess() = default;
+  ~AgentProcess();
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+  // Starts `synq-agent --listen LISTEN --state-dir STATE [--netns NETNS]` with output to `log`
+  // and waits until it serves; returns its address ("unix:/...", "198.18.0.1:41234") or "" when
+  // it did not come up within 10 s. A non-loopback `listen` gets --insecure when the agent has it.
+  std::string Start(const std::string& netns, const std::string& listen,
+                    const std::string& state_dir, const std::string& log);
+  pid_t pid() const { return pid_; }
+  // True while the process runs (reaps it once it has exited).
+  bool Alive();
+  // Sends `sig` (not SIGSTOP/SIGCONT: see Freeze/Thaw) and waits up to `limit` for the exit;
+  // returns the exit code as WaitFor does, or -1 if still running.
+  int Signal(int sig, std::chrono::milliseconds limit);
+  void Freeze() const;
+  void Thaw() const;
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// A tmpfs of `bytes` mounted on `dir` (created), unmounted by the destructor.
+class TmpfsMount {
+ public:
+  TmpfsMount(const std::string& dir, size_t bytes);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  // "" once mounted, else why not.
+  const std::string& error() const { return error_; }
+  // Writes a file until the file system is full; returns the bytes written.
+  size_t Fill() const;
+  // Remounts read-only or read-write; returns the error text, or "".
+  std::string SetReadOnly(bool read_only) const;
+
+ private:
+  std::string dir_;
+  std::string error_;
+};
 
 }  // namespace synq::testing
