@@ -20,6 +20,9 @@ for f in files:
     corpora["scenario_loader"].add(text)
     corpora["duration"].update(DURATION.findall(text))
     corpora["net_address"].update(ADDRESS.findall(text))
+    # Listener ports as the loopback targets a flood names ("127.0.0.1:8080", "[::1]:8080").
+    for port in re.findall(r"\bport: (\d+)", text):
+        corpora["net_address"].update({f"127.0.0.1:{port}", f"[::1]:{port}"})
     in_expect = False
     for line in text.splitlines():
         if re.match(r"^expect:\s*$", line):

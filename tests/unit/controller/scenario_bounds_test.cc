@@ -70,9 +70,9 @@ TEST(ScenarioBounds, PayloadAbove64KiBIsRefusedWithItsSize) {
 
 TEST(ScenarioBounds, FloodRatesAreBoundedPerField) {
   EXPECT_THAT(ErrorsOf(WithFlood("rate: 1e300")),
-              ElementsAre("floods.f1.rate: must be between 0 and 10000000, got 1e300"));
+              ElementsAre("floods.f1.rate: must be between 0 and 1e+07, got 1e300"));
   EXPECT_THAT(ErrorsOf(WithFlood("rate: {from: 1, to: 2e7, over: 1s}")),
-              ElementsAre("floods.f1.rate.to: must be between 0 and 10000000, got 2e7"));
+              ElementsAre("floods.f1.rate.to: must be between 0 and 1e+07, got 2e7"));
 }
 
 TEST(ScenarioBounds, ShapingDelayIsBoundedByAMinute) {
