@@ -10,7 +10,6 @@
 
 namespace synq::agent {
 
-namespace v1 = ::synq::agent::v1;
 using proto::FromProto;
 using proto::ToProto;
 

@@ -13,7 +13,6 @@
 
 namespace synq::agent {
 
-namespace v1 = ::synq::agent::v1;
 using std::chrono::nanoseconds;
 
 namespace {
