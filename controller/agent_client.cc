@@ -1,11 +1,13 @@
 #include "controller/agent_client.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 #include "grpcpp/grpcpp.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
 
@@ -23,8 +25,10 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& address, co
 }
 
 void SetDeadline(grpc::ClientContext& context, std::chrono::nanoseconds timeout = kCallTimeout) {
+  // Capped: now() + a saturated budget would wrap into the past and fail the call at once.
   context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout));
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::min(timeout, common::kMaxLease)));
 }
 
 class GrpcWatch final : public WatchHandle {

@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
 #include "common/net_address.h"
 #include "controller/agent_client.h"
 #include "controller/lab.h"
@@ -450,10 +451,10 @@ int Run(const RunCommand& cmd) {
   std::chrono::nanoseconds lease{0};
   if (!cmd.lease.empty()) {
     auto parsed = ParseDuration(cmd.lease);
-    // Agents refuse leases above their cap (48 h unless configured: agent/run/run_session.h).
-    if (!parsed.ok() || parsed->count() <= 0 || *parsed > std::chrono::hours(48)) {
+    // Agents refuse leases above their cap (common/limits.h).
+    if (!parsed.ok() || parsed->count() <= 0 || *parsed > common::kMaxLease) {
       return Error(kExitInvalidInput, absl::StrCat("--lease ", cmd.lease, ": ",
-                                                   parsed.ok() ? "must be above 0 and at most 48h"
+                                                   parsed.ok() ? "must be above 0 and at most 7 days"
                                                                : parsed.status().message()));
     }
     lease = *parsed;

@@ -3,13 +3,16 @@
 
 #include <chrono>
 
+#include "common/saturating.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace synq::proto {
 
+// Saturates at the ends of int64 nanoseconds (a Duration holds up to 10,000 years, nanoseconds
+// 292): whoever reads the value bounds it and names the field.
 inline std::chrono::nanoseconds FromProto(const google::protobuf::Duration& d) {
-  return std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos());
+  return common::SaturatingFromParts(d.seconds(), d.nanos());
 }
 
 inline void ToProto(std::chrono::nanoseconds d, google::protobuf::Duration* out) {
@@ -17,10 +20,11 @@ inline void ToProto(std::chrono::nanoseconds d, google::protobuf::Duration* out)
   out->set_nanos(static_cast<int32_t>((d % std::chrono::seconds(1)).count()));
 }
 
+// Saturates like FromProto(Duration) (system_clock counts nanoseconds here).
 inline std::chrono::system_clock::time_point FromProto(const google::protobuf::Timestamp& t) {
   return std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
+          common::SaturatingFromParts(t.seconds(), t.nanos())));
 }
 
 inline void ToProto(std::chrono::system_clock::time_point t, google::protobuf::Timestamp* out) {

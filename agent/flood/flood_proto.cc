@@ -4,11 +4,12 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
+#include "common/status_macros.h"
 #include "proto/proto_time.h"
 
 namespace synq::agent {
 
-namespace v1 = ::synq::agent::v1;
 using proto::FromProto;
 using proto::ToProto;
 
@@ -226,8 +227,76 @@ absl::StatusOr<FloodResult> FromProto(const v1::FloodResult& f) {
   return out;
 }
 
+namespace {
+
+// The bounds of common/limits.h on what a request may ask of one flood, each error naming
+// floods.NAME.FIELD and the bound. Durations arrive saturated (proto/proto_time.h).
+absl::Status CheckFloodBounds(const v1::FloodSpec& f, const std::string& field) {
+  auto bad = [&field](absl::string_view name, auto&&... what) {
+    return absl::InvalidArgumentError(absl::StrCat(field, name, ": ", what...));
+  };
+  auto duration = [&](absl::string_view name, const google::protobuf::Duration& d,
+                      std::chrono::nanoseconds max) -> absl::Status {
+    const std::chrono::nanoseconds v = FromProto(d);
+    if (v < std::chrono::nanoseconds(0) || v > max) {
+      return bad(name, "must be between 0 and ", max.count(), " ns, got ", d.seconds(), " s ",
+                 d.nanos(), " ns");
+    }
+    return absl::OkStatus();
+  };
+  auto rate = [&](absl::string_view name, double r) -> absl::Status {
+    if (!(r >= 0 && r <= common::kMaxFloodRate)) {
+      return bad(name, "must be between 0 and ", common::kMaxFloodRate, " per second, got ", r);
+    }
+    return absl::OkStatus();
+  };
+  if (f.name().size() > common::kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat("floods: name longer than ",
+                                                   common::kMaxNameLength, " bytes"));
+  }
+  if (f.connections() > static_cast<uint64_t>(common::kMaxConnections)) {
+    return bad("connections", "at most ", common::kMaxConnections, ", got ", f.connections());
+  }
+  if (f.concurrency() > static_cast<uint64_t>(common::kMaxConcurrency)) {
+    return bad("concurrency", "at most ", common::kMaxConcurrency, ", got ", f.concurrency());
+  }
+  if (f.threads() > static_cast<uint64_t>(common::kMaxThreads)) {
+    return bad("threads", "at most ", common::kMaxThreads, ", got ", f.threads());
+  }
+  if (f.payload().size() > common::kMaxPayloadBytes) {
+    return bad("payload", "at most ", common::kMaxPayloadBytes, " bytes, got ", f.payload().size());
+  }
+  if (f.sources_size() > common::kMaxSourceCount) {
+    return bad("sources", "at most ", common::kMaxSourceCount, " addresses, got ",
+               f.sources_size());
+  }
+  if (f.max_records() > common::kMaxRecords) {
+    return bad("max_records", "at most ", common::kMaxRecords, ", got ", f.max_records());
+  }
+  if (f.steps().rates_size() > common::kMaxRateSteps) {
+    return bad("steps", "at most ", common::kMaxRateSteps, " steps, got ", f.steps().rates_size());
+  }
+  RETURN_IF_ERROR(duration("connect_timeout", f.connect_timeout(), common::kMaxConnectTimeout));
+  RETURN_IF_ERROR(duration("lifetime", f.lifetime(), common::kMaxConnectTimeout));
+  RETURN_IF_ERROR(duration("start_after", f.start_after(), common::kMaxDuration));
+  RETURN_IF_ERROR(duration("hold", f.hold(), common::kMaxDuration));
+  RETURN_IF_ERROR(duration("duration", f.duration(), common::kMaxDuration));
+  RETURN_IF_ERROR(duration("ramp.over", f.ramp().over(), common::kMaxDuration));
+  RETURN_IF_ERROR(duration("steps.each", f.steps().each(), common::kMaxDuration));
+  RETURN_IF_ERROR(rate("rate", f.rate()));
+  RETURN_IF_ERROR(rate("ramp.from", f.ramp().from()));
+  RETURN_IF_ERROR(rate("ramp.to", f.ramp().to()));
+  for (int i = 0; i < f.steps().rates_size(); ++i) {
+    RETURN_IF_ERROR(rate(absl::StrCat("steps[", i, "]"), f.steps().rates(i)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<FloodSpec> FromProto(const v1::FloodSpec& f) {
   const std::string field = absl::StrCat("floods.", f.name(), ".");
+  RETURN_IF_ERROR(CheckFloodBounds(f, field));
   FloodSpec spec;
   spec.name = f.name();
   auto target = common::ParseSocketAddress(f.target());

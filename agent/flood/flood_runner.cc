@@ -162,7 +162,8 @@ uint64_t AttemptBound(const FloodSpec& spec) {
   uint64_t bound = spec.connections;  // 0 = no cap
   if (spec.duration > std::chrono::nanoseconds::zero()) {
     const double launched = LaunchedWithin(spec, spec.duration);
-    if (std::isfinite(launched)) {
+    // Below 2^63: a larger count is no bound at all (and its cast would be undefined).
+    if (std::isfinite(launched) && launched < 9.2e18) {
       const auto by_time = static_cast<uint64_t>(std::ceil(launched));
       bound = bound == 0 ? by_time : std::min(bound, by_time);
     }

@@ -23,6 +23,7 @@
 #include "agent/listener/listener.h"
 #include "agent/shaping/shaper.h"
 #include "agent/trace/drop_events.h"
+#include "common/limits.h"
 #include "common/proc_counters.h"
 
 namespace synq::agent {
@@ -93,7 +94,7 @@ struct Caller {
 
 struct RunManagerOptions {
   // The longest lease BeginRun accepts: a huge lease must not pin the agent for good.
-  std::chrono::nanoseconds max_lease = std::chrono::hours(48);
+  std::chrono::nanoseconds max_lease = common::kMaxLease;
   // A run whose Watch stream has not opened this long after BeginRun is abandoned: a caller that
   // begins runs and never watches them cannot hold the agent for a whole lease.
   std::chrono::nanoseconds watch_open_timeout = std::chrono::seconds(10);

@@ -11,6 +11,7 @@
 #include "agent/flood/flood_proto.h"
 #include "agent/host_facts.h"
 #include "agent/service/caller.h"
+#include "agent/service/requests.h"
 #include "proto/proto_enums.h"
 #include "proto/proto_time.h"
 #include "spdlog/spdlog.h"
@@ -279,10 +280,12 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetClock(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AgentServiceImpl::BeginRun(grpc::CallbackServerContext* context,
                                                      const v1::BeginRunRequest* request,
                                                      v1::BeginRunResponse* response) {
+  absl::StatusOr<BeginRunSpec> begin = ToBeginRun(*request);
+  if (!begin.ok()) return Done(context, begin.status());
   auto* reactor = context->DefaultReactor();
   // Answers at once, or from a manager thread once the previous run's teardown is done.
-  runs_.Begin(CallerOf(*context), request->run_id(), FromProto(request->sample_interval()),
-              FromProto(request->lease()), [reactor, response](absl::StatusOr<std::string> token) {
+  runs_.Begin(CallerOf(*context), request->run_id(), begin->sample_interval, begin->lease,
+              [reactor, response](absl::StatusOr<std::string> token) {
                 if (token.ok()) response->set_run_token(*token);
                 reactor->Finish(ToGrpcStatus(token.status()));
               });
@@ -292,9 +295,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::BeginRun(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AgentServiceImpl::ApplySettings(grpc::CallbackServerContext* context,
                                                           const v1::ApplySettingsRequest* request,
                                                           v1::ApplySettingsResponse* response) {
-  std::map<std::string, int64_t> settings;
-  for (const auto& s : request->settings()) settings[s.key()] = s.value();
-  auto applied = runs_.ApplySettings(CallerOf(*context), request->run_id(), settings);
+  absl::StatusOr<std::map<std::string, int64_t>> settings = ToSettings(*request);
+  if (!settings.ok()) return Done(context, settings.status());
+  auto applied = runs_.ApplySettings(CallerOf(*context), request->run_id(), *settings);
   if (applied.ok()) AddSettings(*applied, response->mutable_settings());
   return Done(context, applied.status());
 }
@@ -310,15 +313,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::RestoreSettings(
 grpc::ServerUnaryReactor* AgentServiceImpl::ApplyShaping(grpc::CallbackServerContext* context,
                                                          const v1::ApplyShapingRequest* request,
                                                          v1::ApplyShapingResponse* response) {
-  std::vector<ShapingRequest> specs;
-  for (const auto& s : request->shapings()) {
-    auto backend = FromProto(s.backend());
-    if (!backend.ok()) return Done(context, backend.status());
-    specs.push_back(ShapingRequest{s.interface(), *backend, FromProto(s.delay()),
-                                   FromProto(s.jitter()), s.loss_percent(),
-                                   s.rate_bits_per_second(), s.destination()});
-  }
-  auto applied = runs_.ApplyShaping(CallerOf(*context), request->run_id(), specs);
+  absl::StatusOr<std::vector<ShapingRequest>> specs = ToShapingRequests(*request);
+  if (!specs.ok()) return Done(context, specs.status());
+  auto applied = runs_.ApplyShaping(CallerOf(*context), request->run_id(), *specs);
   if (applied.ok()) {
     for (const auto& a : *applied) {
       auto* out = response->add_shapings();
@@ -334,71 +331,15 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ApplyShaping(grpc::CallbackServerCon
   return Done(context, applied.status());
 }
 
-namespace {
-// The pacing and pause fields of a listener, each error naming listeners.NAME.FIELD.
-absl::Status CheckListenerSpec(const ListenerSpec& spec) {
-  const std::string path = absl::StrCat("listeners.", spec.name, ".");
-  const bool has_interval = spec.accept_interval.count() != 0;
-  const bool has_rate = spec.accept_rate != 0;
-  if (spec.accept == AcceptMode::kPaced) {
-    if (has_interval && has_rate) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, "accept_rate: give accept_rate or accept_interval, not both (accept_interval ",
-          spec.accept_interval.count(), " ns, accept_rate ", spec.accept_rate, "/s)"));
-    }
-    if (!has_interval && !has_rate) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, "accept_rate: accept: paced needs accept_rate or accept_interval"));
-    }
-    if (has_rate && !(spec.accept_rate > 0 && spec.accept_rate <= 1e9)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, "accept_rate: must be > 0 and at most 1e9 per second, got ", spec.accept_rate));
-    }
-    if (has_interval && spec.accept_interval.count() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, "accept_interval: must be > 0, got ",
-                                                     spec.accept_interval.count(), " ns"));
-    }
-  } else if (has_interval || has_rate) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, has_rate ? "accept_rate" : "accept_interval", ": only used with accept: paced"));
-  }
-  for (size_t i = 0; i < spec.pauses.size(); ++i) {
-    const PauseWindow& p = spec.pauses[i];
-    if (p.at.count() < 0 || p.length.count() <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, "pauses[", i, "]: needs at >= 0 and length > 0, got at ", p.at.count(),
-                       " ns, length ", p.length.count(), " ns"));
-    }
-  }
-  return absl::OkStatus();
-}
-}  // namespace
-
 grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerContext* context,
                                                           const v1::StartListenerRequest* request,
                                                           v1::StartListenerResponse* response) {
-  const v1::ListenerSpec& l = request->listener();
-  auto mode = FromProto(l.accept());
-  if (!mode.ok()) return Done(context, mode.status());
-  if (l.port() > 65535) {
-    return Done(context, absl::InvalidArgumentError("listener.port: must be 0..65535"));
-  }
-  ListenerSpec spec;
-  spec.name = l.name();
-  spec.address = l.address().empty() ? "0.0.0.0" : l.address();
-  spec.port = static_cast<uint16_t>(l.port());
-  spec.backlog = l.backlog();
-  spec.accept = *mode;
-  spec.accept_interval = FromProto(l.accept_interval());
-  spec.accept_rate = l.accept_rate();
-  spec.close_on_accept = l.close_on_accept();
-  for (const auto& p : l.pauses())
-    spec.pauses.push_back({FromProto(p.at()), FromProto(p.length())});
-  if (absl::Status valid = CheckListenerSpec(spec); !valid.ok()) return Done(context, valid);
-  if (absl::Status own = CheckListenerAddress(spec.name, spec.address); !own.ok()) {
+  absl::StatusOr<ListenerSpec> spec = ToListenerSpec(*request);
+  if (!spec.ok()) return Done(context, spec.status());
+  if (absl::Status own = CheckListenerAddress(spec->name, spec->address); !own.ok()) {
     return Done(context, own);
   }
-  auto started = runs_.StartListener(CallerOf(*context), request->run_id(), spec);
+  auto started = runs_.StartListener(CallerOf(*context), request->run_id(), *spec);
   if (started.ok()) ToProto(*started, response->mutable_listener());
   return Done(context, started.status());
 }
@@ -406,13 +347,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartListener(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* AgentServiceImpl::ObserveListener(
     grpc::CallbackServerContext* context, const v1::ObserveListenerRequest* request,
     v1::StartListenerResponse* response) {
-  if (request->port() == 0 || request->port() > 65535) {
-    return Done(context, absl::InvalidArgumentError(
-                             absl::StrCat("port: must be 1..65535, got ", request->port())));
-  }
-  if (request->name().empty()) return Done(context, absl::InvalidArgumentError("name: required"));
-  auto observed = runs_.ObserveListener(CallerOf(*context), request->run_id(), request->name(),
-                                        static_cast<uint16_t>(request->port()), request->address());
+  absl::StatusOr<ObserveSpec> observe = ToObserveSpec(*request);
+  if (!observe.ok()) return Done(context, observe.status());
+  auto observed =
+      runs_.ObserveListener(CallerOf(*context), request->run_id(), observe->name, observe->port, observe->address);
   if (observed.ok()) ToProto(*observed, response->mutable_listener());
   return Done(context, observed.status());
 }
@@ -439,18 +377,10 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartCapture(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerContext* context,
                                                         const v1::StartFloodsRequest* request,
                                                         v1::StartFloodsResponse*) {
-  std::vector<FloodSpec> floods;
-  for (const auto& f : request->floods()) {
-    auto spec = FromProto(f);
-    if (!spec.ok()) return Done(context, spec.status());
-    if (absl::Status allowed = policy_.targets.CheckTarget(spec->name, spec->target);
-        !allowed.ok()) {
-      return Done(context, allowed);
-    }
-    floods.push_back(*std::move(spec));
-  }
-  return Done(context, runs_.StartFloods(CallerOf(*context), request->run_id(),
-                                         FromProto(request->start_at()), std::move(floods)));
+  absl::StatusOr<FloodsSpec> floods = ToFloodsSpec(*request);
+  if (!floods.ok()) return Done(context, floods.status());
+  return Done(context,
+              runs_.StartFloods(request->run_id(), floods->start_at, std::move(floods->floods)));
 }
 
 grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext* context,

@@ -14,6 +14,8 @@
 #include "controller/run/target_resolver.h"
 #include "controller/scenario/rate_profile.h"
 #include "proto/proto_enums.h"
+#include "common/limits.h"
+#include "common/saturating.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller {
@@ -51,12 +53,17 @@ void RunContext::Locked(const std::function<void()>& fn) {
 nanoseconds FloodBudget(const FloodDef& f) {
   if (f.duration.count() > 0 || f.rate_kind != RateKind::kConstant) {
     // Launches follow the schedule; the last one may wait its full timeout, then its lifetime.
-    return f.start_after + LaunchWindow(f) + f.connect_timeout + f.lifetime + f.hold;
+    return common::SaturatingAdd(
+        common::SaturatingAdd(f.start_after, LaunchWindow(f)),
+        common::SaturatingAdd(f.connect_timeout, common::SaturatingAdd(f.lifetime, f.hold)));
   }
+  // Saturating: 10M one-at-a-time connects x a 1 h timeout is past int64 nanoseconds.
   const int64_t waves = (f.connections + f.concurrency - 1) / std::max<int64_t>(1, f.concurrency);
   nanoseconds pacing{0};
-  if (f.rate > 0) pacing = nanoseconds(static_cast<int64_t>(1e9 * f.connections / f.rate));
-  return f.start_after + pacing + waves * f.connect_timeout + f.hold;
+  if (f.rate > 0) pacing = common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
+  return common::SaturatingAdd(
+      common::SaturatingAdd(f.start_after, pacing),
+      common::SaturatingAdd(common::SaturatingMul(f.connect_timeout, waves), f.hold));
 }
 
 absl::StatusOr<nanoseconds> MeasureClockOffset(AgentClient& client, int rounds, nanoseconds* rtt,
@@ -98,9 +105,10 @@ void BeginPhase(RunContext& ctx) {
   ctx.watches.resize(ctx.hosts.size());
   // Lease: the agent ends the run by itself if we vanish without breaking the stream.
   for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
-  // Agents refuse leases above 48 h (a lease must not pin an agent for good).
-  ctx.lease = std::min<std::chrono::nanoseconds>(2 * ctx.flood_budget + std::chrono::minutes(2),
-                                                 std::chrono::hours(48));
+  // Saturating, then capped at what an agent accepts (common::kMaxLease).
+  ctx.lease = std::min(common::SaturatingAdd(common::SaturatingMul(ctx.flood_budget, 2),
+                                             std::chrono::minutes(2)),
+                       common::kMaxLease);
   if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
   FanOut(ctx.hosts.size(), [&](size_t i) {
@@ -301,7 +309,7 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(f.connect_timeout, spec->mutable_connect_timeout());
     proto::ToProto(f.start_after, spec->mutable_start_after());
     proto::ToProto(f.hold, spec->mutable_hold());
-    spec->set_payload(f.payload);
+    spec->set_payload(f.payload.str());
     // Duration, rate profile, close, threads, sources; per-attempt records only when
     // --connections asks for them (the fate join then reads them).
     if (absl::Status st = FillSustainedFloodSpec(f, ctx.hosts[ctx.HostIndex(f.host)].info,
@@ -356,7 +364,7 @@ void CollectPhase(RunContext& ctx) {
       }
     }
   }
-  const nanoseconds wait = ctx.flood_budget + std::chrono::seconds(60);
+  const nanoseconds wait = common::SaturatingAdd(ctx.flood_budget, std::chrono::seconds(60));
   FanOut(flooding.size(), [&](size_t k) {
     HostHandle& h = ctx.hosts[flooding[k]];
     auto waited = h.client->CollectResults(ctx.run_id, wait, /*wait_only=*/true);

@@ -55,10 +55,28 @@ auto IntIn(int64_t min, int64_t max) {
 auto DurationOf(bool allow_zero) {
   return [allow_zero](const Scalar& s) { return ParseDurationAtLeast(s, allow_zero); };
 }
-
-absl::StatusOr<double> RateValue(const Scalar& s) {
-  return ParseNumber(s, 0, std::numeric_limits<double>::max());
+auto DurationIn(nanoseconds min, nanoseconds max) {
+  return [min, max](const Scalar& s) { return ParseDurationIn(s, min, max); };
 }
+constexpr nanoseconds kOneNs{1};
+
+absl::StatusOr<common::SharedText> ParsePayload(const Scalar& s) {
+  if (s.text.size() > common::kMaxPayloadBytes) {
+    return Invalid(absl::StrCat("at most ", common::kMaxPayloadBytes, " bytes, got ",
+                                s.text.size()));
+  }
+  return common::SharedText(s.text);
+}
+
+}  // namespace
+
+absl::StatusOr<double> ParseFloodRate(const Scalar& s) {
+  return ParseNumber(s, 0, common::kMaxFloodRate);
+}
+
+namespace {
+
+absl::StatusOr<double> RateValue(const Scalar& s) { return ParseFloodRate(s); }
 
 }  // namespace
 
@@ -74,7 +92,8 @@ const FieldTable<ListenerDef>& ListenerFields() {
       {"accept_rate", Field(
                           &ListenerDef::accept_rate,
                           [](const Scalar& s) -> absl::StatusOr<double> {
-                            absl::StatusOr<double> rate = ParseNumber(s, 0, 1e9);
+                            absl::StatusOr<double> rate =
+                                ParseNumber(s, 0, common::kMaxAcceptRate);
                             if (rate.ok() && *rate == 0) {
                               return Invalid("must be greater than 0 (accepts per second)");
                             }
@@ -138,7 +157,8 @@ const FieldTable<FloodDef>& FloodFields() {
                         },
                         true)},
       {"duration", Field(&FloodDef::duration, DurationOf(false), true)},
-      {"lifetime", Field(&FloodDef::lifetime, DurationOf(true), true)},
+      {"lifetime",
+       Field(&FloodDef::lifetime, DurationIn(nanoseconds(0), common::kMaxConnectTimeout), true)},
       {"close", Field(&FloodDef::close, ParseCloseMode, true)},
       {"threads", Field(&FloodDef::threads, IntIn(1, kMaxThreads), true)},
       // `sources: N` (the first N addresses of the host); a list is read by flood_nodes.h.
@@ -149,12 +169,11 @@ const FieldTable<FloodDef>& FloodFields() {
                         f.sources.clear();
                       },
                       true)},
-      {"connect_timeout", Field(&FloodDef::connect_timeout, DurationOf(false), true)},
+      {"connect_timeout",
+       Field(&FloodDef::connect_timeout, DurationIn(kOneNs, common::kMaxConnectTimeout), true)},
       {"start_after", Field(&FloodDef::start_after, DurationOf(true), true)},
       {"hold", Field(&FloodDef::hold, DurationOf(true), true)},
-      {"payload", Field(
-                      &FloodDef::payload,
-                      [](const Scalar& s) -> absl::StatusOr<std::string> { return s.text; }, true)},
+      {"payload", Field(&FloodDef::payload, ParsePayload, true)},
   };
   return *table;
 }
@@ -162,8 +181,10 @@ const FieldTable<FloodDef>& FloodFields() {
 const FieldTable<ShapingDef>& ShapingFields() {
   static const auto* table = new FieldTable<ShapingDef>{
       {"to", Field(&ShapingDef::to, ParseNonEmpty, false)},
-      {"delay", Field(&ShapingDef::delay, DurationOf(true), true)},
-      {"jitter", Field(&ShapingDef::jitter, DurationOf(true), true)},
+      {"delay",
+       Field(&ShapingDef::delay, DurationIn(nanoseconds(0), common::kMaxShapingDelay), true)},
+      {"jitter",
+       Field(&ShapingDef::jitter, DurationIn(nanoseconds(0), common::kMaxShapingDelay), true)},
       {"loss", Field(
                    &ShapingDef::loss_percent,
                    [](const Scalar& s) { return ParseNumber(s, 0, 100); }, true)},
@@ -220,7 +241,7 @@ absl::StatusOr<int64_t> ParseSetting(absl::string_view key, const Scalar& s) {
 }
 
 absl::StatusOr<nanoseconds> ParseSampleInterval(const Scalar& s) {
-  return ParseDurationAtLeast(s, /*allow_zero=*/false);
+  return ParseDurationIn(s, common::kMinSampleInterval, common::kMaxDuration);
 }
 
 }  // namespace synq::controller::scenario

@@ -13,16 +13,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/limits.h"
 #include "controller/scenario/scenario.h"
 #include "controller/scenario/values.h"
 
 namespace synq::controller::scenario {
 
-inline constexpr int64_t kMaxConnections = 10'000'000;
-inline constexpr int64_t kMaxConcurrency = 1'000'000;
-inline constexpr int64_t kMaxThreads = 256;
-// Embedded hosts get at most this many addresses (one /24 each), so `sources: N` too.
-inline constexpr int64_t kMaxSourceCount = 254;
+// The bounds live in common/limits.h, shared with the agent's request checks.
+using common::kMaxConcurrency;
+using common::kMaxConnections;
+using common::kMaxSourceCount;
+using common::kMaxThreads;
 
 // One field of an item of type T: how to check a scalar for it and how to store the result.
 template <typename T>
@@ -58,7 +59,10 @@ absl::Status CheckSettingKey(absl::string_view key);
 // The value of setting `key`: any integer (the range is the agent's).
 absl::StatusOr<int64_t> ParseSetting(absl::string_view key, const Scalar& s);
 
-// sample_interval: a duration greater than 0.
+// A flood's connects per second (rate, ramp ends, steps): 0 to common::kMaxFloodRate.
+absl::StatusOr<double> ParseFloodRate(const Scalar& s);
+
+// sample_interval: a duration of at least 1 ms (common::kMinSampleInterval).
 absl::StatusOr<std::chrono::nanoseconds> ParseSampleInterval(const Scalar& s);
 
 }  // namespace synq::controller::scenario

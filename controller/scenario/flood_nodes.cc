@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/net_address.h"
+#include "common/limits.h"
+#include "controller/scenario/fields.h"
 #include "controller/scenario/paths.h"
 #include "controller/scenario/values.h"
 
@@ -32,7 +34,7 @@ std::optional<double> RateAt(const YAML::Node& node, const std::string& path,
                              std::vector<ScenarioError>& errors) {
   std::optional<Scalar> s = ScalarAt(node, path, errors);
   if (!s) return std::nullopt;
-  absl::StatusOr<double> rate = ParseNumber(*s, 0, std::numeric_limits<double>::max());
+  absl::StatusOr<double> rate = ParseFloodRate(*s);
   if (!rate.ok()) {
     errors.push_back({path, std::string(rate.status().message())});
     return std::nullopt;
@@ -105,6 +107,9 @@ void ParseRateMap(const YAML::Node& map, const std::string& path, FloodDef& def,
     const std::string steps_path = JoinPath(path, "steps");
     if (!list.IsSequence() || list.size() == 0) {
       errors.push_back({steps_path, "expected a non-empty list of rates (connects/s)"});
+    } else if (list.size() > static_cast<size_t>(common::kMaxRateSteps)) {
+      errors.push_back({steps_path, absl::StrCat("at most ", common::kMaxRateSteps,
+                                                 " steps, got ", list.size())});
     } else {
       def.steps.clear();
       for (size_t i = 0; i < list.size(); ++i) {
@@ -121,6 +126,11 @@ void ParseSourceList(const YAML::Node& list, const std::string& path, FloodDef& 
                      std::vector<ScenarioError>& errors) {
   if (list.size() == 0) {
     errors.push_back({path, "expected a non-empty list of addresses, or a number of addresses"});
+    return;
+  }
+  if (list.size() > static_cast<size_t>(common::kMaxSourceCount)) {
+    errors.push_back({path, absl::StrCat("at most ", common::kMaxSourceCount,
+                                         " addresses, got ", list.size())});
     return;
   }
   def.sources.clear();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/rate_schedule.h"
+#include "common/saturating.h"
 
 namespace synq::controller {
 namespace {
@@ -142,7 +143,7 @@ std::chrono::nanoseconds LaunchWindow(const FloodDef& f) {
   if (f.connections <= 0) return nanoseconds(0);
   if (f.rate_kind == RateKind::kConstant) {
     if (f.rate <= 0) return nanoseconds(0);
-    return nanoseconds(static_cast<int64_t>(1e9 * static_cast<double>(f.connections) / f.rate));
+    return common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
   }
   // The first instant by which the schedule holds `connections` launches (bisection: the
   // integral only grows).

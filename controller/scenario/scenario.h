@@ -93,7 +93,8 @@ struct FloodDef {
   std::chrono::nanoseconds connect_timeout{std::chrono::seconds(1)};
   std::chrono::nanoseconds start_after{0};
   std::chrono::nanoseconds hold{std::chrono::seconds(1)};
-  std::string payload;
+  // Shared by every run of a sweep (copies share one string).
+  common::SharedText payload;
 };
 
 using common::ShapingBackend;

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 
 namespace synq::controller {
 
@@ -79,6 +80,31 @@ absl::StatusOr<nanoseconds> ParseDurationAtLeast(const Scalar& s, bool allow_zer
     return Invalid(absl::StrCat("must be greater than 0, got ", Quote(s.text)));
   }
   return d;
+}
+
+absl::StatusOr<nanoseconds> ParseDurationIn(const Scalar& s, nanoseconds min, nanoseconds max) {
+  absl::StatusOr<nanoseconds> d = ParseDurationAtLeast(s, min.count() == 0);
+  if (!d.ok()) return d;
+  if (*d < min || *d > max) {
+    return Invalid(absl::StrCat("must be between ", DurationText(min), " and ", DurationText(max),
+                                ", got ", Quote(s.text)));
+  }
+  return d;
+}
+
+std::string DurationText(nanoseconds d) {
+  using std::chrono::hours;
+  using std::chrono::microseconds;
+  using std::chrono::milliseconds;
+  using std::chrono::minutes;
+  using std::chrono::seconds;
+  if (d.count() == 0) return "0";
+  if (d % hours(1) == nanoseconds(0)) return absl::StrCat(d / hours(1), "h");
+  if (d % minutes(1) == nanoseconds(0)) return absl::StrCat(d / minutes(1), "min");
+  if (d % seconds(1) == nanoseconds(0)) return absl::StrCat(d / seconds(1), "s");
+  if (d % milliseconds(1) == nanoseconds(0)) return absl::StrCat(d / milliseconds(1), "ms");
+  if (d % microseconds(1) == nanoseconds(0)) return absl::StrCat(d / microseconds(1), "us");
+  return absl::StrCat(d.count(), "ns");
 }
 
 absl::StatusOr<std::string> ParseNonEmpty(const Scalar& s) {
@@ -178,7 +204,10 @@ absl::StatusOr<nanoseconds> ParseDuration(const std::string& text) {
     return Invalid(absl::StrCat(Quote(text), ": unknown unit ", Quote(unit), "; use ms, s or us"));
   }
   const double ns = value * scale;
-  if (ns > scenario::kMaxDurationNs) return Invalid(absl::StrCat(Quote(text), " is too long"));
+  if (!(ns <= static_cast<double>(common::kMaxDuration.count()))) {
+    return Invalid(absl::StrCat(Quote(text), " is too long: at most ",
+                                scenario::DurationText(common::kMaxDuration)));
+  }
   return nanoseconds(std::llround(ns));
 }
 

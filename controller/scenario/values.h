@@ -12,16 +12,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/modes.h"
+#include "common/shared_text.h"
 
 namespace synq::controller {
 
-// "100ms", "2s", "1.5s", "250us", "0" -> duration. Error text says what is accepted.
+// "100ms", "2s", "1.5s", "250us", "0" -> duration, at most 24h (common::kMaxDuration). Error
+// text says what is accepted.
 absl::StatusOr<std::chrono::nanoseconds> ParseDuration(const std::string& text);
 
 namespace scenario {
 
-// Keeps duration arithmetic far from int64 overflow (~31 years).
-inline constexpr double kMaxDurationNs = 1e18;
 inline constexpr double kMaxRateBits = 1e15;  // 1 Pbit/s
 
 // A YAML scalar as the field parsers see it. `quoted` separates `port: "80"` (a string, so
@@ -34,7 +34,8 @@ struct Scalar {
 // One scenario field's value after parsing: the type of the struct member it is stored in.
 using FieldValue =
     std::variant<int64_t, uint64_t, double, bool, std::string, std::chrono::nanoseconds,
-                 common::AcceptMode, common::ShapingBackend, common::CloseMode>;
+                 common::AcceptMode, common::ShapingBackend, common::CloseMode,
+                 common::SharedText>;
 
 absl::Status Invalid(absl::string_view message);  // InvalidArgumentError
 std::string Quote(absl::string_view text);        // 'text'
@@ -50,6 +51,12 @@ std::optional<bool> BoolFromText(absl::string_view text);
 absl::StatusOr<bool> ParseBool(const Scalar& s);
 // A duration (see ParseDuration); 0 only when `allow_zero`.
 absl::StatusOr<std::chrono::nanoseconds> ParseDurationAtLeast(const Scalar& s, bool allow_zero);
+// A duration in [min, max] (min 0 allows 0); the error gives the bound as written ("1h").
+absl::StatusOr<std::chrono::nanoseconds> ParseDurationIn(const Scalar& s,
+                                                         std::chrono::nanoseconds min,
+                                                         std::chrono::nanoseconds max);
+// A duration as the bounds are written in errors and docs: "24h", "1h", "1min", "1ms", "250us".
+std::string DurationText(std::chrono::nanoseconds d);
 absl::StatusOr<std::string> ParseNonEmpty(const Scalar& s);
 // tc-style rates: "10mbit", "1gbit", "500kbit", "64000bit" or a bare number of bits/s.
 absl::StatusOr<uint64_t> ParseRate(const Scalar& s);

@@ -191,9 +191,9 @@ TEST(ScenarioLoader, NameIsRequiredAndNotEmpty) {
   EXPECT_THAT(ErrorsOf(""), ElementsAre("name: required"));
 }
 
-TEST(ScenarioLoader, SampleIntervalDefaultsTo100msAndMustBePositive) {
+TEST(ScenarioLoader, SampleIntervalDefaultsTo100msAndIsAtLeast1ms) {
   EXPECT_EQ(LoadOk("name: x\n").sample_interval, milliseconds(100));
-  EXPECT_EQ(LoadOk("name: x\nsample_interval: 250us\n").sample_interval, microseconds(250));
+  EXPECT_EQ(LoadOk("name: x\nsample_interval: 1500us\n").sample_interval, microseconds(1500));
   EXPECT_THAT(ErrorsOf("name: x\nsample_interval: 0\n"),
               ElementsAre("sample_interval: must be greater than 0, got '0'"));
 }
@@ -501,7 +501,7 @@ floods: [{ name: f1, target: l1, connections: -5, concurrency: 0, rate: -1 }]
 )"),
               ElementsAre("floods.f1.connections: must be between 1 and 10000000, got -5",
                           "floods.f1.concurrency: must be between 1 and 1000000, got 0",
-                          "floods.f1.rate: must be at least 0, got -1"));
+                          "floods.f1.rate: must be between 0 and 1e+07, got -1"));
 }
 
 TEST(ScenarioLoader, FloodCountsAboveSafetyLimitsAreErrors) {
