@@ -379,8 +379,14 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerCont
                                                         v1::StartFloodsResponse*) {
   absl::StatusOr<FloodsSpec> floods = ToFloodsSpec(*request);
   if (!floods.ok()) return Done(context, floods.status());
-  return Done(context,
-              runs_.StartFloods(request->run_id(), floods->start_at, std::move(floods->floods)));
+  for (const FloodSpec& spec : floods->floods) {
+    if (absl::Status allowed = policy_.targets.CheckTarget(spec.name, spec.target);
+        !allowed.ok()) {
+      return Done(context, allowed);
+    }
+  }
+  return Done(context, runs_.StartFloods(CallerOf(*context), request->run_id(), floods->start_at,
+                                         std::move(floods->floods)));
 }
 
 grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext* context,
