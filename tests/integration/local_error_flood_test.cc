@@ -1,5 +1,5 @@
 // Proves that a flood that measured nothing, because every attempt failed with an error of the
-// flooding host's own (here ENETUNREACH: no route to the target), fails its host with exit 3
+// flooding host's own (here ENETUNREACH from the host's own firewall), fails its host with exit 3
 // naming the flood and the error; and that a scenario whose expect: line asks about that error
 // takes it as the outcome under test (exit 0).
 #include <gtest/gtest.h>
@@ -23,11 +23,17 @@ class LocalErrorFlood : public ::testing::Test {
     if (!IsRoot()) GTEST_SKIP() << "needs root: the agent runs in a test network namespace";
     ns_ = std::make_unique<TestNetns>("noroute");
     ns_->Exec({"ip", "link", "set", "lo", "up"});
-    // 198.18.9.0/24 is attached to v0 but v0 stays down: the kernel installs no route for it,
-    // so connect() to 198.18.9.2 fails at once with ENETUNREACH (ip_route_connect finds no
-    // route), while the target stays in a subnet of the agent's own interfaces.
+    // 198.18.9.0/24 is attached to v0 (so the agent finds a route and a source when it plans
+    // the flood), but the namespace's OUTPUT chain rejects SYNs to 198.18.9.2 with ICMP net
+    // unreachable: the kernel hands that error to each connecting socket in SYN-SENT
+    // (tcp_v4_err), so every connect() fails at once with ENETUNREACH, as with a route that
+    // vanished. (With no route at all the agent refuses the flood when planning it.)
     ns_->Exec({"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"});
     ns_->Exec({"ip", "addr", "add", "198.18.9.1/24", "dev", "v0"});
+    ns_->Exec({"ip", "link", "set", "v0", "up"});
+    ns_->Exec({"ip", "link", "set", "v1", "up"});
+    ns_->Exec({"iptables", "-w", "-A", "OUTPUT", "-d", "198.18.9.2", "-p", "tcp", "-j", "REJECT",
+               "--reject-with", "icmp-net-unreachable"});
     socket_ = dir_.path() + "/agent.sock";
     agent_ =
         Spawn({Binary("agent/synq-agent"), "--netns", ns_->name(), "--listen", "unix:" + socket_,
