@@ -32,7 +32,7 @@ constexpr nanoseconds kDefaultLease = std::chrono::minutes(10);
 constexpr nanoseconds kWatchEndWait = seconds(10);
 
 std::string Seconds(nanoseconds d) {
-  return absl::StrFormat("%g s", std::chrono::duration<double>(d).count());
+  return absl::StrFormat("%.3g s", std::chrono::duration<double>(d).count());
 }
 
 // A call past its deadline says which agent did not answer which call within how long (the
