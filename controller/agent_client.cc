@@ -4,6 +4,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "grpcpp/grpcpp.h"
@@ -43,6 +44,14 @@ absl::Status FromGrpc(const grpc::Status& status, const std::string& address, co
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::DeadlineExceededError(
         absl::StrCat("agent ", address, " did not answer ", rpc, " within ", Seconds(timeout)));
+  }
+  // gRPC closes a connection whose pings go unanswered (GRPC_ARG_KEEPALIVE_TIMEOUT_MS): the
+  // agent stopped answering as surely as past a deadline, and may do so first.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      absl::StrContains(status.error_message(), "keepalive")) {
+    return absl::DeadlineExceededError(absl::StrCat("agent ", address, " did not answer ", rpc,
+                                                    ": it stopped answering pings (",
+                                                    status.error_message(), ")"));
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat("agent ", address, ": ", rpc, ": ", status.error_message()));
@@ -159,9 +168,8 @@ class GrpcAgentClient final : public AgentClient {
   }
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const std::string& run_id, std::function<void(const v1::Sample&)> on_sample) override {
-    return std::unique_ptr<WatchHandle>(
-        std::make_unique<GrpcWatch>(*stub_, run_id, std::move(on_sample), address_,
-                                    lease_ + kWatchMargin));
+    return std::unique_ptr<WatchHandle>(std::make_unique<GrpcWatch>(
+        *stub_, run_id, std::move(on_sample), address_, lease_ + kWatchMargin));
   }
   absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string& run_id,
                                                             std::chrono::nanoseconds timeout,
@@ -175,8 +183,7 @@ class GrpcAgentClient final : public AgentClient {
   absl::StatusOr<v1::EndRunResponse> EndRun(const std::string& run_id) override {
     v1::EndRunRequest request;
     request.set_run_id(run_id);
-    return Call<v1::EndRunResponse>(&v1::AgentService::Stub::EndRun, request, "EndRun",
-                                    kSlowCall);
+    return Call<v1::EndRunResponse>(&v1::AgentService::Stub::EndRun, request, "EndRun", kSlowCall);
   }
 
  private:

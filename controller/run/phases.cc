@@ -42,10 +42,9 @@ void RunContext::Fail(const std::string& host, const std::string& message, bool 
 
 void RunContext::FailCall(size_t i, const absl::Status& status, const char* phase,
                           const std::string& what, bool data_lost) {
-  // Past the deadline, or the connection lost (gRPC keepalive closes it when a frozen agent
-  // stops answering pings): either way another call would only wait out its own deadline.
-  if (status.code() == absl::StatusCode::kDeadlineExceeded ||
-      status.code() == absl::StatusCode::kUnavailable) {
+  // Past the deadline (or its pings unanswered, see agent_client.cc): another call would only
+  // wait out its own deadline. UNAVAILABLE is not enough: agents use it for their own errors.
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
     std::lock_guard<std::mutex> lock(mu_);
     unresponsive.insert(i);
   }
@@ -357,8 +356,7 @@ nanoseconds CollectWaitTimeout(const RunContext& ctx) {
   // Floods start at start_at and each ends within its budget (every connect waits its full
   // timeout); the margin covers the agent's wake-ups and the merge of worker processes: 10 s,
   // or a tenth of the budget for long floods (a scheduler stall grows with the run).
-  const nanoseconds margin =
-      std::max<nanoseconds>(std::chrono::seconds(10), ctx.flood_budget / 10);
+  const nanoseconds margin = std::max<nanoseconds>(std::chrono::seconds(10), ctx.flood_budget / 10);
   nanoseconds until_start{0};
   if (ctx.inputs.start_at) {
     until_start = std::max<nanoseconds>(nanoseconds(0), *ctx.inputs.start_at - ctx.options.now());
@@ -492,8 +490,8 @@ std::vector<RunFailure> FloodsThatOnlyFailed(const Scenario& scenario,
     for (const auto& [name, n] : r.errors()) errors += n;
     // Connects refused, reset or timed out are measurements of the target; an attempt that ended
     // in an errno of its own (no route, no source address, forbidden) measured nothing.
-    const uint64_t measured = static_cast<uint64_t>(r.established()) + r.reset() + r.refused() +
-                              r.timed_out();
+    const uint64_t measured =
+        static_cast<uint64_t>(r.established()) + r.reset() + r.refused() + r.timed_out();
     if (r.attempted() == 0 || errors == 0 || measured != 0) continue;
     if (ExpectsFloodErrors(scenario, f.name)) continue;
     std::vector<std::string> kinds;
@@ -502,9 +500,10 @@ std::vector<RunFailure> FloodsThatOnlyFailed(const Scenario& scenario,
     failures.push_back(
         {f.host, absl::StrCat("floods.", f.name, ": every attempt failed with a local error (",
                               absl::StrJoin(kinds, ", "), " of ", r.attempted(), " attempted to ",
-                              r.target(), "); nothing was measured. If this is the outcome under "
-                              "test, say so with an expect: line on floods.", f.name,
-                              ".errors")});
+                              r.target(),
+                              "); nothing was measured. If this is the outcome under "
+                              "test, say so with an expect: line on floods.",
+                              f.name, ".errors")});
   }
   return failures;
 }

@@ -62,8 +62,8 @@ struct RunContext {
   std::map<std::string, BoundListener> bound;         // listener name -> where it listens
   std::vector<std::unique_ptr<WatchHandle>> watches;  // parallel to `hosts`
   std::vector<RunFailure> failures;
-  // Hosts (indexes) whose agent did not answer a call within its deadline or whose connection
-  // was lost: End neither calls
+  // Hosts (indexes) whose agent did not answer a call within its deadline (or its keepalive
+  // pings): End neither calls
   // them again nor waits for their streams (their lease, or the cancelled Watch, ends the run).
   std::set<size_t> unresponsive;
 
@@ -77,7 +77,7 @@ struct RunContext {
   void Fail(const std::string& host, const std::string& message, bool data_lost = true);
   // Fail() for a call to host `i`'s agent that failed in `phase` ("begin", "prepare",
   // "schedule", "collect", "end"): the message ends with the phase, and a call past its
-  // deadline or on a lost connection marks the host unresponsive.
+  // deadline marks the host unresponsive.
   void FailCall(size_t i, const absl::Status& status, const char* phase,
                 const std::string& what = "", bool data_lost = true);
   bool ok() const;

@@ -60,14 +60,15 @@ TEST(UnresponsiveAgent, FrozenMidFloodFailsItsHostWithinTheCollectDeadlineNaming
       WaitFor(pid, seconds(5));
     }
   } reap{agent};
-  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(dir.path() + "/addr"); },
-                         seconds(10)));
+  ASSERT_TRUE(
+      Eventually([&] { return std::filesystem::exists(dir.path() + "/addr"); }, seconds(10)));
 
   // Four connections that connect at once on loopback and are held 3 s: the flood's budget is
   // connect_timeout (1 s, one wave) + hold (3 s) = 4 s.
   const std::string scenario = dir.Write("s.yaml", absl::StrCat(R"(name: frozen
 hosts:
-  server: { agent: "unix:)", socket, R"(" }
+  server: { agent: "unix:)",
+                                                                socket, R"(" }
 listeners:
   - { name: l1, backlog: 16 }
 floods:
