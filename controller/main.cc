@@ -544,7 +544,11 @@ int Run(const RunCommand& cmd) {
   // Exit code: a failed host or an unwritten output (3) before a failed verdict (1).
   for (const auto& e : write_errors) Error(kExitHostFailed, e);
   if (!failures.empty() || !write_errors.empty()) {
-    for (const auto& f : failures) Error(kExitHostFailed, absl::StrCat(f.host, ": ", f.message));
+    for (const auto& f : failures) {
+      // A scenario host is named by its path in the file ("hosts.server"), like CheckCapabilities.
+      const bool host = scenario.FindHost(f.host) != nullptr;
+      Error(kExitHostFailed, absl::StrCat(host ? "hosts." : "", f.host, ": ", f.message));
+    }
     return kExitHostFailed;
   }
   const bool expectations_passed = verdict::ExpectationsPassed(result);

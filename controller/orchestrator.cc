@@ -33,8 +33,14 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
   CollectPhase(ctx);
   EndPhase(ctx);
   ctx.inputs.duration = options_.now() - began;
+  synq::result::v1::Run run = result::BuildRun(ctx.inputs);
+  // A flood that measured nothing fails its host (exit 3) unless the scenario expects it.
+  for (RunFailure& f : FloodsThatOnlyFailed(plan.scenario, run)) {
+    run.add_errors(absl::StrCat(f.host, ": ", f.message));
+    ctx.failures.push_back(std::move(f));
+  }
   failures->insert(failures->end(), ctx.failures.begin(), ctx.failures.end());
-  return result::BuildRun(ctx.inputs);
+  return run;
 }
 
 std::vector<RunFailure> Orchestrator::CheckCapabilities(const Scenario& scenario) const {

@@ -9,10 +9,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "controller/run/fan_out.h"
 #include "controller/run/flood_request.h"
 #include "controller/run/target_resolver.h"
 #include "controller/scenario/rate_profile.h"
+#include "controller/verdict/expression.h"
 #include "proto/proto_enums.h"
 #include "common/limits.h"
 #include "common/saturating.h"
@@ -38,6 +40,19 @@ void RunContext::Fail(const std::string& host, const std::string& message, bool 
       inputs.hosts[i].error.empty()) {
     inputs.hosts[i].error = message;
   }
+}
+
+void RunContext::FailCall(size_t i, const absl::Status& status, const char* phase,
+                          const std::string& what, bool data_lost) {
+  // Past the deadline (or its pings unanswered, see agent_client.cc): another call would only
+  // wait out its own deadline. UNAVAILABLE is not enough: agents use it for their own errors.
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unresponsive.insert(i);
+  }
+  Fail(hosts[i].name,
+       absl::StrCat(what, what.empty() ? "" : ": ", status.message(), " (phase: ", phase, ")"),
+       data_lost);
 }
 
 bool RunContext::ok() const {
@@ -118,7 +133,7 @@ void BeginPhase(RunContext& ctx) {
     proto::ToProto(s.sample_interval, begin.mutable_sample_interval());
     proto::ToProto(ctx.lease, begin.mutable_lease());
     if (absl::Status st = h.client->BeginRun(begin); !st.ok()) {
-      ctx.Fail(h.name, std::string(st.message()));
+      ctx.FailCall(i, st, "begin");
       return;
     }
     auto watch = h.client->Watch(ctx.run_id, [&ctx, i](const v1::Sample& sample) {
@@ -126,7 +141,7 @@ void BeginPhase(RunContext& ctx) {
       if (ctx.options.on_sample) ctx.options.on_sample(ctx.hosts[i].name, sample);
     });
     if (!watch.ok()) {
-      ctx.Fail(h.name, std::string(watch.status().message()));
+      ctx.FailCall(i, watch.status(), "begin");
       return;
     }
     ctx.watches[i] = *std::move(watch);
@@ -150,7 +165,7 @@ void ApplySettings(RunContext& ctx) {
     }
     auto applied = h.client->ApplySettings(request);
     if (!applied.ok()) {
-      ctx.Fail(h.name, std::string(applied.status().message()));
+      ctx.FailCall(i, applied.status(), "prepare");
       return;
     }
     ctx.Locked([&] {
@@ -184,7 +199,7 @@ void ApplyShaping(RunContext& ctx) {
     const int i = requests[k].first;
     auto applied = ctx.hosts[i].client->ApplyShaping(requests[k].second);
     if (!applied.ok()) {
-      ctx.Fail(ctx.hosts[i].name, std::string(applied.status().message()));
+      ctx.FailCall(i, applied.status(), "prepare");
       return;
     }
     ctx.Locked([&] {
@@ -203,7 +218,8 @@ void PreparePhase(RunContext& ctx) {
 
   // Listeners in file order (a later one may reuse a port an earlier one freed).
   for (const auto& l : ctx.scenario().listeners) {
-    HostHandle& h = ctx.hosts[ctx.HostIndex(l.host)];
+    const int hi = ctx.HostIndex(l.host);
+    HostHandle& h = ctx.hosts[hi];
     v1::StartListenerRequest request;
     request.set_run_id(ctx.run_id);
     auto* spec = request.mutable_listener();
@@ -222,7 +238,7 @@ void PreparePhase(RunContext& ctx) {
     spec->set_close_on_accept(l.close_on_accept);
     auto started = h.client->StartListener(request);
     if (!started.ok()) {
-      ctx.Fail(h.name, absl::StrCat("listeners.", l.name, ": ", started.status().message()));
+      ctx.FailCall(hi, started.status(), "prepare", absl::StrCat("listeners.", l.name));
       return;
     }
     ctx.bound[l.name] = {l.host, started->listener().ip(), started->listener().port()};
@@ -230,7 +246,8 @@ void PreparePhase(RunContext& ctx) {
 
   // Listeners of other processes (`observe:`), found by port on their host's agent.
   for (const auto& o : ctx.scenario().observes) {
-    HostHandle& h = ctx.hosts[ctx.HostIndex(o.host)];
+    const int hi = ctx.HostIndex(o.host);
+    HostHandle& h = ctx.hosts[hi];
     v1::ObserveListenerRequest request;
     request.set_run_id(ctx.run_id);
     request.set_name(o.name);
@@ -238,7 +255,7 @@ void PreparePhase(RunContext& ctx) {
     request.set_address(o.address);
     auto observed = h.client->ObserveListener(request);
     if (!observed.ok()) {
-      ctx.Fail(h.name, absl::StrCat("observe.", o.name, ": ", observed.status().message()));
+      ctx.FailCall(hi, observed.status(), "prepare", absl::StrCat("observe.", o.name));
       return;
     }
     ctx.bound[o.name] = {o.host, observed->listener().ip(), observed->listener().port()};
@@ -246,12 +263,13 @@ void PreparePhase(RunContext& ctx) {
 
   // Packet capture on the listed hosts, on their listener ports, before any flood starts.
   for (const auto& c : ctx.scenario().captures) {
-    HostHandle& h = ctx.hosts[ctx.HostIndex(c.host)];
+    const int hi = ctx.HostIndex(c.host);
+    HostHandle& h = ctx.hosts[hi];
     v1::StartCaptureRequest request;
     request.set_run_id(ctx.run_id);
     request.set_interface(h.interface);
     if (auto started = h.client->StartCapture(request); !started.ok()) {
-      ctx.Fail(h.name, absl::StrCat("capture: ", started.status().message()));
+      ctx.FailCall(hi, started.status(), "prepare", "capture");
       return;
     }
   }
@@ -266,7 +284,7 @@ void SchedulePhase(RunContext& ctx) {
   FanOut(ctx.hosts.size(), [&](size_t i) {
     auto offset = MeasureClockOffset(*ctx.hosts[i].client, 5, &rtts[i], ctx.options.now);
     if (!offset.ok()) {
-      ctx.Fail(ctx.hosts[i].name, std::string(offset.status().message()));
+      ctx.FailCall(i, offset.status(), "schedule");
       return;
     }
     ctx.Locked([&] { ctx.inputs.hosts[i].clock_offset = *offset; });
@@ -340,9 +358,33 @@ void SchedulePhase(RunContext& ctx) {
     proto::ToProto(start_at + std::chrono::duration_cast<Clock::duration>(offset),
                    request.mutable_start_at());
     if (absl::Status st = ctx.hosts[i].client->StartFloods(request); !st.ok()) {
-      ctx.Fail(ctx.hosts[i].name, std::string(st.message()));
+      ctx.FailCall(i, st, "schedule");
     }
   });
+}
+
+nanoseconds CollectWaitTimeout(const RunContext& ctx) {
+  // Floods start at start_at and each ends within its budget (every connect waits its full
+  // timeout); the margin covers the agent's wake-ups and the merge of worker processes: 10 s,
+  // or a tenth of the budget for long floods (a scheduler stall grows with the run).
+  const nanoseconds margin = std::max<nanoseconds>(std::chrono::seconds(10), ctx.flood_budget / 10);
+  nanoseconds until_start{0};
+  if (ctx.inputs.start_at) {
+    until_start = std::max<nanoseconds>(nanoseconds(0), *ctx.inputs.start_at - ctx.options.now());
+  }
+  return until_start + ctx.flood_budget + margin;
+}
+
+nanoseconds CollectTimeout(const RunContext& ctx) {
+  // Serialising the results is quick unless every connection is listed: then allow 10 s per
+  // million requested connections on top of the 30 s that cover a capture of the run.
+  nanoseconds t = std::chrono::seconds(30);
+  if (ctx.options.connections) {
+    int64_t connections = 0;
+    for (const auto& f : ctx.scenario().floods) connections += std::max<int64_t>(0, f.connections);
+    t += std::chrono::seconds(10) * (connections / 1'000'000 + 1);
+  }
+  return t;
 }
 
 void CollectPhase(RunContext& ctx) {
@@ -364,18 +406,19 @@ void CollectPhase(RunContext& ctx) {
       }
     }
   }
-  const nanoseconds wait = common::SaturatingAdd(ctx.flood_budget, std::chrono::seconds(60));
+  const nanoseconds wait = CollectWaitTimeout(ctx);
   FanOut(flooding.size(), [&](size_t k) {
-    HostHandle& h = ctx.hosts[flooding[k]];
-    auto waited = h.client->CollectResults(ctx.run_id, wait, /*wait_only=*/true);
-    if (!waited.ok()) ctx.Fail(h.name, std::string(waited.status().message()));
+    auto waited = ctx.hosts[flooding[k]].client->CollectResults(ctx.run_id, wait,
+                                                                /*wait_only=*/true);
+    if (!waited.ok()) ctx.FailCall(flooding[k], waited.status(), "collect");
   });
+  const nanoseconds collect = CollectTimeout(ctx);
   FanOut(ctx.hosts.size(), [&](size_t i) {
     if (failed(i)) return;
     HostHandle& h = ctx.hosts[i];
-    auto collected = h.client->CollectResults(ctx.run_id, std::chrono::seconds(30));
+    auto collected = h.client->CollectResults(ctx.run_id, collect);
     if (!collected.ok()) {
-      ctx.Fail(h.name, std::string(collected.status().message()));
+      ctx.FailCall(i, collected.status(), "collect");
       return;
     }
     std::string pcap_file;
@@ -403,10 +446,17 @@ void CollectPhase(RunContext& ctx) {
 void EndPhase(RunContext& ctx) {
   FanOut(ctx.hosts.size(), [&](size_t i) {
     HostHandle& h = ctx.hosts[i];
+    bool unresponsive = false;
+    ctx.Locked([&] { unresponsive = ctx.unresponsive.contains(i); });
+    if (unresponsive) {
+      // Its failure is reported already; another call would only wait out another deadline.
+      // Cancelling the stream makes the agent end the run as soon as it answers again.
+      ctx.watches[i].reset();
+      return;
+    }
     auto ended = h.client->EndRun(ctx.run_id);
     if (!ended.ok()) {
-      ctx.Fail(h.name, absl::StrCat("ending the run: ", ended.status().message()),
-               /*data_lost=*/false);
+      ctx.FailCall(i, ended.status(), "end", "ending the run", /*data_lost=*/false);
     }
     if (ctx.watches[i] != nullptr) {
       // A stream that broke before the end lost samples: say so rather than show a gap as calm.
@@ -421,6 +471,52 @@ void EndPhase(RunContext& ctx) {
       ctx.watches[i].reset();
     }
   });
+}
+
+}  // namespace synq::controller
+
+namespace synq::controller {
+
+bool ExpectsFloodErrors(const Scenario& scenario, const std::string& flood) {
+  const std::string errors = absl::StrCat("floods.", flood, ".errors");
+  const std::string fate = absl::StrCat("floods.", flood, ".fates.error");
+  for (const auto& e : scenario.expectations) {
+    auto parsed = verdict::Expression::Parse(e.expression);
+    if (!parsed.ok()) continue;  // the loader refused it already
+    for (const auto& path : parsed->paths()) {
+      if (path == errors || absl::StartsWith(path, errors + ".") || path == fate) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<RunFailure> FloodsThatOnlyFailed(const Scenario& scenario,
+                                             const ::synq::result::v1::Run& run) {
+  std::vector<RunFailure> failures;
+  for (const auto& f : scenario.floods) {
+    auto it = run.floods().find(f.name);
+    if (it == run.floods().end()) continue;  // the host failed: reported already
+    const ::synq::result::v1::Flood& r = it->second;
+    uint64_t errors = 0;
+    for (const auto& [name, n] : r.errors()) errors += n;
+    // Connects refused, reset or timed out are measurements of the target; an attempt that ended
+    // in an errno of its own (no route, no source address, forbidden) measured nothing.
+    const uint64_t measured =
+        static_cast<uint64_t>(r.established()) + r.reset() + r.refused() + r.timed_out();
+    if (r.attempted() == 0 || errors == 0 || measured != 0) continue;
+    if (ExpectsFloodErrors(scenario, f.name)) continue;
+    std::vector<std::string> kinds;
+    for (const auto& [name, n] : r.errors()) kinds.push_back(absl::StrCat(name, " ", n));
+    std::sort(kinds.begin(), kinds.end());
+    failures.push_back(
+        {f.host, absl::StrCat("floods.", f.name, ": every attempt failed with a local error (",
+                              absl::StrJoin(kinds, ", "), " of ", r.attempted(), " attempted to ",
+                              r.target(),
+                              "); nothing was measured. If this is the outcome under "
+                              "test, say so with an expect: line on floods.",
+                              f.name, ".errors")});
+  }
+  return failures;
 }
 
 }  // namespace synq::controller

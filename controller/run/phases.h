@@ -5,9 +5,12 @@
 #pragma once
 
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "controller/run/run_context.h"
+#include "synq/result/v1/result.pb.h"
 
 namespace synq::controller {
 
@@ -27,6 +30,20 @@ void EndPhase(RunContext& ctx);
 absl::StatusOr<std::chrono::nanoseconds> MeasureClockOffset(
     AgentClient& client, int rounds, std::chrono::nanoseconds* rtt,
     const std::function<Clock::time_point()>& now = [] { return Clock::now(); });
+
+// Deadline of Collect's wait for the floods: until the scheduled start, the longest flood's
+// budget, and a margin. And of the collection itself (larger with --connections).
+std::chrono::nanoseconds CollectWaitTimeout(const RunContext& ctx);
+std::chrono::nanoseconds CollectTimeout(const RunContext& ctx);
+
+// Floods of `run` that measured nothing because every attempt ended in an error of its own
+// (ENETUNREACH, EADDRNOTAVAIL, EPERM...: no connect was refused, reset, timed out or
+// established): one failure of the flooding host each, naming the flood and the errors. A flood
+// the scenario's expectations ask about (a path floods.NAME.errors[.ERRNO] or
+// floods.NAME.fates.error) is the outcome under test and is left to them.
+std::vector<RunFailure> FloodsThatOnlyFailed(const Scenario& scenario,
+                                             const ::synq::result::v1::Run& run);
+bool ExpectsFloodErrors(const Scenario& scenario, const std::string& flood);
 
 // Worst case for a flood to finish: every connect waits its full timeout.
 std::chrono::nanoseconds FloodBudget(const FloodDef& flood);

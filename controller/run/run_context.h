@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,10 @@ struct RunContext {
   std::map<std::string, BoundListener> bound;         // listener name -> where it listens
   std::vector<std::unique_ptr<WatchHandle>> watches;  // parallel to `hosts`
   std::vector<RunFailure> failures;
+  // Hosts (indexes) whose agent did not answer a call within its deadline (or its keepalive
+  // pings): End neither calls
+  // them again nor waits for their streams (their lease, or the cancelled Watch, ends the run).
+  std::set<size_t> unresponsive;
 
   const Scenario& scenario() const { return plan.scenario; }
   // Index of a host by name; -1 if the scenario has no such host.
@@ -72,6 +77,11 @@ struct RunContext {
   // `data_lost`: the host's results are incomplete because of it (marks the host's `error`);
   // false for failures after collection, such as ending the run.
   void Fail(const std::string& host, const std::string& message, bool data_lost = true);
+  // Fail() for a call to host `i`'s agent that failed in `phase` ("begin", "prepare",
+  // "schedule", "collect", "end"): the message ends with the phase, and a call past its
+  // deadline marks the host unresponsive.
+  void FailCall(size_t i, const absl::Status& status, const char* phase,
+                const std::string& what = "", bool data_lost = true);
   bool ok() const;
   // Runs `fn` under the context's lock (for writes from fan-out threads).
   void Locked(const std::function<void()>& fn);
