@@ -51,6 +51,10 @@ struct CaptureSummary {
 // copy once the run is collected. Returns the files removed.
 std::vector<std::string> PruneCaptures(const std::string& dir, size_t keep);
 
+// Captures up to this size travel to the controller inside CollectResults; the agent deletes
+// them at run end. Bigger ones stay in the state dir (the last few: PruneCaptures).
+inline constexpr uintmax_t kMaxShippedCapture = 64u << 20;
+
 // A live capture on one interface, written to a pcap file by a background thread.
 // Not thread-safe: Start, Stop and the destructor are for one owner.
 class PacketCapture {

@@ -3,6 +3,7 @@
 #include <netinet/tcp.h>
 #include <sys/random.h>
 
+#include <filesystem>
 #include <set>
 #include <utility>
 
@@ -764,6 +765,14 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
   }
   for (auto& listener : run->listeners) listener->Stop();
   run->listeners.clear();
+  // A collected capture small enough to have travelled to the controller is not kept here:
+  // one file per run would pile up in the state dir.
+  if (run->capture_summary.has_value() && run->capture_summary->ok()) {
+    const std::string& file = (*run->capture_summary)->file;
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(file, ec);
+    if (!ec && size <= kMaxShippedCapture) std::filesystem::remove(file, ec);
+  }
   run->observed.clear();
   std::vector<std::string> problems;
   if (absl::Status s = run->shaping->Remove(); !s.ok()) {

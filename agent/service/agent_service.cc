@@ -116,7 +116,6 @@ void ToProto(const PacketCounts& c, v1::PacketCounts* out) {
 
 // The capture's counts, and the pcap itself when it is small enough to ship in one message.
 void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
-  constexpr uintmax_t kMaxShipped = 64u << 20;
   out->set_interface(run.capture_interface);
   if (!run.capture.has_value()) {
     out->set_error(run.capture_error);
@@ -128,7 +127,7 @@ void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
   ToProto(c.from_server, out->mutable_from_server());
   out->set_dropped_by_kernel(c.dropped_by_kernel);
   std::error_code ec;
-  if (std::filesystem::file_size(c.file, ec) <= kMaxShipped && !ec) {
+  if (std::filesystem::file_size(c.file, ec) <= kMaxShippedCapture && !ec) {
     std::ifstream in(c.file, std::ios::binary);
     out->mutable_pcap()->assign(std::istreambuf_iterator<char>(in), {});
   }
