@@ -140,8 +140,8 @@ class GrpcAgentClient final : public AgentClient {
   }
   absl::Status BeginRun(const v1::BeginRunRequest& request) override {
     lease_ = request.has_lease() ? proto::FromProto(request.lease()) : kDefaultLease;
-    auto begun = Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request,
-                                            "BeginRun", kSlowCall);
+    auto begun = Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request, "BeginRun",
+                                            kSlowCall);
     if (!begun.ok()) return begun.status();
     std::lock_guard<std::mutex> lock(mu_);
     tokens_[request.run_id()] = begun->run_token();

@@ -348,8 +348,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ObserveListener(
     v1::StartListenerResponse* response) {
   absl::StatusOr<ObserveSpec> observe = ToObserveSpec(*request);
   if (!observe.ok()) return Done(context, observe.status());
-  auto observed =
-      runs_.ObserveListener(CallerOf(*context), request->run_id(), observe->name, observe->port, observe->address);
+  auto observed = runs_.ObserveListener(CallerOf(*context), request->run_id(), observe->name,
+                                        observe->port, observe->address);
   if (observed.ok()) ToProto(*observed, response->mutable_listener());
   return Done(context, observed.status());
 }
@@ -379,8 +379,7 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerCont
   absl::StatusOr<FloodsSpec> floods = ToFloodsSpec(*request);
   if (!floods.ok()) return Done(context, floods.status());
   for (const FloodSpec& spec : floods->floods) {
-    if (absl::Status allowed = policy_.targets.CheckTarget(spec.name, spec.target);
-        !allowed.ok()) {
+    if (absl::Status allowed = policy_.targets.CheckTarget(spec.name, spec.target); !allowed.ok()) {
       return Done(context, allowed);
     }
   }
