@@ -466,8 +466,17 @@ TEST_F(AgentServiceTest, ANewRunWaitsUntilTheEndingRunHasRestoredItsSettings) {
   std::this_thread::sleep_for(milliseconds(200));
 
   std::thread end_a([&] { EXPECT_TRUE(client_->EndRun("a").ok()); });
-  std::this_thread::sleep_for(milliseconds(1));
-  ASSERT_TRUE(client_->BeginRun(BeginRequest("b")).ok());
+  // b may reach the agent before a's EndRun does ("another run is open": try again), or while
+  // a's teardown runs (b's BeginRun then waits for it); either way b must begin.
+  absl::Status begun_b = absl::UnknownError("not tried");
+  const bool b_began = WaitUntil(
+      [&] {
+        begun_b = client_->BeginRun(BeginRequest("b"));
+        return begun_b.ok();
+      },
+      seconds(10));
+  if (!b_began) end_a.join();
+  ASSERT_TRUE(b_began) << begun_b;
   // b starts from the host as a left it: a's value is never journaled as b's original.
   auto applied = client_->ApplySettings(SettingsRequest("b", kSomaxconn, 2048));
   end_a.join();
