@@ -232,13 +232,14 @@ void Listener::DrainWake() {
 
 void Listener::Take(std::vector<int>& batch) {
   if (batch.empty()) return;
+  // Counted before the close: a client that sees the server's FIN finds its accept counted.
+  accepted_.fetch_add(batch.size(), std::memory_order_release);
   if (spec_.close_on_accept) {
     for (int fd : batch) ::close(fd);
   } else {
     std::lock_guard<std::mutex> lock(mu_);
     for (int fd : batch) held_.emplace_back(fd);
   }
-  accepted_.fetch_add(batch.size(), std::memory_order_relaxed);
   batch.clear();
 }
 

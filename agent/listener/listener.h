@@ -68,7 +68,7 @@ class Listener {
   AcceptEngine engine() const { return engine_; }
   // Connections taken off the accept queue (closed at once or held), counted, never listed:
   // whether a given server socket was accepted is read from sock_diag (its inode).
-  uint64_t accepted() const { return accepted_.load(std::memory_order_relaxed); }
+  uint64_t accepted() const { return accepted_.load(std::memory_order_acquire); }
 
   // Records an observed accept-queue depth; the peak is the maximum recorded.
   void ObserveAcceptQueue(int64_t depth);
