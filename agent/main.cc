@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   std::string port_file;
   std::string log_level = "info";
   bool parent_death = false;
+  pid_t parent_pid = 0;
   synq::agent::AgentTlsFlags tls;
   std::string allow_targets;
   app.add_option("--listen", listen,
@@ -66,6 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   app.add_flag("--parent-death", parent_death, "end (and restore) when the parent process dies");
+  app.add_option("--parent-pid", parent_pid,
+                 "with --parent-death: the parent's pid, so a parent that died before the agent "
+                 "armed the check is seen (the parent may itself be pid 1 in a container)");
   app.add_option("--tls-cert", tls.cert, "PEM certificate of this agent (mutual TLS)");
   app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert");
   app.add_option("--tls-ca", tls.ca, "PEM CA: callers must show a certificate it signed");
@@ -88,7 +92,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (parent_death) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) return Fail("parent already gone");
+    // A parent that died before prctl() left us re-parented to a reaper: getppid() no longer
+    // names the parent that started us. Pid 1 is no sign of that: synq itself is pid 1 as a
+    // container's entrypoint. Only the pid the parent passed tells (without one, nothing to check).
+    if (parent_pid > 0 && getppid() != parent_pid) {
+      return Fail(absl::StrCat("--parent-pid ", parent_pid, ": parent already gone (parent is now ",
+                               getppid(), ")"));
+    }
   }
 
   if (!netns.empty()) {

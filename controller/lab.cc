@@ -242,7 +242,10 @@ absl::Status Lab::StartAgent(LabHost& host) {
     argv.push_back("--netns");
     argv.push_back(host.netns);
   }
-  if (!options_.persistent) argv.push_back("--parent-death");
+  if (!options_.persistent) {
+    // Our pid, not "pid 1 means orphaned": synq may be pid 1 (a container's entrypoint).
+    argv.insert(argv.end(), {"--parent-death", "--parent-pid", absl::StrCat(getpid())});
+  }
   common::UniqueFd log_fd(open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!log_fd) return absl::ErrnoToStatus(errno, "open " + log);
   common::SpawnOptions spawn;

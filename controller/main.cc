@@ -29,6 +29,8 @@
 #include "controller/result/html_report.h"
 #include "controller/result/junit.h"
 #include "controller/result/result_json.h"
+#include "controller/result/results_dir.h"
+#include "controller/result/summary_line.h"
 #include "controller/result/table.h"
 #include "controller/run/progress.h"
 #include "controller/scenario_loader.h"
@@ -224,8 +226,12 @@ struct RunCommand {
   std::string tolerance;
   std::vector<std::string> tolerance_fields;
   TlsFlags tls;
-  std::string lease;  // --lease: empty = derived
+  std::string lease;        // --lease: empty = derived
+  std::string results_dir;  // --results-dir: each run's outputs in RESULTS/<time>-<scenario>/
 };
+
+// `--baseline latest`: the newest passing run in --results-dir.
+constexpr char kBaselineLatest[] = "latest";
 
 // Writes `text` to `path`; the error names the file.
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
@@ -381,7 +387,8 @@ rv1::Run RunPoint(Orchestrator& orchestrator, const RunPlan& plan, int index,
 void PrintRuns(const rv1::Result& result) {
   std::cout << "scenario " << result.scenario() << "\n";
   for (const auto& run : result.runs()) {
-    std::cout << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
+    std::cout << result::RenderSummaryLine(result, run) << "\n"
+              << result::RenderRunTable(run) << verdict::RenderDiagnosis(run)
               << verdict::RenderExpectations(run);
     for (const auto& check : run.baseline().checks()) {
       if (!check.passed()) std::cout << "  REGRESSION " << verdict::DescribeCheck(check) << "\n";
@@ -416,7 +423,35 @@ std::vector<std::string> WriteOutputs(const rv1::Result& result, const RunComman
   return errors;
 }
 
-int Run(const RunCommand& cmd) {
+// --results-dir: this run's outputs go to a fresh RESULTS/<time>-<scenario>/ (the JUnit file
+// too, unless --junit names one), and `--baseline latest` becomes RESULTS/latest's result.json;
+// with no latest yet (the first run) the run goes on without a baseline and says so.
+absl::Status UseResultsDir(const Scenario& scenario, RunCommand* cmd) {
+  if (cmd->results_dir.empty()) {
+    if (cmd->baseline_file == kBaselineLatest) {
+      return absl::InvalidArgumentError("--baseline latest: only with --results-dir");
+    }
+    return absl::OkStatus();
+  }
+  if (cmd->baseline_file == kBaselineLatest) {
+    auto latest = result::LatestResultFile(cmd->results_dir);
+    if (!latest.ok()) return latest.status();
+    if (latest->empty()) {
+      std::fprintf(stderr,
+                   "synq: --baseline latest: no %s/%s yet (first run into this folder): running "
+                   "without a baseline\n",
+                   cmd->results_dir.c_str(), result::kLatestLink);
+    }
+    cmd->baseline_file = *latest;
+  }
+  auto dir = result::CreateRunDir(cmd->results_dir, scenario.name, absl::Now());
+  if (!dir.ok()) return dir.status();
+  cmd->out_dir = *dir;
+  if (cmd->junit_file.empty()) cmd->junit_file = *dir + "/junit.xml";
+  return absl::OkStatus();
+}
+
+int Run(RunCommand cmd) {
   const std::string& file = cmd.file;
   LoadResult loaded = LoadScenarioFile(file);
   if (loaded.ok()) loaded.errors = CheckVerdicts(loaded.scenario);
@@ -434,6 +469,9 @@ int Run(const RunCommand& cmd) {
   if (!flags.ok()) return Error(kExitInvalidInput, std::string(flags.status().message()));
   const verdict::Tolerances tolerances =
       verdict::MergeTolerances(verdict::TolerancesFromScenario(scenario.baseline), *flags);
+  if (absl::Status s = UseResultsDir(scenario, &cmd); !s.ok()) {
+    return Error(kExitInvalidInput, std::string(s.message()));
+  }
   std::optional<rv1::Result> baseline;
   if (!cmd.baseline_file.empty()) {
     auto read = result::ReadResultFile(cmd.baseline_file);
@@ -556,7 +594,21 @@ int Run(const RunCommand& cmd) {
   if (!baseline_passed) {
     Error(kExitVerdictFailed, absl::StrCat("regression against ", cmd.baseline_file));
   }
-  return expectations_passed && baseline_passed ? kExitOk : kExitVerdictFailed;
+  const int code = expectations_passed && baseline_passed ? kExitOk : kExitVerdictFailed;
+  if (cmd.results_dir.empty()) return code;
+  // Only a passing run becomes the next run's baseline: a regression keeps failing every night
+  // against the last good run until it is fixed (or accepted by pointing latest at it by hand).
+  if (code != kExitOk) {
+    std::fprintf(stderr, "synq: %s/%s unchanged (this run failed)\n", cmd.results_dir.c_str(),
+                 result::kLatestLink);
+    return code;
+  }
+  if (absl::Status s = result::UpdateLatest(cmd.results_dir, cmd.out_dir); !s.ok()) {
+    return Error(kExitHostFailed, absl::StrCat("--results-dir: ", s.message()));
+  }
+  std::fprintf(stderr, "synq: %s/%s -> %s\n", cmd.results_dir.c_str(), result::kLatestLink,
+               cmd.out_dir.c_str());
+  return code;
 }
 
 int Compare(const std::string& old_file, const std::string& new_file, const std::string& tolerance,
@@ -641,9 +693,14 @@ int main(int argc, char** argv) {
   run->add_option("--out", run_cmd.out_dir, "output folder")->capture_default_str();
   run->add_flag("--connections", run_cmd.connections,
                 "include every connection attempt in result.json");
+  auto* out_flag = run->get_option("--out");
+  run->add_option("--results-dir", run_cmd.results_dir,
+                  "keep outputs in DIR/<UTC time>-<scenario>/ (result.json, report.html, "
+                  "junit.xml) and point DIR/latest at the newest passing run")
+      ->excludes(out_flag);
   run->add_option("--baseline", run_cmd.baseline_file,
                   "compare every run with the matching run of this result.json (exit 1 on a "
-                  "regression)");
+                  "regression); 'latest' = DIR/latest of --results-dir (none yet: no baseline)");
   run->add_option("--lease", run_cmd.lease,
                   "how long each agent keeps a run open before ending it by itself, e.g. 5s "
                   "(default: twice the floods' worst-case time + 2m; a shorter one cuts the run)");
