@@ -5,7 +5,9 @@
 # unknown field or a wrong type fails. Then proves the check can fail: each file in bad/ (an
 # unknown field, a wrong type, an unknown kind) must be rejected with the error its comment names.
 #
-# Usage: check_manifests.sh SOURCE_DIR CACHE_DIR
+# Also validates each overlay's scenario.yaml with the real `synq validate` (third argument).
+#
+# Usage: check_manifests.sh SOURCE_DIR CACHE_DIR [SYNQ_BINARY]
 #   KUBECTL: the kubectl to render with (default: kubectl on PATH; Debian 12's kubernetes-client
 #   1.20 carries kustomize v2.0.3, kubectl 1.32 kustomize v5: the overlays work with both).
 # npm packages (pinned in package.json/package-lock.json) are installed once into CACHE_DIR; with
@@ -13,6 +15,7 @@
 set -euo pipefail
 src=$1
 cache=$2
+synq=${3:-}
 here="$src/tests/deploy"
 kubectl=${KUBECTL:-kubectl}
 command -v "$kubectl" >/dev/null || { echo "SKIP: no kubectl (install kubernetes-client)"; exit 77; }
@@ -49,6 +52,34 @@ if ! (cd "$work" && "$tsc" "${tsc_flags[@]}" good/*.ts); then
   exit 1
 fi
 echo "ok: $(ls "$work/good" | wc -l) objects from $overlays overlays type-check"
+
+# Every Localhost seccomp profile the manifests name is shipped in deploy/seccomp and lets the
+# io_uring calls through (runtimes' defaults refuse io_uring_setup: the reason the profile exists).
+profiles=$(cat "$work"/*.yaml | sed -n 's/^ *localhostProfile: *//p' | sort -u)
+[ -n "$profiles" ] || { echo "FAIL: no Localhost seccomp profile referenced"; exit 1; }
+for p in $profiles; do
+  f="$src/deploy/seccomp/$(basename "$p")"
+  [ -f "$f" ] || { echo "FAIL: $p is referenced but $f does not exist"; exit 1; }
+  node -e '
+    const p = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const allowed = (n) => p.syscalls.some((r) => r.names.includes(n) && r.action === "SCMP_ACT_ALLOW") ||
+      (p.defaultAction === "SCMP_ACT_ALLOW" && !p.syscalls.some((r) => r.names.includes(n)));
+    const no = ["io_uring_setup", "io_uring_enter", "io_uring_register"].filter((n) => !allowed(n));
+    if (no.length) { console.error(`${process.argv[1]}: does not allow ${no.join(", ")}`); process.exit(1); }
+  ' "$f" || exit 1
+  echo "ok: seccomp profile $p ($f) allows io_uring"
+done
+
+# The scenarios the Jobs run. Until host groups are on main, a `discover:` host is checked as a
+# static agent (everything else in the file is checked as it is).
+if [ -n "$synq" ]; then
+  for s in "$src"/deploy/overlays/*/scenario.yaml; do
+    sed -E 's|\{ *discover: *"[^"]*", *count: *[^}]*\}|{ agent: "192.0.2.1:7700" }|; s|SERVER_NODE_IP|192.0.2.2|' \
+      "$s" >"$work/scenario.yaml"
+    "$synq" validate "$work/scenario.yaml" >/dev/null || { echo "FAIL: synq validate $s"; exit 1; }
+    echo "ok: $s validates"
+  done
+fi
 
 # Each bad file states on its first line the tsc error text it must produce.
 for bad in "$here"/bad/*.yaml; do
