@@ -2,7 +2,8 @@
 // entrypoint: the agents synq starts with --parent-death must not take a parent pid of 1 to mean
 // their parent died. synq runs as pid 1 of a new pid namespace (`unshare --pid --fork
 // --mount-proc`) and runs an embedded scenario; before the fix its agents exited at start with
-// "parent already gone" and synq exited 3.
+// "parent already gone" and synq exited 3. And that the check still sees a parent that is gone:
+// an agent told its parent is a process that is not its parent refuses to start.
 //
 // Expected figures, from the kernel: listen(100) capped to somaxconn 16; a never-accepting
 // listener holds backlog_effective + 1 = 17 connections, the other 3 of 20 time out after 1 s.
@@ -51,6 +52,18 @@ TEST(PidOne, EmbeddedHostsRunWhenSynqIsPidOne) {
   EXPECT_EQ(flood.value("timed_out", 0), 3);
   // The run's namespaces ("synq-1-*": synq's pid was 1) are gone with it.
   for (const auto& ns : SynqNamespaces()) EXPECT_NE(ns.rfind("synq-1-", 0), 0u) << ns;
+}
+
+TEST(PidOne, AgentWhoseParentIsNotTheGivenPidRefusesToStart) {
+  TempDir dir;
+  // The test process is the agent's parent; pid 1 (init) is not: as if the parent that passed
+  // its pid had died and the agent had been re-parented before it armed the check.
+  const ProcessResult r =
+      RunProcess({Binary("agent/synq-agent"), "--listen", "unix:" + dir.path() + "/a.sock",
+                  "--state-dir", dir.path() + "/state", "--parent-death", "--parent-pid", "1"},
+                 std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--parent-pid 1: parent already gone (parent is now "));
 }
 
 }  // namespace
