@@ -48,9 +48,12 @@ std::string RenderSummaryLine(const v1::Result& result, const v1::Run& run) {
                                                       run.listeners().end());
   for (const auto& [name, l] : listeners) {
     if (name.find('@') != std::string::npos) continue;
-    absl::StrAppend(&line, " listener.", name, "=");
-    if (l.has_backlog_effective()) absl::StrAppend(&line, "backlog:", l.backlog_effective(), ",");
-    absl::StrAppend(&line, "accepted:", l.accepted(), ",peak:", l.accept_queue_peak());
+    // One key per figure (not "accepted:N", which is how the table writes fates).
+    if (l.has_backlog_effective()) {
+      absl::StrAppend(&line, " listener.", name, ".backlog=", l.backlog_effective());
+    }
+    absl::StrAppend(&line, " listener.", name, ".accepted=", l.accepted(), " listener.", name,
+                    ".peak=", l.accept_queue_peak());
   }
   return line;
 }

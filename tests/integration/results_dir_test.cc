@@ -86,7 +86,8 @@ TEST_F(ResultsDir, NightlyRunsCompareWithLastPassingRunAndRegressionExitsOne) {
   EXPECT_THAT(first.output, HasSubstr("synq-summary scenario=nightly backlog run=1/1 "
                                       "verdict=pass duration_ms="));
   EXPECT_THAT(first.output, HasSubstr(" flood.f1=20/17/0/0/3 "));
-  EXPECT_THAT(first.output, HasSubstr(" listener.l1=backlog:16,accepted:0,peak:17"));
+  EXPECT_THAT(first.output,
+              HasSubstr(" listener.l1.backlog=16 listener.l1.accepted=0 listener.l1.peak=17"));
   std::vector<std::string> runs = RunFolders(results_);
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_THAT(runs[0], ContainsRegex("^[0-9]{8}T[0-9]{6}Z-nightly-backlog$"));

@@ -105,7 +105,7 @@ TEST(SummaryLine, NamesVerdictAndFiguresAndLeavesOutWhatWasNotMeasured) {
   const std::string line = RenderSummaryLine(result, run);
   EXPECT_EQ(line,
             "synq-summary scenario=s run=1/1 verdict=FAIL(expectations) duration_ms=1500 "
-            "flood.f1=20/0/0/0/20 listener.l1=accepted:0,peak:3");
+            "flood.f1=20/0/0/0/20 listener.l1.accepted=0 listener.l1.peak=3");
   EXPECT_THAT(line, Not(HasSubstr("p99_ms")));
   EXPECT_THAT(line, Not(HasSubstr("skew_ms")));
 }
