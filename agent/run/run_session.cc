@@ -12,6 +12,7 @@
 #include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_runner.h"
 #include "agent/run/observed_listener.h"
+#include "common/limits.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::agent {
@@ -83,9 +84,6 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-constexpr size_t kMaxRunIdLength = 256;
-constexpr std::chrono::nanoseconds kMinSampleInterval = std::chrono::milliseconds(1);
-constexpr std::chrono::nanoseconds kMaxSampleInterval = std::chrono::hours(1);
 constexpr std::chrono::nanoseconds kDefaultLease = std::chrono::minutes(30);
 
 std::string Seconds(std::chrono::nanoseconds d) {
@@ -182,14 +180,16 @@ std::string RunManager::refusal() const {
 void RunManager::Begin(const Caller& caller, const std::string& run_id,
                        std::chrono::nanoseconds sample_interval, std::chrono::nanoseconds lease,
                        BeginCallback done) {
-  if (run_id.empty() || run_id.size() > kMaxRunIdLength) {
-    done(absl::InvalidArgumentError(
-        absl::StrCat("run_id: must be 1..", kMaxRunIdLength, " characters, got ", run_id.size())));
+  if (run_id.empty() || run_id.size() > common::kMaxRunIdLength) {
+    done(absl::InvalidArgumentError(absl::StrCat("run_id: must be 1..", common::kMaxRunIdLength,
+                                                 " characters, got ", run_id.size())));
     return;
   }
-  if (sample_interval < kMinSampleInterval || sample_interval > kMaxSampleInterval) {
+  // The same bounds as the request check (agent/service/requests.cc ToBeginRun) and the
+  // scenario loader: common/limits.h, so what validates is never refused here.
+  if (sample_interval < common::kMinSampleInterval || sample_interval > common::kMaxDuration) {
     done(absl::InvalidArgumentError(
-        absl::StrCat("sample_interval: must be 1 ms .. 1 h, got ", Seconds(sample_interval))));
+        absl::StrCat("sample_interval: must be 1 ms .. 24 h, got ", Seconds(sample_interval))));
     return;
   }
   if (lease < std::chrono::nanoseconds::zero() || lease > options_.max_lease) {
