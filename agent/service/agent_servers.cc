@@ -5,6 +5,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/server_builder.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
 
@@ -28,6 +29,28 @@ class ReflectionOption final : public grpc::ServerBuilderOption {
 
  private:
   const bool wanted_;
+};
+
+// Lets a server whose only service is gRPC's default health service start. The builder refuses a
+// server without a service of its own to poll its completion queues ("At least one of the
+// completion queues must be frequently polled"); the health service is added only later, in
+// Server::Start. This plugin registers nothing: it only asks for the polled queues.
+class PolledQueuesPlugin final : public grpc::ServerBuilderPlugin {
+ public:
+  std::string name() override { return "synq_polled_queues"; }
+  void InitServer(grpc::ServerInitializer*) override {}
+  void Finish(grpc::ServerInitializer*) override {}
+  void ChangeArguments(const std::string&, void*) override {}
+  bool has_async_methods() const override { return false; }
+  bool has_sync_methods() const override { return true; }
+};
+
+class PolledQueuesOption final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<PolledQueuesPlugin>());
+  }
 };
 
 absl::StatusOr<BoundServer> Start(grpc::ServerBuilder& builder, const std::string& flag,
@@ -72,6 +95,10 @@ absl::StatusOr<BoundServer> StartHealthServer(const std::string& listen) {
   // status and nothing else, and changes nothing.
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetOption(std::make_unique<ReflectionOption>(/*wanted=*/false));
+  builder.SetOption(std::make_unique<PolledQueuesOption>());
+  // One polling thread is plenty for probes.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 1);
   return Start(builder, "--health-listen", listen, &bound_port);
 }
 
