@@ -148,9 +148,8 @@ int main(int argc, char** argv) {
 
   // The servers start before the restore of what a previous agent left, so that probes see
   // NOT_SERVING while it is pending; runs are refused until it is done.
-  synq::agent::AgentMetrics metrics({{"version", SYNQ_VERSION},
-                                     {"engine", "io_uring"},
-                                     {"grpc_version", grpc::Version()}});
+  synq::agent::AgentMetrics metrics(
+      {{"version", SYNQ_VERSION}, {"engine", "io_uring"}, {"grpc_version", grpc::Version()}});
   synq::agent::RunManagerOptions run_options;
   run_options.metrics = &metrics;
   synq::agent::RunManager runs(paths, run_options);
@@ -240,18 +239,16 @@ int main(int argc, char** argv) {
     const std::string& file;
     std::string bound;
   };
-  const AddressFile extra_files[] = {
-      {"--health-port-file", health_port_file,
-       health_server.has_value() ? health_server->address : ""},
-      {"--metrics-port-file", metrics_port_file,
-       metrics_server != nullptr ? metrics_server->address() : ""}};
+  const AddressFile extra_files[] = {{"--health-port-file", health_port_file,
+                                      health_server.has_value() ? health_server->address : ""},
+                                     {"--metrics-port-file", metrics_port_file,
+                                      metrics_server != nullptr ? metrics_server->address() : ""}};
   for (const AddressFile& extra : extra_files) {
     if (extra.file.empty()) continue;
     if (extra.bound.empty()) {
       return Fail(absl::StrCat(extra.flag, ": needs its --*-listen flag (nothing listens)"));
     }
-    if (auto s = synq::common::WriteFileAtomically(extra.file, extra.bound + "\n", 0644);
-        !s.ok()) {
+    if (auto s = synq::common::WriteFileAtomically(extra.file, extra.bound + "\n", 0644); !s.ok()) {
       return Fail(absl::StrCat(extra.flag, ": ", s.message()));
     }
   }

@@ -51,8 +51,7 @@ std::string EscapeHelp(absl::string_view text) {
 // Appends the HELP and TYPE lines of one metric family.
 void Family(std::string& out, absl::string_view name, absl::string_view type,
             absl::string_view help) {
-  absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type,
-                  "\n");
+  absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(help), "\n# TYPE ", name, " ", type, "\n");
 }
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
@@ -246,8 +245,8 @@ std::string AgentMetrics::Render() const {
                     connects_);
     if (!connect_errors_.empty()) {
       LabelledCounter(out, "synq_connect_errors_total",
-                      "Connection attempts that failed with another errno, by errno name.",
-                      "errno", {}, connect_errors_);
+                      "Connection attempts that failed with another errno, by errno name.", "errno",
+                      {}, connect_errors_);
     }
     // Gauges exist only for listeners of the open run that the latest sample saw.
     struct Gauge {

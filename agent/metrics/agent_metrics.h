@@ -73,11 +73,11 @@ class AgentMetrics {
   uint64_t runs_begun_ = 0;
   std::map<std::string, uint64_t> runs_ended_;  // reason -> count
   bool run_open_ = false;
-  std::map<std::string, uint64_t> floods_;     // outcome -> count
-  std::map<std::string, uint64_t> connects_;   // outcome -> count
+  std::map<std::string, uint64_t> floods_;    // outcome -> count
+  std::map<std::string, uint64_t> connects_;  // outcome -> count
   uint64_t connect_attempts_ = 0;
-  std::map<std::string, uint64_t> connect_errors_;  // errno name -> count
-  std::map<std::string, ListenerGauges> listeners_;  // by listener name
+  std::map<std::string, uint64_t> connect_errors_;    // errno name -> count
+  std::map<std::string, ListenerGauges> listeners_;   // by listener name
   std::map<std::string, uint64_t> restores_;          // phase -> count
   std::map<std::string, uint64_t> restore_failures_;  // phase -> count
   bool serving_ = false;

@@ -20,8 +20,8 @@ absl::StatusOr<HostPort> ParseHostPort(const std::string& flag, const std::strin
     out.host = out.host.substr(1, out.host.size() - 2);
   }
   if (!absl::SimpleAtoi(text.substr(colon + 1), &out.port) || out.port < 0 || out.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " '", text, "': port must be 0..65535, got '",
-                                                   text.substr(colon + 1), "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " '", text, "': port must be 0..65535, got '", text.substr(colon + 1), "'"));
   }
   return out;
 }

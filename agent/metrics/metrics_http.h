@@ -21,7 +21,7 @@ class MetricsHttpServer {
   // until destroyed. InvalidArgument naming --metrics-listen for a bad address, Unavailable when
   // the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& listen,
-                                                                    const AgentMetrics& metrics);
+                                                                  const AgentMetrics& metrics);
   ~MetricsHttpServer();
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;

@@ -740,7 +740,7 @@ void RunManager::End(const Caller& caller, const std::string& run_id, EndCallbac
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> RunManager::EndNow(const std::string& run_id,
-                                                                RunEndReason reason) {
+                                                                  RunEndReason reason) {
   std::unique_ptr<Run> run;
   std::vector<std::function<void()>> on_end;
   {

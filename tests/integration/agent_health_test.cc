@@ -216,9 +216,8 @@ class AgentHealth : public ::testing::Test {
   void StartAgent() {
     socket_ = dir_.path() + "/agent.sock";
     agent_ = Spawn({Binary("agent/synq-agent"), "--listen", "unix:" + socket_, "--state-dir",
-                    dir_.path() + "/state", "--port-file", dir_.path() + "/addr",
-                    "--health-listen", "127.0.0.1:0", "--health-port-file",
-                    dir_.path() + "/health-addr"},
+                    dir_.path() + "/state", "--port-file", dir_.path() + "/addr", "--health-listen",
+                    "127.0.0.1:0", "--health-port-file", dir_.path() + "/health-addr"},
                    dir_.path() + "/agent.log");
     ASSERT_FALSE(WaitForFile(dir_.path() + "/addr").empty()) << "agent did not start";
     health_address_ = WaitForFile(dir_.path() + "/health-addr");
@@ -227,6 +226,9 @@ class AgentHealth : public ::testing::Test {
     probe_ = grpc::CreateChannel(health_address_, grpc::InsecureChannelCredentials());
   }
   void TearDown() override {
+    // Close the client side first: the agent's shutdown then has no open calls to wait for.
+    main_.reset();
+    probe_.reset();
     if (agent_ > 0) {
       kill(agent_, SIGTERM);
       WaitFor(agent_, seconds(10));

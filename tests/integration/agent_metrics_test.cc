@@ -86,11 +86,11 @@ class AgentMetrics : public ::testing::Test {
  protected:
   void SetUp() override {
     socket_ = dir_.path() + "/agent.sock";
-    agent_ = Spawn({Binary("agent/synq-agent"), "--listen", "unix:" + socket_, "--state-dir",
-                    dir_.path() + "/state", "--port-file", dir_.path() + "/addr",
-                    "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
-                    dir_.path() + "/metrics-addr"},
-                   dir_.path() + "/agent.log");
+    agent_ =
+        Spawn({Binary("agent/synq-agent"), "--listen", "unix:" + socket_, "--state-dir",
+               dir_.path() + "/state", "--port-file", dir_.path() + "/addr", "--metrics-listen",
+               "127.0.0.1:0", "--metrics-port-file", dir_.path() + "/metrics-addr"},
+              dir_.path() + "/agent.log");
     ASSERT_FALSE(WaitForFile(dir_.path() + "/addr").empty()) << "agent did not start";
     metrics_address_ = WaitForFile(dir_.path() + "/metrics-addr");
     ASSERT_FALSE(metrics_address_.empty());
@@ -165,7 +165,8 @@ TEST_F(AgentMetrics, RealRunsCountedGaugesWhileRunningPromtoolCleanPrometheusScr
   TempDir out1;
   const pid_t synq = Spawn({Binary("controller/synq"), "run", scenario_, "--out", out1.path()},
                            dir_.path() + "/run1.log");
-  const std::string gauge = "synq_listener_accept_queue_connections{listener=\"l1\",address=\"127.0.0.1:";
+  const std::string gauge =
+      "synq_listener_accept_queue_connections{listener=\"l1\",address=\"127.0.0.1:";
   std::string during;
   const auto deadline = std::chrono::steady_clock::now() + seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -174,13 +175,14 @@ TEST_F(AgentMetrics, RealRunsCountedGaugesWhileRunningPromtoolCleanPrometheusScr
     std::this_thread::sleep_for(milliseconds(20));
   }
   EXPECT_EQ(Value(during, gauge), kEstablished) << during;
-  EXPECT_EQ(Value(during,
-                  "synq_listener_accept_queue_max_connections{listener=\"l1\",address=\"127.0.0.1:"),
-            kBacklog)
+  EXPECT_EQ(
+      Value(during,
+            "synq_listener_accept_queue_max_connections{listener=\"l1\",address=\"127.0.0.1:"),
+      kBacklog)
       << during;
   // The dropped SYNs leave no request socket behind.
-  EXPECT_EQ(Value(during, "synq_listener_syn_recv_connections{listener=\"l1\",address=\"127.0.0.1:"),
-            0)
+  EXPECT_EQ(
+      Value(during, "synq_listener_syn_recv_connections{listener=\"l1\",address=\"127.0.0.1:"), 0)
       << during;
   EXPECT_EQ(Value(during, "synq_run_open "), 1);
   ProcessResult checked = Promtool(during);
@@ -192,8 +194,7 @@ TEST_F(AgentMetrics, RealRunsCountedGaugesWhileRunningPromtoolCleanPrometheusScr
   TempDir out2;
   SynqRun second = RunSynq(scenario_, out2.path());
   ASSERT_EQ(second.exit_code, 0) << second.output;
-  ASSERT_EQ(second.result["runs"][0]["floods"]["f1"]["established"], kEstablished)
-      << second.output;
+  ASSERT_EQ(second.result["runs"][0]["floods"]["f1"]["established"], kEstablished) << second.output;
 
   const std::string after = Scrape();
   EXPECT_EQ(Value(after, "synq_runs_begun_total "), kRuns) << after;
@@ -229,7 +230,7 @@ scrape_configs:
   - job_name: synq-agent
     static_configs:
       - targets: [")",
-                                                                        metrics_address_, R"("]
+                                                                       metrics_address_, R"("]
 )"));
   const std::string log = dir_.path() + "/prometheus.log";
   prometheus_ = Spawn({"/usr/bin/prometheus", "--config.file=" + config,
