@@ -93,6 +93,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port-file", metrics_port_file,
                  "write the bound --metrics-listen address to this file when ready");
   CLI11_PARSE(app, argc, argv);
+  if (!health_port_file.empty() && health_listen.empty()) {
+    return Fail("--health-port-file: needs --health-listen");
+  }
+  if (!metrics_port_file.empty() && metrics_listen.empty()) {
+    return Fail("--metrics-port-file: needs --metrics-listen");
+  }
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("[%H:%M:%S.%e] [agent] [%l] %v");
 
@@ -234,22 +240,18 @@ int main(int argc, char** argv) {
     spdlog::info("Prometheus metrics on http://{}/metrics", metrics_server->address());
   }
   // The extra addresses first: whoever waits for --port-file finds them written too.
-  struct AddressFile {
-    const char* flag;
-    const std::string& file;
-    std::string bound;
-  };
-  const AddressFile extra_files[] = {{"--health-port-file", health_port_file,
-                                      health_server.has_value() ? health_server->address : ""},
-                                     {"--metrics-port-file", metrics_port_file,
-                                      metrics_server != nullptr ? metrics_server->address() : ""}};
-  for (const AddressFile& extra : extra_files) {
-    if (extra.file.empty()) continue;
-    if (extra.bound.empty()) {
-      return Fail(absl::StrCat(extra.flag, ": needs its --*-listen flag (nothing listens)"));
+  if (health_server.has_value() && !health_port_file.empty()) {
+    if (auto s = synq::common::WriteFileAtomically(health_port_file, health_server->address + "\n",
+                                                   0644);
+        !s.ok()) {
+      return Fail(absl::StrCat("--health-port-file: ", s.message()));
     }
-    if (auto s = synq::common::WriteFileAtomically(extra.file, extra.bound + "\n", 0644); !s.ok()) {
-      return Fail(absl::StrCat(extra.flag, ": ", s.message()));
+  }
+  if (metrics_server != nullptr && !metrics_port_file.empty()) {
+    if (auto s = synq::common::WriteFileAtomically(metrics_port_file,
+                                                   metrics_server->address() + "\n", 0644);
+        !s.ok()) {
+      return Fail(absl::StrCat("--metrics-port-file: ", s.message()));
     }
   }
   if (!port_file.empty()) {
