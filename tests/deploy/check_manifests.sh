@@ -53,6 +53,14 @@ if ! (cd "$work" && "$tsc" "${tsc_flags[@]}" good/*.ts); then
 fi
 echo "ok: $(ls "$work/good" | wc -l) objects from $overlays overlays type-check"
 
+# Every image is pinned to this release (project(synq VERSION ...)), never a moving tag.
+version=$(sed -n 's/^project(synq VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
+images=$(cat "$work"/*.yaml | sed -n 's/^ *image: *//p' | sort -u)
+for i in $images; do
+  [ "${i##*:}" = "$version" ] || { echo "FAIL: image $i is not pinned to synq $version"; exit 1; }
+done
+echo "ok: images pinned to $version: $images"
+
 # Every Localhost seccomp profile the manifests name is shipped in deploy/seccomp and lets the
 # io_uring calls through (runtimes' defaults refuse io_uring_setup: the reason the profile exists).
 profiles=$(cat "$work"/*.yaml | sed -n 's/^ *localhostProfile: *//p' | sort -u)
