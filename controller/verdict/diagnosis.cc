@@ -172,6 +172,7 @@ std::vector<std::string> SortedKeys(const auto& map) {
 std::vector<std::string> FloodsInto(const v1::Run& run, const std::string& listener) {
   std::vector<std::string> out;
   for (const std::string& name : SortedKeys(run.floods())) {
+    if (run.floods().at(name).members_size() > 0) continue;  // a group's sum: its members count
     if (ListenerOf(run, run.floods().at(name)) == listener) out.push_back(name);
   }
   return out;
