@@ -1095,6 +1095,7 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
 void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.floods())) {
     const v1::Flood& flood = run.floods().at(name);
+    if (!flood.group().empty() && flood.members_size() == 0) continue;  // told by its group's row
     GeneratorBehind(name, flood, out);
     ServerNotObserved(run, name, flood, out);
     UnknownToServer(run, name, flood, out);

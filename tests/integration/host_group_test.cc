@@ -251,6 +251,7 @@ TEST_F(HostGroup, DiscoveredGroupRunsOnEveryMemberAndMergesTheirRows) {
   SynqRun r = Run("group8", absl::StrCat("{discover: \"", Discover(kName), "\", count: 8}"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_FALSE(r.result.is_null()) << r.output;
+  if (getenv("SYNQ_DEBUG_TABLE")) std::printf("%s\n", r.output.c_str());
   const nlohmann::json& run = r.result["runs"][0];
   ExpectMergedRow(run, kMembers);
   // Members are named in sorted endpoint order and keep where they were reached.
