@@ -8,7 +8,8 @@
 //   listener with backlog 3 queues exactly 4 (backlog + 1) across all members.
 // - `synq info dns://...` lists the eight members with their host info.
 // - A name with seven records and count 8 refuses to run, naming what was found.
-// - With one agent stopped the run refuses (exit 3), naming the member that did not answer;
+// - With one agent stopped the run refuses (exit 3), naming the member that did not answer
+//   (for the discovered group and for a static list of the same eight);
 //   with `count: any` it runs on the seven that answer.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -166,6 +167,10 @@ listeners:
 floods:
   - {name: f1, host: clients, target: l1, connections: )",
                      kPerMember, ", concurrency: ", kPerMember, R"(, connect_timeout: 1s, hold: 1s}
+expect:
+  # Judged on the merged row: the group's total in the server's accept queue.
+  - floods.f1.fates.queued == )",
+                     kBacklog + 1, R"(
 )");
     const std::string file = dir_->Write(name + ".yaml", yaml);
     const std::string out = dir_->path() + "/out-" + name;
@@ -254,6 +259,10 @@ TEST_F(HostGroup, DiscoveredGroupRunsOnEveryMemberAndMergesTheirRows) {
   if (getenv("SYNQ_DEBUG_TABLE")) std::printf("%s\n", r.output.c_str());
   const nlohmann::json& run = r.result["runs"][0];
   ExpectMergedRow(run, kMembers);
+  // The scenario's expectation read the merged row.
+  ASSERT_EQ(run["expectations"].size(), 1u);
+  EXPECT_EQ(run["expectations"][0]["passed"], true) << run["expectations"].dump();
+  EXPECT_EQ(run["expectations"][0]["values"]["floods.f1.fates.queued"], kBacklog + 1);
   // Members are named in sorted endpoint order and keep where they were reached.
   for (int i = 1; i <= kMembers; ++i) {
     const nlohmann::json& host = run["hosts"][absl::StrCat("clients-", i)];
@@ -289,6 +298,16 @@ TEST_F(HostGroup, AStoppedMemberFailsTheRunUnlessCountIsAny) {
   EXPECT_THAT(r.output, HasSubstr("hosts.clients.discover: found 8 agent(s)"));
   EXPECT_THAT(r.output, HasSubstr("7 answered; count 8; did not answer: " + MemberIp(5)));
   EXPECT_THAT(r.output, Not(HasSubstr("did not answer: " + MemberIp(4))));
+
+  std::string listed;
+  for (int i = kMembers; i >= 1; --i) {  // listed out of order: members still sort by address
+    absl::StrAppend(&listed, i == kMembers ? "" : ", ", "\"", MemberIp(i), ":7700\"");
+  }
+  SynqRun list = Run("listed", absl::StrCat("{agents: [", listed, "]}"));
+  EXPECT_EQ(list.exit_code, 3) << list.output;
+  EXPECT_THAT(list.output, HasSubstr("hosts.clients.agents: 7 of 8 listed agent(s) answered; "
+                                     "count 8; did not answer: " +
+                                     MemberIp(5) + ":7700"));
 
   SynqRun any = Run("any", absl::StrCat("{discover: \"", Discover(kName), "\", count: any}"));
   ASSERT_EQ(any.exit_code, 0) << any.output;
