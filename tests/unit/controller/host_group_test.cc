@@ -4,7 +4,7 @@
 // order with floods, listeners and settings per member (a single-host flood to a group listener
 // becomes one flood per target member); too few answering agents refuse with the missing ones
 // named; merged rows add the members' counts and merge their histograms exactly (the merged
-// histogram equals one that recorded every member's values).
+// histogram equals one that recorded every member's values), and listener rows add accepts.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -291,6 +291,29 @@ TEST(MergeGroupRows, JoinedFatesOnlyWhenEveryMemberWasObserved) {
   EXPECT_EQ(m.fates().established_unjoined(), 1u);
   EXPECT_THAT(m.members(), ElementsAre("f1@c-1", "f1@c-2"));
   EXPECT_THAT(run.not_observed(), Contains(HasSubstr("floods.f1: merged without f1@c-3")));
+}
+
+TEST(MergeGroupRows, ListenersAddAcceptsAndKeepTheLargestPeak) {
+  rv1::Run run;
+  rv1::Listener a;
+  a.set_backlog(9);
+  a.set_accepted(5);
+  a.set_accept_queue_peak(10);
+  rv1::Listener b = a;
+  b.set_accepted(7);
+  b.set_accept_queue_peak(3);
+  (*run.mutable_listeners())["l1@s-1"] = a;
+  (*run.mutable_listeners())["l1@s-2"] = b;
+  fleet::GroupPlan plan;
+  plan.listeners["l1"] = {"l1@s-1", "l1@s-2"};
+  plan.row_group["listeners.l1"] = "s";
+  ASSERT_TRUE(fleet::MergeGroupRows(plan, &run).ok());
+  const rv1::Listener& m = run.listeners().at("l1");
+  EXPECT_EQ(m.group(), "s");
+  EXPECT_EQ(m.accepted(), 12u);
+  EXPECT_EQ(m.accept_queue_peak(), 10);
+  EXPECT_EQ(m.backlog(), 9);
+  EXPECT_EQ(run.listeners().at("l1@s-2").group(), "s");
 }
 
 }  // namespace
