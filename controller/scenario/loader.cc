@@ -229,6 +229,7 @@ void Loader::ParseHostGroupField(const std::string& key, const YAML::Node& value
   absl::StatusOr<int64_t> n = ParseInt(*count, 1, kMaxGroupSize);
   if (!n.ok()) {
     Error(path, absl::StrCat(n.status().message(), " (or any)"));
+    group.count = -1;  // reported: CheckHostGroup says nothing more about it
     return;
   }
   group.count = *n;
@@ -250,6 +251,7 @@ void Loader::CheckHostGroup(const std::string& path, HostSpec& host) {
           "count: needs the group's agents: discover: URI or agents: [ADDRESS, ...]");
     return;
   }
+  if (group.count < 0) return;
   if (group.discover && group.count == 0 && !group.count_any) {
     Error(JoinPath(path, "count"),
           "required with discover: how many agents must answer (a number, or any)");
