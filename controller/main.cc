@@ -26,7 +26,6 @@
 #include "controller/fleet/discovery.h"
 #include "controller/fleet/group_merge.h"
 #include "controller/fleet/members.h"
-#include "controller/scenario/discover_target.h"
 #include "controller/lab.h"
 #include "controller/run/setting_check.h"
 #include "controller/orchestrator.h"
@@ -36,6 +35,7 @@
 #include "controller/result/result_json.h"
 #include "controller/result/table.h"
 #include "controller/run/progress.h"
+#include "controller/scenario/discover_target.h"
 #include "controller/scenario_loader.h"
 #include "controller/search/search_run.h"
 #include "controller/verdict/baseline.h"
@@ -723,7 +723,10 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "check a scenario file and list every error");
   validate->add_option("scenario", file, "scenario YAML file")->required();
   auto* info = app.add_subcommand("info", "show host info of running agents");
-  info->add_option("agents", agents, "agent addresses (HOST:PORT, unix:/path, or dns://SERVER/NAME:PORT / dns:///NAME:PORT for every agent the name resolves to)")->required();
+  info->add_option("agents", agents,
+                   "agent addresses (HOST:PORT, unix:/path, or dns://SERVER/NAME:PORT / "
+                   "dns:///NAME:PORT for every agent the name resolves to)")
+      ->required();
   TlsFlags info_tls;
   add_tls_flags(info, info_tls);
   auto* lab = app.add_subcommand("lab", "keep a set of namespace hosts with agents up");

@@ -63,9 +63,8 @@ std::string RenderRunTable(const rv1::Run& run) {
     for (const auto& [name, f] : floods) {
       const rv1::LatencySummary& lat = f->connect_latency_ms();
       // A group's merged row shows its member count; its member rows ("f1@clients-1") follow it.
-      const std::string host = f->members_size() > 0
-                                   ? absl::StrCat(f->host(), "[", f->members_size(), "]")
-                                   : f->host();
+      const std::string host =
+          f->members_size() > 0 ? absl::StrCat(f->host(), "[", f->members_size(), "]") : f->host();
       absl::StrAppend(
           &out, absl::StrFormat("  %-10s %-8s %6d %6d %6d %7d %7d %-28s %9.3f %9.3f %9.3f %9.3f\n",
                                 name, host, f->attempted(), f->established(), f->reset(),

@@ -86,8 +86,8 @@ class Loader {
   // A light check of an agent address: HOST:PORT (HOST may be a DNS name) or unix:/path.
   void CheckAgentAddress(const std::string& text, const std::string& path);
   // `discover:`, `agents:` and `count:` of a host group.
-  void ParseHostGroupField(const std::string& key, const YAML::Node& value,
-                           const std::string& path, HostSpec& host);
+  void ParseHostGroupField(const std::string& key, const YAML::Node& value, const std::string& path,
+                           HostSpec& host);
   // What a group needs once all its fields are read (one source of members, a count).
   void CheckHostGroup(const std::string& path, HostSpec& host);
   void CheckHostRef(const std::string& host, const std::string& path);
@@ -260,8 +260,8 @@ void Loader::CheckHostGroup(const std::string& path, HostSpec& host) {
     group.count = static_cast<int64_t>(group.agents.size());  // every listed agent must answer
   }
   if (!group.agents.empty() && group.count > static_cast<int64_t>(group.agents.size())) {
-    Error(JoinPath(path, "count"), absl::StrCat(group.count, " agents but agents: lists ",
-                                                group.agents.size()));
+    Error(JoinPath(path, "count"),
+          absl::StrCat(group.count, " agents but agents: lists ", group.agents.size()));
   }
 }
 
@@ -325,9 +325,10 @@ void Loader::ParseHosts(const YAML::Node* node) {
       }
       CheckHostGroup(path, host);
     } else if (!spec.IsNull()) {
-      Error(path, absl::StrCat("expected {} or {agent: ADDRESS} or a group {discover: URI, count: N}"
-                               " / {agents: [ADDRESS, ...]}, got ",
-                               Describe(spec)));
+      Error(path,
+            absl::StrCat("expected {} or {agent: ADDRESS} or a group {discover: URI, count: N}"
+                         " / {agents: [ADDRESS, ...]}, got ",
+                         Describe(spec)));
     }
     for (const HostSpec& other : s_.hosts) {
       if (host.is_group() && other.is_group()) {
@@ -568,8 +569,8 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
 
 void Loader::ParsePauses(const YAML::Node& node, const std::string& path, ListenerDef& def) {
   if (!node.IsSequence()) {
-    Error(path, absl::StrCat("expected a list of {at: DURATION, for: DURATION}, got ",
-                             Describe(node)));
+    Error(path,
+          absl::StrCat("expected a list of {at: DURATION, for: DURATION}, got ", Describe(node)));
     return;
   }
   if (node.size() > static_cast<size_t>(common::kMaxPauses)) {
@@ -579,8 +580,8 @@ void Loader::ParsePauses(const YAML::Node& node, const std::string& path, Listen
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string item_path = IndexPath(path, i);
     if (!node[i].IsMap()) {
-      Error(item_path, absl::StrCat("expected {at: DURATION, for: DURATION}, got ",
-                                    Describe(node[i])));
+      Error(item_path,
+            absl::StrCat("expected {at: DURATION, for: DURATION}, got ", Describe(node[i])));
       continue;
     }
     ListenerDef::Pause pause;
@@ -791,9 +792,8 @@ void Loader::ParseBaseline(const YAML::Node& node) {
 
 LoadResult Loader::Load(const YAML::Node& root) {
   static const std::set<std::string, std::less<>> kTopLevel = {
-      "name",      "sample_interval", "hosts", "settings", "shaping",  "capture",
-      "listeners", "floods",          "sweep", "expect",   "baseline", "observe",
-      "search"};
+      "name",   "sample_interval", "hosts",  "settings", "shaping", "capture", "listeners",
+      "floods", "sweep",           "expect", "baseline", "observe", "search"};
   if (!root.IsMap() && !root.IsNull()) {
     Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
     return {std::move(s_), std::move(errors_)};
@@ -859,8 +859,7 @@ LoadResult Loader::Load(const YAML::Node& root) {
     bool accept_swept = false;
     for (const SweepAxis& axis : s_.sweep) accept_swept = accept_swept || axis.target.ref == accept;
     if (!accept_swept) {
-      Error(JoinPath(ItemPath("listeners", s_.listeners, i), pace),
-            "only used with accept: paced");
+      Error(JoinPath(ItemPath("listeners", s_.listeners, i), pace), "only used with accept: paced");
     }
   }
   CheckCombinations();

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "common/modes.h"
-#include "controller/search/search_def.h"
 #include "controller/scenario/sweep_target.h"
 #include "controller/scenario/sweep_value.h"
 #include "controller/scenario/values.h"
+#include "controller/search/search_def.h"
 
 namespace synq::controller {
 
@@ -30,10 +30,10 @@ struct HostTls {
 // `discover: "dns://SERVER/NAME:PORT"` of a host group: the DNS name whose every A and AAAA
 // record is an agent, asked of SERVER ("127.0.0.1:5353"; empty = the system's resolvers).
 struct DiscoverTarget {
-  std::string uri;          // as written, for messages
-  std::string dns_server;   // "ip" or "ip:port"; empty = the system resolver
-  std::string name;         // "synq-agent.synq.svc.cluster.local"
-  uint16_t port = 0;        // the agents' gRPC port
+  std::string uri;         // as written, for messages
+  std::string dns_server;  // "ip" or "ip:port"; empty = the system resolver
+  std::string name;        // "synq-agent.synq.svc.cluster.local"
+  uint16_t port = 0;       // the agents' gRPC port
 };
 
 // A host that stands for a group of agents (`discover:` or `agents: [...]`), expanded into
