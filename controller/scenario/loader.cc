@@ -569,8 +569,8 @@ void Loader::ParseItems(const YAML::Node& node, const std::string& section,
 
 void Loader::ParsePauses(const YAML::Node& node, const std::string& path, ListenerDef& def) {
   if (!node.IsSequence()) {
-    Error(path,
-          absl::StrCat("expected a list of {at: DURATION, for: DURATION}, got ", Describe(node)));
+    Error(path, absl::StrCat("expected a list of {at: DURATION, for: DURATION}, got ",
+                             Describe(node)));
     return;
   }
   if (node.size() > static_cast<size_t>(common::kMaxPauses)) {
@@ -580,8 +580,8 @@ void Loader::ParsePauses(const YAML::Node& node, const std::string& path, Listen
   for (size_t i = 0; i < node.size(); ++i) {
     const std::string item_path = IndexPath(path, i);
     if (!node[i].IsMap()) {
-      Error(item_path,
-            absl::StrCat("expected {at: DURATION, for: DURATION}, got ", Describe(node[i])));
+      Error(item_path, absl::StrCat("expected {at: DURATION, for: DURATION}, got ",
+                                    Describe(node[i])));
       continue;
     }
     ListenerDef::Pause pause;
@@ -792,8 +792,9 @@ void Loader::ParseBaseline(const YAML::Node& node) {
 
 LoadResult Loader::Load(const YAML::Node& root) {
   static const std::set<std::string, std::less<>> kTopLevel = {
-      "name",   "sample_interval", "hosts",  "settings", "shaping", "capture", "listeners",
-      "floods", "sweep",           "expect", "baseline", "observe", "search"};
+      "name",      "sample_interval", "hosts", "settings", "shaping",  "capture",
+      "listeners", "floods",          "sweep", "expect",   "baseline", "observe",
+      "search"};
   if (!root.IsMap() && !root.IsNull()) {
     Error("<root>", absl::StrCat("expected a map of scenario fields, got ", Describe(root)));
     return {std::move(s_), std::move(errors_)};
@@ -859,7 +860,8 @@ LoadResult Loader::Load(const YAML::Node& root) {
     bool accept_swept = false;
     for (const SweepAxis& axis : s_.sweep) accept_swept = accept_swept || axis.target.ref == accept;
     if (!accept_swept) {
-      Error(JoinPath(ItemPath("listeners", s_.listeners, i), pace), "only used with accept: paced");
+      Error(JoinPath(ItemPath("listeners", s_.listeners, i), pace),
+            "only used with accept: paced");
     }
   }
   CheckCombinations();

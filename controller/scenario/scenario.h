@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "common/modes.h"
+#include "controller/search/search_def.h"
 #include "controller/scenario/sweep_target.h"
 #include "controller/scenario/sweep_value.h"
 #include "controller/scenario/values.h"
-#include "controller/search/search_def.h"
 
 namespace synq::controller {
 
