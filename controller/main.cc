@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,9 @@
 #include "common/limits.h"
 #include "common/net_address.h"
 #include "controller/agent_client.h"
+#include "controller/fleet/discovery.h"
+#include "controller/fleet/group_merge.h"
+#include "controller/fleet/members.h"
 #include "controller/lab.h"
 #include "controller/run/setting_check.h"
 #include "controller/orchestrator.h"
@@ -33,6 +37,7 @@
 #include "controller/result/summary_line.h"
 #include "controller/result/table.h"
 #include "controller/run/progress.h"
+#include "controller/scenario/discover_target.h"
 #include "controller/scenario_loader.h"
 #include "controller/search/search_run.h"
 #include "controller/verdict/baseline.h"
@@ -53,6 +58,9 @@ constexpr int kExitInvalidInput = 2;
 constexpr int kExitHostFailed = 3;
 constexpr char kLabStateDir[] = "/run/synq/lab";
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+constexpr auto kDnsTimeout = std::chrono::milliseconds(2000);  // per try (two tries)
+// A group member that does not answer within this is missing (a run needs `count` that do).
+constexpr auto kMemberTimeout = std::chrono::seconds(5);
 
 // The lab of the run in progress, torn down by the signal thread on Ctrl-C / SIGTERM.
 std::mutex g_lab_mu;
@@ -158,7 +166,28 @@ int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
   auto security = LoadCommandLineSecurity(tls);
   if (!security.ok()) return Error(kExitInvalidInput, std::string(security.status().message()));
   int code = kExitOk;
+  // dns://SERVER/NAME:PORT (and dns:///NAME:PORT) stand for every agent the name resolves to.
+  std::vector<std::string> addresses;
   for (const auto& address : agents) {
+    if (!absl::StartsWith(address, "dns:")) {
+      addresses.push_back(address);
+      continue;
+    }
+    auto target = scenario::ParseDiscoverTarget(address);
+    if (!target.ok()) {
+      code = Error(kExitInvalidInput, absl::StrCat(address, ": ", target.status().message()));
+      continue;
+    }
+    auto found = fleet::DiscoverAgents(*target, kDnsTimeout);
+    if (!found.ok()) {
+      code = Error(kExitHostFailed, absl::StrCat(address, ": ", found.status().message()));
+      continue;
+    }
+    std::printf("%s: %zu agent(s): %s\n", address.c_str(), found->size(),
+                absl::StrJoin(*found, " ").c_str());
+    addresses.insert(addresses.end(), found->begin(), found->end());
+  }
+  for (const auto& address : addresses) {
     auto client = ConnectAgent(address, kConnectTimeout, *security);
     if (!client.ok()) {
       code = Error(kExitHostFailed, std::string(client.status().message()));
@@ -498,6 +527,25 @@ int Run(RunCommand cmd) {
     lease = *parsed;
   }
 
+  // Host groups: every group's members (the agents that answer), then member hosts in the
+  // scenario and in every run's plan (controller/fleet/).
+  fleet::GroupPlan group_plan;
+  if (std::any_of(scenario.hosts.begin(), scenario.hosts.end(),
+                  [](const HostSpec& h) { return h.is_group(); })) {
+    auto members = fleet::FindGroupMembers(scenario, *security, kMemberTimeout, kDnsTimeout);
+    if (!members.ok()) return Error(kExitHostFailed, std::string(members.status().message()));
+    for (RunPlan& plan : *plans) {
+      auto expanded = fleet::ExpandGroups(plan.scenario, *members);
+      if (!expanded.ok()) return Error(kExitInvalidInput, std::string(expanded.status().message()));
+      plan.scenario = std::move(expanded->scenario);
+      group_plan = std::move(expanded->plan);
+    }
+    auto expanded = fleet::ExpandGroups(scenario, *members);
+    if (!expanded.ok()) return Error(kExitInvalidInput, std::string(expanded.status().message()));
+    loaded.scenario = std::move(expanded->scenario);  // `scenario` now names the member hosts
+    for (const auto& [member, m] : group_plan.hosts) (*security)[member] = security->at(m.group);
+  }
+
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
   auto hosts = ConnectHosts(scenario, lab->get(), *security);
@@ -558,6 +606,8 @@ int Run(RunCommand cmd) {
       params.push_back(path + "=" + value.Text());
     progress.BeginRun(i, absl::StrJoin(params, " "));
     rv1::Run run = RunPoint(orchestrator, (*plans)[i], static_cast<int>(i), &failures);
+    // A failed merge is noted in the run (not_observed); the member rows stay.
+    if (!group_plan.empty()) (void)fleet::MergeGroupRows(group_plan, &run);
     verdict::EvaluateExpectations((*plans)[i].scenario, &run);
     for (auto& finding : verdict::Diagnose(run)) *run.add_diagnosis() = std::move(finding);
     progress.EndRun(run);
@@ -730,7 +780,10 @@ int main(int argc, char** argv) {
   auto* validate = app.add_subcommand("validate", "check a scenario file and list every error");
   validate->add_option("scenario", file, "scenario YAML file")->required();
   auto* info = app.add_subcommand("info", "show host info of running agents");
-  info->add_option("agents", agents, "agent addresses (HOST:PORT or unix:/path)")->required();
+  info->add_option("agents", agents,
+                   "agent addresses (HOST:PORT, unix:/path, or dns://SERVER/NAME:PORT / "
+                   "dns:///NAME:PORT for every agent the name resolves to)")
+      ->required();
   TlsFlags info_tls;
   add_tls_flags(info, info_tls);
   auto* lab = app.add_subcommand("lab", "keep a set of namespace hosts with agents up");

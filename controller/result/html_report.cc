@@ -236,6 +236,7 @@ std::string SweepOverview(const v1::Result& result) {
   for (const auto& run : result.runs()) {
     double est = 0, reset = 0, refused = 0, timed_out = 0, errors = 0;
     for (const auto& [unused, f] : run.floods()) {
+      if (!f.group().empty() && f.members_size() == 0) continue;  // counted in its merged row
       est += f.established();
       reset += f.reset();
       refused += f.refused();

@@ -62,9 +62,12 @@ std::string RenderRunTable(const rv1::Run& run) {
                               "p50 ms", "p90 ms", "p99 ms", "max ms"));
     for (const auto& [name, f] : floods) {
       const rv1::LatencySummary& lat = f->connect_latency_ms();
+      // A group's merged row shows its member count; its member rows ("f1@clients-1") follow it.
+      const std::string host =
+          f->members_size() > 0 ? absl::StrCat(f->host(), "[", f->members_size(), "]") : f->host();
       absl::StrAppend(
           &out, absl::StrFormat("  %-10s %-8s %6d %6d %6d %7d %7d %-28s %9.3f %9.3f %9.3f %9.3f\n",
-                                name, f->host(), f->attempted(), f->established(), f->reset(),
+                                name, host, f->attempted(), f->established(), f->reset(),
                                 f->refused(), f->timed_out(), FatesText(f->fates()), lat.p50(),
                                 lat.p90(), lat.p99(), lat.max()));
       if (!f->server_observed()) {
@@ -80,6 +83,10 @@ std::string RenderRunTable(const rv1::Run& run) {
         absl::StrAppend(&out, "    errors: ", absl::StrJoin(parts, " "), "\n");
       }
       absl::StrAppend(&out, SustainedFloodText(*f));
+      if (f->members_size() > 0) {
+        absl::StrAppend(&out, "    group ", f->group(), ": the sum of ", f->members_size(),
+                        " member rows (", name, "@", f->group(), "-N)\n");
+      }
     }
   }
   std::map<std::string, const rv1::Listener*> listeners;

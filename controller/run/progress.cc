@@ -41,6 +41,7 @@ std::string Progress::RunLine(size_t index, size_t total, const std::string& par
   uint64_t attempted = 0;
   uint64_t established = 0;
   for (const auto& [name, f] : run.floods()) {
+    if (!f.group().empty() && f.members_size() == 0) continue;  // a group member: in its sum
     attempted += f.attempted();
     established += f.established();
   }

@@ -23,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "common/limits.h"
 #include "controller/scenario/checks.h"
+#include "controller/scenario/discover_target.h"
 #include "controller/scenario/fields.h"
 #include "controller/scenario/flood_nodes.h"
 #include "controller/scenario/paths.h"
@@ -82,6 +83,13 @@ class Loader {
   std::optional<Scalar> GetScalar(const YAML::Node& node, const std::string& path,
                                   absl::string_view what);
   std::string ResolveHost(const Entries& entries, const std::string& item_path);
+  // A light check of an agent address: HOST:PORT (HOST may be a DNS name) or unix:/path.
+  void CheckAgentAddress(const std::string& text, const std::string& path);
+  // `discover:`, `agents:` and `count:` of a host group.
+  void ParseHostGroupField(const std::string& key, const YAML::Node& value, const std::string& path,
+                           HostSpec& host);
+  // What a group needs once all its fields are read (one source of members, a count).
+  void CheckHostGroup(const std::string& path, HostSpec& host);
   void CheckHostRef(const std::string& host, const std::string& path);
 
   void ParseHosts(const YAML::Node* node);
@@ -97,6 +105,8 @@ class Loader {
   void ParseExpect(const YAML::Node& node);
   void ParseBaseline(const YAML::Node& node);
   void CheckCombinations();
+  // A flood from a group to a listener on a group is refused (which member to which?).
+  void CheckGroupFloods();
 
   Scenario s_;
   ErrorList errors_;
@@ -157,6 +167,104 @@ std::string Loader::ResolveHost(const Entries& entries, const std::string& item_
   return "";
 }
 
+void Loader::CheckAgentAddress(const std::string& agent, const std::string& path) {
+  // Light check only: agents may be named by DNS ("agent-0.synq:7700") in Kubernetes.
+  absl::string_view text = agent;
+  uint32_t port = 0;
+  const size_t colon = text.rfind(':');
+  if (absl::ConsumePrefix(&text, "unix:")) {
+    if (text.empty()) Error(path, "unix: needs a socket path");
+  } else if (colon == absl::string_view::npos || colon == 0 ||
+             !absl::SimpleAtoi(text.substr(colon + 1), &port) || port == 0 || port > 65535) {
+    Error(path, absl::StrCat("expected HOST:PORT or unix:/path, got ", Quote(agent)));
+  }
+}
+
+void Loader::ParseHostGroupField(const std::string& key, const YAML::Node& value,
+                                 const std::string& path, HostSpec& host) {
+  if (!host.group) host.group.emplace();
+  HostGroup& group = *host.group;
+  if (key == "discover") {
+    std::optional<Scalar> uri = GetScalar(value, path, "a URI (dns:///NAME:PORT)");
+    if (!uri) return;
+    absl::StatusOr<DiscoverTarget> target = ParseDiscoverTarget(uri->text);
+    if (!target.ok()) {
+      Error(path, target.status());
+      return;
+    }
+    group.discover = *std::move(target);
+    return;
+  }
+  if (key == "agents") {
+    if (!value.IsSequence() || value.size() == 0) {
+      Error(path, absl::StrCat("expected a non-empty list of agent addresses, got ",
+                               value.IsSequence() ? "an empty list" : Describe(value)));
+      return;
+    }
+    if (value.size() > static_cast<size_t>(kMaxGroupSize)) {
+      Error(path, absl::StrCat("at most ", kMaxGroupSize, " agents, got ", value.size()));
+      return;
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < value.size(); ++i) {
+      const std::string item_path = IndexPath(path, i);
+      std::optional<Scalar> agent = GetScalar(value[i], item_path, "an agent address");
+      if (!agent) continue;
+      CheckAgentAddress(agent->text, item_path);
+      if (!seen.insert(agent->text).second) {
+        Error(item_path, absl::StrCat(Quote(agent->text), " listed twice"));
+        continue;
+      }
+      group.agents.push_back(agent->text);
+    }
+    return;
+  }
+  // count
+  std::optional<Scalar> count = GetScalar(value, path, "a number of agents or any");
+  if (!count) return;
+  if (!count->quoted && count->text == "any") {
+    group.count_any = true;
+    return;
+  }
+  absl::StatusOr<int64_t> n = ParseInt(*count, 1, kMaxGroupSize);
+  if (!n.ok()) {
+    Error(path, absl::StrCat(n.status().message(), " (or any)"));
+    group.count = -1;  // reported: CheckHostGroup says nothing more about it
+    return;
+  }
+  group.count = *n;
+}
+
+void Loader::CheckHostGroup(const std::string& path, HostSpec& host) {
+  if (!host.group) return;
+  HostGroup& group = *host.group;
+  if (!host.agent.empty()) {
+    Error(JoinPath(path, "agent"),
+          "a host is one agent (agent:) or a group (discover: or agents:), not both");
+  }
+  if (group.discover && !group.agents.empty()) {
+    Error(JoinPath(path, "agents"), "a group has discover: or agents:, not both");
+  }
+  const bool has_source = group.discover || !group.agents.empty();
+  if (!has_source) {
+    Error(JoinPath(path, "discover"),
+          "count: needs the group's agents: discover: URI or agents: [ADDRESS, ...]");
+    return;
+  }
+  if (group.count < 0) return;
+  if (group.discover && group.count == 0 && !group.count_any) {
+    Error(JoinPath(path, "count"),
+          "required with discover: how many agents must answer (a number, or any)");
+  }
+  if (!group.agents.empty() && group.count == 0 && !group.count_any) {
+    group.count = static_cast<int64_t>(group.agents.size());  // every listed agent must answer
+  }
+  if (!group.agents.empty() && group.count > static_cast<int64_t>(group.agents.size())) {
+    Error(JoinPath(path, "count"),
+          absl::StrCat(group.count, " agents but agents: lists ", group.agents.size()));
+  }
+}
+
 void Loader::ParseHosts(const YAML::Node* node) {
   if (node == nullptr) {
     s_.hosts.push_back({"local", ""});
@@ -202,29 +310,51 @@ void Loader::ParseHosts(const YAML::Node* node) {
           ParseHostTls(value, field_path, host.tls);
           continue;
         }
+        if (key == "discover" || key == "agents" || key == "count") {
+          ParseHostGroupField(key, value, field_path, host);
+          continue;
+        }
         if (key != "agent") {
           Error(field_path, "unknown field");
           continue;
         }
         std::optional<Scalar> agent = GetScalar(value, field_path, "an agent address");
         if (!agent) continue;
-        // Light check only: agents may be named by DNS ("agent-0.synq:7700") in Kubernetes.
-        absl::string_view text = agent->text;
-        uint32_t port = 0;
-        const size_t colon = text.rfind(':');
-        if (absl::ConsumePrefix(&text, "unix:")) {
-          if (text.empty()) Error(field_path, "unix: needs a socket path");
-        } else if (colon == absl::string_view::npos || colon == 0 ||
-                   !absl::SimpleAtoi(text.substr(colon + 1), &port) || port == 0 || port > 65535) {
-          Error(field_path,
-                absl::StrCat("expected HOST:PORT or unix:/path, got ", Quote(agent->text)));
-        }
+        CheckAgentAddress(agent->text, field_path);
         host.agent = agent->text;
       }
+      CheckHostGroup(path, host);
     } else if (!spec.IsNull()) {
-      Error(path, absl::StrCat("expected {} or {agent: ADDRESS}, got ", Describe(spec)));
+      Error(path,
+            absl::StrCat("expected {} or {agent: ADDRESS} or a group {discover: URI, count: N}"
+                         " / {agents: [ADDRESS, ...]}, got ",
+                         Describe(spec)));
     }
     for (const HostSpec& other : s_.hosts) {
+      if (host.is_group() && other.is_group()) {
+        for (const std::string& a : host.group->agents) {
+          for (const std::string& b : other.group->agents) {
+            if (a == b) {
+              Error(JoinPath(path, "agents"),
+                    absl::StrCat(Quote(a), " is also in hosts.", other.name, ".agents"));
+            }
+          }
+        }
+        continue;
+      }
+      const HostSpec* plain = host.is_group() ? &other : &host;
+      const HostSpec* group = host.is_group() ? &host : other.is_group() ? &other : nullptr;
+      if (group != nullptr) {
+        if (plain->embedded()) continue;
+        for (const std::string& a : group->group->agents) {
+          if (a == plain->agent) {
+            Error(JoinPath(path, host.is_group() ? "agents" : "agent"),
+                  absl::StrCat(Quote(a), " is both hosts.", plain->name, " and a member of hosts.",
+                               group->name));
+          }
+        }
+        continue;
+      }
       if (!host.embedded() && other.agent == host.agent) {
         // One agent holds one run at a time: two hosts on it would share (and fight over) it.
         Error(JoinPath(path, "agent"), absl::StrCat("same agent as hosts.", other.name));
@@ -586,6 +716,23 @@ void Loader::CheckCombinations() {
   });
 }
 
+void Loader::CheckGroupFloods() {
+  for (size_t i = 0; i < s_.floods.size(); ++i) {
+    const FloodDef& f = s_.floods[i];
+    const HostSpec* from = s_.FindHost(f.host);
+    std::string target_host;
+    if (const ListenerDef* l = s_.FindListener(f.target)) target_host = l->host;
+    if (const ObserveDef* o = s_.FindObserved(f.target)) target_host = o->host;
+    const HostSpec* to = target_host.empty() ? nullptr : s_.FindHost(target_host);
+    if (from == nullptr || to == nullptr || !from->is_group() || !to->is_group()) continue;
+    Error(JoinPath(ItemPath("floods", s_.floods, i), "target"),
+          absl::StrCat("a flood on a group (hosts.", from->name, ") cannot target a listener on a",
+                       " group (hosts.", to->name, "): every member to every member is not",
+                       " implied; place the flood on a single host (it then floods each member's",
+                       " listener) or target ADDRESS:PORT"));
+  }
+}
+
 void Loader::ParseExpect(const YAML::Node& node) {
   if (!node.IsSequence()) {
     Error("expect", absl::StrCat("expected a list of expressions, got ", Describe(node)));
@@ -707,6 +854,7 @@ LoadResult Loader::Load(const YAML::Node& root) {
     for (ScenarioError& e : search::ParseSearchSection(*node, s_)) errors_.push_back(std::move(e));
   }
 
+  CheckGroupFloods();
   for (const auto& [i, pace] : literal_intervals_) {
     const FieldRef accept{FieldRef::Kind::kListener, i, "", "accept"};
     bool accept_swept = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@ namespace synq::controller::scenario {
 
 inline constexpr size_t kMaxHostNameLength = 15;  // IFNAMSIZ - 1: host names become netns/veth
 inline constexpr size_t kMaxItemNameLength = 64;
+// Agents in one host group (discovered or listed).
+inline constexpr int64_t kMaxGroupSize = 4096;
 
 // [a-z0-9][a-z0-9-]*, at most kMaxHostNameLength characters.
 bool IsValidHostName(absl::string_view name);

@@ -27,13 +27,33 @@ struct HostTls {
   bool empty() const { return cert.empty() && key.empty() && ca.empty() && server_name.empty(); }
 };
 
+// `discover: "dns://SERVER/NAME:PORT"` of a host group: the DNS name whose every A and AAAA
+// record is an agent, asked of SERVER ("127.0.0.1:5353"; empty = the system's resolvers).
+struct DiscoverTarget {
+  std::string uri;         // as written, for messages
+  std::string dns_server;  // "ip" or "ip:port"; empty = the system resolver
+  std::string name;        // "synq-agent.synq.svc.cluster.local"
+  uint16_t port = 0;       // the agents' gRPC port
+};
+
+// A host that stands for a group of agents (`discover:` or `agents: [...]`), expanded into
+// member hosts NAME-1..NAME-N by controller/fleet/ once the members are known.
+struct HostGroup {
+  std::optional<DiscoverTarget> discover;  // set: DNS discovery; else `agents`
+  std::vector<std::string> agents;         // static list of "host:port" / "unix:/path"
+  int64_t count = 0;                       // agents that must answer; 0 with count_any
+  bool count_any = false;                  // `count: any`: run with whoever answers (>= 1)
+};
+
 struct HostSpec {
   std::string name;
   std::string agent;      // "ip:port" / "unix:/path" of a running synq-agent; empty = embedded
   std::string interface;  // the agent host's interface for shaping and capture ("eth0")
   int64_t addresses = 1;  // embedded hosts: how many 198.18.0.0/15 addresses it gets
-  HostTls tls;            // empty = the command line's --tls-* (or plaintext)
-  bool embedded() const { return agent.empty(); }
+  HostTls tls;            // empty = the command line's --tls-* (or plaintext); groups: every member
+  std::optional<HostGroup> group;  // set: this host is a group of agents (no `agent`)
+  bool embedded() const { return agent.empty() && !group; }
+  bool is_group() const { return group.has_value(); }
 };
 
 using common::AcceptMode;

@@ -172,6 +172,7 @@ std::vector<std::string> SortedKeys(const auto& map) {
 std::vector<std::string> FloodsInto(const v1::Run& run, const std::string& listener) {
   std::vector<std::string> out;
   for (const std::string& name : SortedKeys(run.floods())) {
+    if (run.floods().at(name).members_size() > 0) continue;  // a group's sum: its members count
     if (ListenerOf(run, run.floods().at(name)) == listener) out.push_back(name);
   }
   return out;
@@ -1094,6 +1095,7 @@ void AllEstablished(const std::string& name, const v1::Flood& flood,
 void FloodOutcomes(const v1::Run& run, std::vector<v1::Finding>& out) {
   for (const std::string& name : SortedKeys(run.floods())) {
     const v1::Flood& flood = run.floods().at(name);
+    if (!flood.group().empty() && flood.members_size() == 0) continue;  // told by its group's row
     GeneratorBehind(name, flood, out);
     ServerNotObserved(run, name, flood, out);
     UnknownToServer(run, name, flood, out);

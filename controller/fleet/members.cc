@@ -1,0 +1,108 @@
+#include "controller/fleet/members.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "controller/fleet/discovery.h"
+
+namespace synq::controller::fleet {
+namespace {
+
+// Probes run at once up to this many threads; the rest wait for a place.
+constexpr size_t kProbeBatch = 64;
+
+std::string FieldOf(const HostSpec& host) {
+  return absl::StrCat("hosts.", host.name, host.group->discover ? ".discover" : ".agents");
+}
+
+}  // namespace
+
+std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
+                                     const AgentSecurity& security,
+                                     std::chrono::nanoseconds connect_timeout) {
+  std::vector<MemberProbe> out;
+  out.reserve(endpoints.size());
+  for (const std::string& e : endpoints) {
+    out.push_back({e, absl::UnknownError("not probed")});
+  }
+  for (size_t begin = 0; begin < out.size(); begin += kProbeBatch) {
+    const size_t end = std::min(out.size(), begin + kProbeBatch);
+    std::vector<std::thread> threads;
+    for (size_t i = begin; i < end; ++i) {
+      threads.emplace_back([&out, &security, connect_timeout, i] {
+        auto client = ConnectAgent(out[i].endpoint, connect_timeout, security);
+        if (!client.ok()) {
+          out[i].info = client.status();
+          return;
+        }
+        out[i].info = (*client)->GetHostInfo();
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
+                                                       const std::vector<std::string>& found,
+                                                       const std::vector<MemberProbe>& probes) {
+  const HostGroup& group = *host.group;
+  std::vector<std::string> answered;
+  std::vector<std::string> silent;
+  for (const MemberProbe& p : probes) {
+    if (p.info.ok()) {
+      answered.push_back(p.endpoint);
+    } else {
+      silent.push_back(absl::StrCat(p.endpoint, " (", p.info.status().message(), ")"));
+    }
+  }
+  SortEndpoints(answered);
+  const int64_t need = group.count_any ? 1 : group.count;
+  if (static_cast<int64_t>(answered.size()) >= need) return answered;
+  const std::string required =
+      group.count_any ? "count: any needs at least 1" : absl::StrCat("count ", group.count);
+  std::string message;
+  if (group.discover) {
+    message = absl::StrCat(FieldOf(host), ": found ", found.size(), " agent(s) at ",
+                           group.discover->uri, " (", absl::StrJoin(found, ", "), "), ",
+                           answered.size(), " answered; ", required);
+  } else {
+    message = absl::StrCat(FieldOf(host), ": ", answered.size(), " of ", found.size(),
+                           " listed agent(s) answered; ", required);
+  }
+  if (!silent.empty()) absl::StrAppend(&message, "; did not answer: ", absl::StrJoin(silent, "; "));
+  return absl::UnavailableError(message);
+}
+
+absl::StatusOr<GroupMembers> FindGroupMembers(
+    const Scenario& scenario, const std::map<std::string, AgentSecurity>& security,
+    std::chrono::nanoseconds connect_timeout, std::chrono::milliseconds dns_timeout,
+    std::map<std::string, std::vector<MemberProbe>>* probes_out) {
+  GroupMembers out;
+  for (const HostSpec& host : scenario.hosts) {
+    if (!host.is_group()) continue;
+    std::vector<std::string> found = host.group->agents;
+    if (host.group->discover) {
+      auto discovered = DiscoverAgents(*host.group->discover, dns_timeout);
+      if (!discovered.ok()) {
+        return absl::Status(discovered.status().code(),
+                            absl::StrCat(FieldOf(host), ": ", discovered.status().message()));
+      }
+      found = *std::move(discovered);
+    } else {
+      SortEndpoints(found);
+    }
+    auto sec = security.find(host.name);
+    std::vector<MemberProbe> probes =
+        ProbeAgents(found, sec == security.end() ? AgentSecurity{} : sec->second, connect_timeout);
+    auto members = ChooseMembers(host, found, probes);
+    if (probes_out != nullptr) (*probes_out)[host.name] = probes;
+    if (!members.ok()) return members.status();
+    out[host.name] = *std::move(members);
+  }
+  return out;
+}
+
+}  // namespace synq::controller::fleet

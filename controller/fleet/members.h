@@ -1,0 +1,47 @@
+// Who a host group's members are: the endpoints a group names (static list or DNS discovery),
+// probed with GetHostInfo; a group with fewer answering agents than its `count` refuses to run.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "controller/agent_client.h"
+#include "controller/fleet/expand.h"
+#include "controller/scenario/scenario.h"
+
+namespace synq::controller::fleet {
+
+// One endpoint asked for its host info: the info, or why it did not answer.
+struct MemberProbe {
+  std::string endpoint;
+  absl::StatusOr<v1::HostInfo> info;
+};
+
+// Connects to every endpoint at once (in bounded batches of threads) and asks GetHostInfo;
+// results in the order of `endpoints`.
+std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
+                                     const AgentSecurity& security,
+                                     std::chrono::nanoseconds connect_timeout);
+
+// The members of group `host` given what was found (the listed or discovered endpoints) and how
+// each answered: those that answered, in sorted endpoint order. Unavailable when fewer than
+// `count` answered (with `count: any`, fewer than one); the message names the field
+// ("hosts.clients.discover"), how many were found of how many required, the addresses found and
+// each one that did not answer with its reason.
+absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
+                                                       const std::vector<std::string>& found,
+                                                       const std::vector<MemberProbe>& probes);
+
+// Every group of `scenario`: its endpoints (DNS lookups for discover:), probed with the group's
+// security (security.at(group name)), chosen by ChooseMembers. The first group that fails stops
+// (Unavailable / NotFound, message starting with the field path). `probes_out` (optional)
+// receives every probe, for showing host info.
+absl::StatusOr<GroupMembers> FindGroupMembers(
+    const Scenario& scenario, const std::map<std::string, AgentSecurity>& security,
+    std::chrono::nanoseconds connect_timeout, std::chrono::milliseconds dns_timeout,
+    std::map<std::string, std::vector<MemberProbe>>* probes_out = nullptr);
+
+}  // namespace synq::controller::fleet
