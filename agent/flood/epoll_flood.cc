@@ -121,6 +121,11 @@ void EpollFlood::Dispatch(const epoll_event& event) {
   if (slot.generation != ud.generation || slot.state == kFree) return;
   if (ud.op == Op::kConnect) {
     if (slot.state != kConnecting) return;
+    // Writable without an error or hang-up: connected (one syscall fewer per connect). Anything
+    // else (refused, reset after the SYN-ACK, tcp_syn_retries exhausted): SO_ERROR says which.
+    if ((event.events & (EPOLLERR | EPOLLHUP)) == 0 && (event.events & EPOLLOUT) != 0) {
+      return OnConnect(ud.slot, 0);
+    }
     int err = 0;
     socklen_t len = sizeof(err);
     if (::getsockopt(slot.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;

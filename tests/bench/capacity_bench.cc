@@ -685,6 +685,8 @@ TEST_F(CapacityBench, EpollEngineAgainstIoUringEngine) {
                    agent::CloseMode::kRst, /*kernel_ports=*/false, baseline_);
   EngineComparison("engines: hold (synq's ports)", S().hold, ServerMode::kHold,
                    agent::CloseMode::kKeep, /*kernel_ports=*/false, baseline_);
+  EngineComparison("engines: hold one destination (synq's ports)", S().port_search,
+                   ServerMode::kHold, agent::CloseMode::kKeep, /*kernel_ports=*/false, baseline_);
   EngineComparison("engines: hold one destination (kernel ports)", S().port_search,
                    ServerMode::kHold, agent::CloseMode::kKeep, /*kernel_ports=*/true, baseline_);
 }

@@ -217,6 +217,31 @@ TEST(FloodEngine, ErrnoNamesAreSymbolic) {
   EXPECT_EQ(ErrnoName(100000), "errno 100000");
 }
 
+TEST(FloodEngineChoice, FlagValuesParseAndOthersAreRefusedNamingTheFlag) {
+  EXPECT_EQ(*ParseFloodEngine("auto"), FloodEngine::kAuto);
+  EXPECT_EQ(*ParseFloodEngine("io_uring"), FloodEngine::kIoUring);
+  EXPECT_EQ(*ParseFloodEngine("epoll"), FloodEngine::kEpoll);
+  const absl::StatusOr<FloodEngine> bad = ParseFloodEngine("uring");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("--flood-engine: 'uring'"));
+}
+
+TEST(FloodEngineChoice, AutoTakesIoUringWhereItWorksAndEpollIsTakenAsAsked) {
+  const absl::StatusOr<FloodEngineChoice> epoll = ChooseFloodEngine(FloodEngine::kEpoll);
+  ASSERT_TRUE(epoll.ok());
+  EXPECT_EQ(epoll->engine, FloodEngine::kEpoll);
+  EXPECT_THAT(epoll->note, HasSubstr("--flood-engine epoll"));
+  // Where this process may set up a ring (the refused case runs under seccomp in
+  // tests/integration/flood_engine_fallback_test.cc), auto is io_uring with no note.
+  if (!flood::Uring::Create(8, 16).ok()) GTEST_SKIP() << "io_uring unavailable here";
+  const absl::StatusOr<FloodEngineChoice> automatic = ChooseFloodEngine(FloodEngine::kAuto);
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(automatic->engine, FloodEngine::kIoUring);
+  EXPECT_EQ(automatic->note, "");
+  EXPECT_TRUE(ProbeIoUring().ok());
+}
+
 TEST(FloodEngine, InvalidSpecFieldsAreNamed) {
   absl::StatusOr<common::SocketAddress> target = common::ParseSocketAddress("127.0.0.1:9");
   ASSERT_TRUE(target.ok());
