@@ -2,11 +2,9 @@
 
 #include <dirent.h>
 #include <linux/io_uring.h>
-#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,7 +12,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -34,7 +31,6 @@
 namespace synq::agent {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using SystemClock = std::chrono::system_clock;
 using std::chrono::nanoseconds;
 using namespace std::chrono_literals;
