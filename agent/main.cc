@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -20,7 +21,10 @@
 #include "absl/strings/str_join.h"
 #include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_worker.h"
+#include "agent/metrics/agent_metrics.h"
+#include "agent/metrics/metrics_http.h"
 #include "agent/run/run_session.h"
+#include "agent/service/agent_servers.h"
 #include "agent/service/agent_service.h"
 #include "agent/service/tls_config.h"
 #include "agent/shaping/shaper.h"
@@ -57,6 +61,10 @@ int main(int argc, char** argv) {
   synq::agent::AgentTlsFlags tls;
   std::string allow_targets;
   std::string flood_engine = "auto";
+  std::string health_listen;
+  std::string health_port_file;
+  std::string metrics_listen;
+  std::string metrics_port_file;
   app.add_option("--listen", listen,
                  "gRPC address: HOST:PORT (port 0 = any free port) or unix:/path")
       ->capture_default_str();
@@ -81,7 +89,22 @@ int main(int argc, char** argv) {
                  "auto (io_uring; epoll where io_uring is refused, e.g. by a container's "
                  "seccomp profile), io_uring, or epoll")
       ->capture_default_str();
+  app.add_option("--health-listen", health_listen,
+                 "HOST:PORT of a second, plaintext gRPC server that serves only grpc.health.v1 "
+                 "(for kubelet's gRPC probes; it tells only whether the agent serves runs)");
+  app.add_option("--health-port-file", health_port_file,
+                 "write the bound --health-listen address to this file when ready");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "HOST:PORT to serve Prometheus metrics on, over HTTP at /metrics");
+  app.add_option("--metrics-port-file", metrics_port_file,
+                 "write the bound --metrics-listen address to this file when ready");
   CLI11_PARSE(app, argc, argv);
+  if (!health_port_file.empty() && health_listen.empty()) {
+    return Fail("--health-port-file: needs --health-listen");
+  }
+  if (!metrics_port_file.empty() && metrics_listen.empty()) {
+    return Fail("--metrics-port-file: needs --metrics-listen");
+  }
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("[%H:%M:%S.%e] [agent] [%l] %v");
 
@@ -134,6 +157,50 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return Fail(absl::StrCat("--state-dir ", state_dir, ": ", ec.message()));
 
+  auto security = synq::agent::ChooseServerCredentials(listen, tls);
+  if (!security.ok()) return Fail(std::string(security.status().message()));
+  if (security->insecure) {
+    spdlog::warn(
+        "serving WITHOUT TLS on {} (--insecure): anyone who reaches this port can start floods "
+        "and change kernel settings",
+        listen);
+  }
+  synq::agent::AccessPolicy policy;
+  policy.insecure = security->insecure;
+  if (!allow_targets.empty()) {
+    auto parsed = synq::agent::TargetAllowList::Parse(allow_targets);
+    if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+    policy.targets = *std::move(parsed);
+  }
+
+  // The servers start before the restore of what a previous agent left, so that probes see
+  // NOT_SERVING while it is pending; runs are refused until it is done.
+  synq::agent::AgentMetrics metrics(
+      {{"version", SYNQ_VERSION}, {"engine", "io_uring"}, {"grpc_version", grpc::Version()}});
+  synq::agent::RunManagerOptions run_options;
+  run_options.metrics = &metrics;
+  synq::agent::RunManager runs(paths, run_options);
+  runs.RefuseRuns("it is still restoring what a previous agent left; try again shortly");
+  synq::agent::AgentServiceImpl service(runs, policy);
+  synq::agent::EnableHealthService();
+  synq::agent::HealthStatus health;
+  auto main_server = synq::agent::StartAgentServer(listen, security->credentials, &service);
+  if (!main_server.ok()) return Fail(std::string(main_server.status().message()));
+  health.Track(main_server->server.get());
+  std::optional<synq::agent::BoundServer> health_server;
+  if (!health_listen.empty()) {
+    auto started = synq::agent::StartHealthServer(health_listen);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    health_server = *std::move(started);
+    health.Track(health_server->server.get());
+  }
+  std::unique_ptr<synq::agent::MetricsHttpServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    auto started = synq::agent::MetricsHttpServer::Start(metrics_listen, metrics);
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    metrics_server = *std::move(started);
+  }
+
   // A previous agent that crashed mid-run left journals: put the host back first. If that
   // fails the host is not as the agent found it: it refuses runs (and says why in host info)
   // rather than journal the leftovers as the next run's originals.
@@ -168,46 +235,46 @@ int main(int argc, char** argv) {
     spdlog::warn("removed trace instance {} left by an agent that is gone", name);
   }
   synq::agent::SetTraceJournal(paths.trace_journal());
-
-  auto security = synq::agent::ChooseServerCredentials(listen, tls);
-  if (!security.ok()) return Fail(std::string(security.status().message()));
-  if (security->insecure) {
-    spdlog::warn(
-        "serving WITHOUT TLS on {} (--insecure): anyone who reaches this port can start floods "
-        "and change kernel settings",
-        listen);
-  }
-  synq::agent::AccessPolicy policy;
-  policy.insecure = security->insecure;
-  if (!allow_targets.empty()) {
-    auto parsed = synq::agent::TargetAllowList::Parse(allow_targets);
-    if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
-    policy.targets = *std::move(parsed);
-  }
-
-  synq::agent::RunManager runs(paths);
-  if (!restore_problems.empty()) {
+  metrics.RestoreDone(synq::agent::RestorePhase::kStart, restore_problems.empty());
+  if (restore_problems.empty()) {
+    runs.RefuseRuns("");
+  } else {
     runs.RefuseRuns(absl::StrCat(absl::StrJoin(restore_problems, "; "),
                                  " (fix it by hand, then restart the agent)"));
   }
-  synq::agent::AgentServiceImpl service(runs, policy);
-  grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(listen, security->credentials, &bound_port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || (!absl::StartsWith(listen, "unix:") && bound_port == 0)) {
-    return Fail(absl::StrCat("--listen ", listen, ": cannot bind (in use or bad address)"));
-  }
-  std::string address = listen;
-  if (!absl::StartsWith(listen, "unix:")) {
-    address = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", bound_port);
-  }
+  // Runs refused = NOT_SERVING: RunManager's refusal is set only here, at start.
+  const bool serving = runs.refusal().empty();
+  health.Set(serving);
+  metrics.SetServing(serving);
+
+  const std::string& address = main_server->address;
   spdlog::info("synq-agent listening on {}{} ({}); flood targets allowed: {}", address,
                netns.empty() ? "" : absl::StrCat(" (netns ", netns, ")"),
                security->tls ? absl::StrCat("mutual TLS as ", security->subject)
                              : (security->insecure ? "INSECURE, no TLS" : "local, no TLS"),
                absl::StrJoin(policy.targets.EffectiveStrings(), ","));
+  if (health_server.has_value()) {
+    spdlog::info("grpc.health.v1 only, plaintext, on {}; {}", health_server->address,
+                 serving ? "SERVING" : "NOT_SERVING");
+  }
+  if (metrics_server != nullptr) {
+    spdlog::info("Prometheus metrics on http://{}/metrics", metrics_server->address());
+  }
+  // The extra addresses first: whoever waits for --port-file finds them written too.
+  if (health_server.has_value() && !health_port_file.empty()) {
+    if (auto s = synq::common::WriteFileAtomically(health_port_file, health_server->address + "\n",
+                                                   0644);
+        !s.ok()) {
+      return Fail(absl::StrCat("--health-port-file: ", s.message()));
+    }
+  }
+  if (metrics_server != nullptr && !metrics_port_file.empty()) {
+    if (auto s = synq::common::WriteFileAtomically(metrics_port_file,
+                                                   metrics_server->address() + "\n", 0644);
+        !s.ok()) {
+      return Fail(absl::StrCat("--metrics-port-file: ", s.message()));
+    }
+  }
   if (!port_file.empty()) {
     if (auto s = synq::common::WriteFileAtomically(port_file, address + "\n", 0644); !s.ok()) {
       return Fail(absl::StrCat("--port-file: ", s.message()));
@@ -218,6 +285,9 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: ending the open run and restoring", sig);
   runs.Shutdown();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  health.Set(false);
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  main_server->server->Shutdown(deadline);
+  if (health_server.has_value()) health_server->server->Shutdown(deadline);
   return 0;
 }

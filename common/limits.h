@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 namespace synq::common {
@@ -18,6 +19,8 @@ inline constexpr std::chrono::nanoseconds kMaxConnectTimeout = std::chrono::hour
 inline constexpr std::chrono::nanoseconds kMaxShapingDelay = std::chrono::minutes(1);
 // The sampler wakes once per interval: below a millisecond it burns a core for nothing.
 inline constexpr std::chrono::nanoseconds kMinSampleInterval = std::chrono::milliseconds(1);
+// A run id (the controller makes "<scenario>-<pid>-<time>-<index>"); it names journal entries.
+inline constexpr size_t kMaxRunIdLength = 256;
 // A run's lease (the agent ends it by itself after this long without its controller): the
 // longest flood budget (start_after + window + timeout + lifetime + hold, each at most a day)
 // twice over fits.

@@ -12,6 +12,7 @@
 #include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_runner.h"
 #include "agent/run/observed_listener.h"
+#include "common/limits.h"
 #include "spdlog/spdlog.h"
 
 namespace synq::agent {
@@ -83,9 +84,6 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-constexpr size_t kMaxRunIdLength = 256;
-constexpr std::chrono::nanoseconds kMinSampleInterval = std::chrono::milliseconds(1);
-constexpr std::chrono::nanoseconds kMaxSampleInterval = std::chrono::hours(1);
 constexpr std::chrono::nanoseconds kDefaultLease = std::chrono::minutes(30);
 
 std::string Seconds(std::chrono::nanoseconds d) {
@@ -153,16 +151,18 @@ void RunManager::WatchdogLoop() {
     }
     const auto now = std::chrono::steady_clock::now();
     std::string why;
+    RunEndReason reason = RunEndReason::kLeaseExpired;
     if (now >= run_->deadline) {
       why = "its lease ran out";
     } else if (!run_->watched && now >= run_->watch_deadline) {
+      reason = RunEndReason::kUnwatched;
       why = absl::StrCat("no Watch stream opened within ", Seconds(options_.watch_open_timeout),
                          " of BeginRun");
     }
     if (why.empty()) continue;
     lock.unlock();
     spdlog::warn("ending run {}: {}; restoring every setting", id, why);
-    if (auto s = EndNow(id); !s.ok()) {
+    if (auto s = EndNow(id, reason); !s.ok()) {
       spdlog::error("restore after {}: {}", why, s.status().ToString());
     }
     lock.lock();
@@ -182,14 +182,16 @@ std::string RunManager::refusal() const {
 void RunManager::Begin(const Caller& caller, const std::string& run_id,
                        std::chrono::nanoseconds sample_interval, std::chrono::nanoseconds lease,
                        BeginCallback done) {
-  if (run_id.empty() || run_id.size() > kMaxRunIdLength) {
-    done(absl::InvalidArgumentError(
-        absl::StrCat("run_id: must be 1..", kMaxRunIdLength, " characters, got ", run_id.size())));
+  if (run_id.empty() || run_id.size() > common::kMaxRunIdLength) {
+    done(absl::InvalidArgumentError(absl::StrCat("run_id: must be 1..", common::kMaxRunIdLength,
+                                                 " characters, got ", run_id.size())));
     return;
   }
-  if (sample_interval < kMinSampleInterval || sample_interval > kMaxSampleInterval) {
+  // The same bounds as the request check (agent/service/requests.cc ToBeginRun) and the
+  // scenario loader: common/limits.h, so what validates is never refused here.
+  if (sample_interval < common::kMinSampleInterval || sample_interval > common::kMaxDuration) {
     done(absl::InvalidArgumentError(
-        absl::StrCat("sample_interval: must be 1 ms .. 1 h, got ", Seconds(sample_interval))));
+        absl::StrCat("sample_interval: must be 1 ms .. 24 h, got ", Seconds(sample_interval))));
     return;
   }
   if (lease < std::chrono::nanoseconds::zero() || lease > options_.max_lease) {
@@ -268,6 +270,7 @@ absl::Status RunManager::BeginLocked(const Caller& caller, const std::string& ru
   *token = run->token;
   run_ = std::move(run);
   watchdog_cv_.notify_all();
+  if (options_.metrics != nullptr) options_.metrics->RunBegun();  // metrics hook
   spdlog::info("run {} begun{} (sample interval {} ms, lease {} s)", run_id,
                caller.identity.empty() ? "" : absl::StrCat(" by ", caller.identity),
                std::chrono::duration_cast<std::chrono::milliseconds>(sample_interval).count(),
@@ -377,6 +380,9 @@ absl::StatusOr<ListenerSnapshot> RunManager::StartListener(const Caller& caller,
   if ((*run)->flood_start) listener->SetFloodStart(*(*run)->flood_start);
   ListenerSnapshot snapshot = Snapshot(*listener);
   (*run)->listeners.push_back(std::move(listener));
+  if (options_.metrics != nullptr) {  // metrics hook: the label of the listener's gauges
+    options_.metrics->ListenerAdded(snapshot.name, snapshot.address);
+  }
   // Count drop events from now on, filtered on every listener port of the run so far.
   (*run)->drop_events.reset();
   StartDropEventsLocked(*run);
@@ -407,6 +413,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::ObserveListener(const Caller& calle
   spdlog::info("observing listener {} at {} (owner: {})", name, snapshot.address,
                snapshot.owner.empty() ? "not found" : snapshot.owner);
   (*run)->observed.push_back(std::move(observed));
+  if (options_.metrics != nullptr) options_.metrics->ListenerAdded(name, snapshot.address);
   (*run)->drop_events.reset();
   StartDropEventsLocked(*run);
   return snapshot;
@@ -425,6 +432,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const Caller& caller,
     ListenerSnapshot snapshot = Snapshot(**it);
     (*it)->Stop();
     listeners.erase(it);
+    if (options_.metrics != nullptr) options_.metrics->ListenerRemoved(name);  // metrics hook
     return snapshot;
   }
   auto& observed = (*run)->observed;
@@ -432,6 +440,7 @@ absl::StatusOr<ListenerSnapshot> RunManager::StopListener(const Caller& caller,
     if ((*it)->name() != name) continue;
     ListenerSnapshot snapshot = Snapshot(**it, -1);
     observed.erase(it);
+    if (options_.metrics != nullptr) options_.metrics->ListenerRemoved(name);  // metrics hook
     return snapshot;
   }
   return absl::NotFoundError(absl::StrCat("no listener named '", name, "'"));
@@ -490,6 +499,13 @@ absl::Status RunManager::StartFloods(const Caller& caller, const std::string& ru
       std::vector<Waiter> waiters;
       {
         std::lock_guard<std::mutex> flood_lock(run->mu);
+        if (options_.metrics != nullptr) {  // metrics hook: floods and connects by outcome
+          if (result.ok()) {
+            options_.metrics->FloodFinished(*result);
+          } else {
+            options_.metrics->FloodFailed();
+          }
+        }
         if (result.ok()) {
           run->flood_results.push_back(*std::move(result));
         } else {
@@ -688,6 +704,11 @@ void RunManager::SampleLoop(Run* run) {
   while (!run->sampler_stop) {
     run_lock.unlock();
     SampleValue sample = TakeSample(run);
+    if (options_.metrics != nullptr) {  // metrics hook: listener queue gauges
+      std::vector<ListenerQueueSample> queues;
+      for (const auto& l : sample.listeners) queues.push_back({l.name, l.queue});
+      options_.metrics->ListenersSampled(queues);
+    }
     std::vector<SampleSink> sinks;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -713,10 +734,13 @@ void RunManager::End(const Caller& caller, const std::string& run_id, EndCallbac
     }
   }
   // The teardown joins flood threads and runs iptables: never on the caller's (gRPC) thread.
-  Background([this, run_id, done = std::move(done)] { done(EndNow(run_id)); });
+  Background([this, run_id, done = std::move(done)] {
+    done(EndNow(run_id, RunEndReason::kEndedByController));
+  });
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> RunManager::EndNow(const std::string& run_id) {
+absl::StatusOr<std::map<std::string, int64_t>> RunManager::EndNow(const std::string& run_id,
+                                                                  RunEndReason reason) {
   std::unique_ptr<Run> run;
   std::vector<std::function<void()>> on_end;
   {
@@ -733,6 +757,10 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::EndNow(const std::str
   }
   watchdog_cv_.notify_all();
   auto restored = Teardown(std::move(run), std::move(on_end));
+  if (options_.metrics != nullptr) {  // metrics hook: run end and its restore
+    options_.metrics->RunEnded(reason);
+    options_.metrics->RestoreDone(RestorePhase::kRunEnd, restored.ok());
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     tearing_down_.clear();
@@ -794,7 +822,7 @@ void RunManager::Abandon(const std::string& run_id, const std::string& why) {
   }
   spdlog::warn("ending run {}: {}; restoring every setting", run_id, why);
   Background([this, run_id] {
-    if (auto s = EndNow(run_id); !s.ok()) {
+    if (auto s = EndNow(run_id, RunEndReason::kAbandoned); !s.ok()) {
       spdlog::error("restore after abandon: {}", s.status().ToString());
     }
   });
@@ -808,7 +836,7 @@ void RunManager::Shutdown() {
     id = run_->id;
   }
   spdlog::warn("ending run {}: the agent is shutting down; restoring every setting", id);
-  if (auto s = EndNow(id); !s.ok()) {
+  if (auto s = EndNow(id, RunEndReason::kShutdown); !s.ok()) {
     spdlog::error("restore at shutdown: {}", s.status().ToString());
   }
 }

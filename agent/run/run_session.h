@@ -21,6 +21,7 @@
 #include "agent/kernel/sock_diag.h"
 #include "agent/kernel/sysctl_settings.h"
 #include "agent/listener/listener.h"
+#include "agent/metrics/agent_metrics.h"
 #include "agent/shaping/shaper.h"
 #include "agent/trace/drop_events.h"
 #include "common/limits.h"
@@ -100,6 +101,9 @@ struct RunManagerOptions {
   std::chrono::nanoseconds watch_open_timeout = std::chrono::seconds(10);
   // How long a BeginRun waits for the previous run's teardown before it gives up.
   std::chrono::nanoseconds teardown_wait = std::chrono::seconds(30);
+  // Where runs, floods, listener samples and restores are counted (--metrics-listen); none when
+  // null. Not owned; outlives the manager.
+  AgentMetrics* metrics = nullptr;
 };
 
 // Holds at most one open run. Every method is thread-safe, and none blocks for long: waits for a
@@ -203,7 +207,8 @@ class RunManager {
   // Snapshot for Collect. Takes run->mu only to copy what it reads.
   absl::StatusOr<CollectedRun> BuildCollected(Run* run);
   // Ends the open run if it is `run_id` (no owner check: lease, watch, abandon, shutdown).
-  absl::StatusOr<std::map<std::string, int64_t>> EndNow(const std::string& run_id);
+  absl::StatusOr<std::map<std::string, int64_t>> EndNow(const std::string& run_id,
+                                                        RunEndReason reason);
   absl::StatusOr<std::map<std::string, int64_t>> Teardown(
       std::unique_ptr<Run> run, std::vector<std::function<void()>> on_end);
   // Runs `work` on a new manager thread; threads are joined as they finish and at destruction.

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include "tests/integration/harness.h"
 
@@ -31,11 +33,24 @@ class AcceptQueueOverflow : public ::testing::Test {
 };
 
 TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
-  SynqRun r =
-      RunSynq(Source("examples/accept-queue-overflow.yaml"), out_.path(), {"--connections"});
+  // This run also stands for examples_test's run of the same example (the slowest one, ~85 s of
+  // SYN-ACK retransmits): every expectation holds, every run is explained, JUnit has no failure.
+  const std::string junit = out_.path() + "/junit.xml";
+  SynqRun r = RunSynq(Source("examples/accept-queue-overflow.yaml"), out_.path(),
+                      {"--connections", "--junit", junit});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_EQ(r.result["runs"].size(), 4u) << r.output;
+  std::ifstream junit_in(junit);
+  const std::string xml((std::istreambuf_iterator<char>(junit_in)),
+                        std::istreambuf_iterator<char>());
+  EXPECT_NE(xml.find("<testsuites"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("<failure"), std::string::npos) << xml;
   for (const json& run : r.result["runs"]) {
+    EXPECT_FALSE(run["expectations"].empty()) << "the example states what it demonstrates";
+    for (const json& e : run["expectations"]) {
+      EXPECT_TRUE(e.value("passed", false)) << e.dump() << "\n" << r.output;
+    }
+    EXPECT_FALSE(run["diagnosis"].empty()) << "every run is explained";
     const int64_t abort = run["params"]["settings.server.net.ipv4.tcp_abort_on_overflow"];
     const int64_t cookies = run["params"]["settings.server.net.ipv4.tcp_syncookies"];
     SCOPED_TRACE("abort_on_overflow " + std::to_string(abort) + " syncookies " +
