@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -169,6 +170,9 @@ TEST_F(FloodEngineFallback, EpollGivesTheSameBacklogFiguresAsIoUring) {
   // The table names the engine only when it is not the usual io_uring.
   EXPECT_TRUE(absl::StrContains(epoll.output, "flood engine: epoll")) << epoll.output;
   EXPECT_FALSE(absl::StrContains(uring.output, "flood engine:")) << uring.output;
+  std::ifstream html(out_.path() + "/epoll/report.html");
+  const std::string report((std::istreambuf_iterator<char>(html)), {});
+  EXPECT_TRUE(absl::StrContains(report, "engine epoll")) << "report.html names the engine";
 }
 
 }  // namespace
