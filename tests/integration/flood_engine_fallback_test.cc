@@ -101,11 +101,12 @@ class FloodEngineFallback : public ::testing::Test {
     // The established ones wait in the server's accept queue.
     EXPECT_EQ(f1["fates"]["queued"].get<int64_t>(), kBacklog + 1);
     // Each timeout is decided connect_timeout after its launch (closed loop: launch = scheduled
-    // instant); the slack is the loop's wake-up on a shared machine.
+    // instant). The slack is the loop's wake-up on a shared machine; without the engine's own
+    // deadline the connect would end only when tcp_syn_retries (6: about 127 s) ran out.
     ASSERT_EQ(f1["timed_out_after_ms"].size(), static_cast<size_t>(kConnections - kBacklog - 1));
     for (const json& t : f1["timed_out_after_ms"]) {
       EXPECT_GE(t.get<double>(), kConnectTimeoutMs);
-      EXPECT_LT(t.get<double>(), kConnectTimeoutMs + 250);
+      EXPECT_LT(t.get<double>(), kConnectTimeoutMs + 500);
     }
   }
 
