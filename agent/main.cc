@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_worker.h"
 #include "agent/metrics/agent_metrics.h"
 #include "agent/metrics/metrics_http.h"
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
     return synq::agent::FloodWorkerMain(argc, argv);
   }
   CLI::App app{
-      "synq-agent: opens listeners, runs io_uring connect floods, applies and restores "
+      "synq-agent: opens listeners, runs io_uring (or epoll) connect floods, applies and restores "
       "kernel settings and link shaping, and samples kernel counters, on command of "
       "the synq controller over gRPC."};
   std::string listen = "0.0.0.0:7700";
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   pid_t parent_pid = 0;
   synq::agent::AgentTlsFlags tls;
   std::string allow_targets;
+  std::string flood_engine = "auto";
   std::string health_listen;
   std::string health_port_file;
   std::string metrics_listen;
@@ -87,6 +89,10 @@ int main(int argc, char** argv) {
   app.add_option("--allow-targets", allow_targets,
                  "CIDR,... the flood targets accepted (default: loopback plus the subnets "
                  "attached to this host's interfaces)");
+  app.add_option("--flood-engine", flood_engine,
+                 "auto (io_uring; epoll where io_uring is refused, e.g. by a container's "
+                 "seccomp profile), io_uring, or epoll")
+      ->capture_default_str();
   app.add_option("--health-listen", health_listen,
                  "HOST:PORT of a second, plaintext gRPC server that serves only grpc.health.v1 "
                  "(for kubelet's gRPC probes; it tells only whether the agent serves runs)");
@@ -105,6 +111,21 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("[%H:%M:%S.%e] [agent] [%l] %v");
+
+  // Probed once: every flood of this agent and its workers runs on the engine chosen here.
+  absl::StatusOr<synq::agent::FloodEngine> engine_asked =
+      synq::agent::ParseFloodEngine(flood_engine);
+  if (!engine_asked.ok()) return Fail(std::string(engine_asked.status().message()));
+  absl::StatusOr<synq::agent::FloodEngineChoice> engine =
+      synq::agent::ChooseFloodEngine(*engine_asked);
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  if (engine->note.empty()) {
+    spdlog::info("flood engine: {}", synq::agent::FloodEngineName(engine->engine));
+  } else {
+    spdlog::warn("flood engine: {} ({})", synq::agent::FloodEngineName(engine->engine),
+                 engine->note);
+  }
+  synq::agent::SetProcessFloodEngine(*std::move(engine));
 
   // Signals are taken by sigwait below; block them before any thread exists so all inherit it.
   sigset_t signals;

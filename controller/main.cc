@@ -210,6 +210,12 @@ int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
     if (tls_used) kind = "mTLS";
     if (!tls_used && info->insecure()) kind = "insecure (no TLS; the agent runs with --insecure)";
     std::printf("  security  %s\n", kind);
+    if (!info->flood_engine().empty()) {
+      std::printf("  flood engine %s%s\n", info->flood_engine().c_str(),
+                  info->flood_engine_note().empty()
+                      ? ""
+                      : absl::StrCat(" (", info->flood_engine_note(), ")").c_str());
+    }
     std::printf("  allow targets %s\n", absl::StrJoin(info->allow_targets(), " ").c_str());
     if (!info->restore_error().empty()) {
       std::printf("  REFUSES RUNS: %s\n", info->restore_error().c_str());

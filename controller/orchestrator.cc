@@ -51,7 +51,8 @@ std::vector<RunFailure> Orchestrator::CheckCapabilities(const Scenario& scenario
           {h.name, absl::StrCat("cannot change kernel settings: ",
                                 MissingReason(h.info, v1::CAPABILITY_SYSCTL_WRITE))});
     }
-    if (!HasCapability(h.info, v1::CAPABILITY_IO_URING)) {
+    // An agent from 0.6 on names its flood engine (epoll where io_uring is refused).
+    if (!HasCapability(h.info, v1::CAPABILITY_IO_URING) && h.info.flood_engine().empty()) {
       for (const auto& f : scenario.floods) {
         if (f.host == h.name) {
           problems.push_back(

@@ -1,5 +1,6 @@
-// Runs one connect flood on its own io_uring (one ring, one thread): no thread and no blocking
-// call per connection, and no memory per attempt unless records are asked for.
+// Runs one connect flood on one thread, on io_uring or (where io_uring is refused) epoll: no
+// thread and no blocking call per connection, and no memory per attempt unless records are asked
+// for. Both engines share the schedule and accounting (flood_core.h).
 #pragma once
 
 #include <atomic>
@@ -7,11 +8,13 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/flood/flood_spec.h"
 
 namespace synq::agent {
 
-// Runs `spec` on the calling thread, as one ring. Threads and worker processes each call it with
+// Runs `spec` on the calling thread, as one ring (spec.engine; kAuto = ProcessFloodEngine()).
+// result.engine names the engine that ran. Threads and worker processes each call it with
 // their share of the flood (spec.schedule_stride/offset, concurrency, source_ports); spec.threads
 // is not acted on here.
 //
@@ -38,7 +41,8 @@ namespace synq::agent {
 // Measurements. Connect latency is from the attempt's SCHEDULED instant (no coordinated
 // omission). Every attempt launched gets exactly one outcome (attempted == the sum of the
 // outcomes): established (held to the end, or closed by the flood: `closed`), reset, refused,
-// timed out (each connect has a linked IORING_OP_LINK_TIMEOUT of `connect_timeout`), or an error
+// timed out (each connect has a deadline of `connect_timeout`: a linked IORING_OP_LINK_TIMEOUT,
+// or epoll's deadline queue), or an error
 // by errno name ("EOF" for an orderly close by the peer). `series` has one FloodSecond per second
 // of the schedule; outcomes, lateness and drops go to the second the attempt was scheduled in.
 // `answered` counts established connections that received at least one byte. Records: one
@@ -77,6 +81,30 @@ RateProfile EffectiveProfile(const FloodSpec& spec);
 // How many attempts of the whole flood the spec's bounds allow (connections and/or the schedule
 // before duration); UINT64_MAX when unbounded in count (rate 0 for a duration).
 uint64_t ScheduledAttempts(const FloodSpec& spec);
+
+// The engine a process runs its floods on, and why it is not io_uring (empty when it is).
+struct FloodEngineChoice {
+  FloodEngine engine = FloodEngine::kIoUring;
+  std::string note;
+};
+
+// "auto", "io_uring" or "epoll"; InvalidArgument naming --flood-engine otherwise.
+absl::StatusOr<FloodEngine> ParseFloodEngine(absl::string_view name);
+const char* FloodEngineName(FloodEngine engine);
+
+// Whether this process may set up an io_uring with the opcodes a flood needs: OK, or the errno's
+// status with the reason (seccomp EPERM, kernel.io_uring_disabled, ENOSYS, a missing opcode).
+absl::Status ProbeIoUring();
+
+// Resolves --flood-engine once at start: kAuto probes io_uring and falls back to epoll with the
+// reason in `note`; kIoUring fails (FailedPrecondition, with the reason) when io_uring is
+// refused; kEpoll is taken as asked.
+absl::StatusOr<FloodEngineChoice> ChooseFloodEngine(FloodEngine asked);
+
+// The engine floods with FloodSpec.engine == kAuto run on in this process (io_uring until set).
+// Set once at agent start; flood worker processes get the resolved engine in their request.
+void SetProcessFloodEngine(FloodEngineChoice choice);
+FloodEngineChoice ProcessFloodEngine();
 
 // The symbolic name of an errno value ("ECONNREFUSED"), or "errno N" if it has none.
 std::string ErrnoName(int err);

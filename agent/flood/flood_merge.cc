@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace synq::agent {
@@ -88,6 +89,11 @@ absl::StatusOr<FloodResult> MergeFloodResults(std::vector<FloodResult> parts, Pe
     out.outcome_samples_dropped += p.outcome_samples_dropped;
     out.threads += p.threads;
     out.workers += p.workers;
+    // The engines that ran the shares, in first-seen order ("io_uring+epoll" when mixed).
+    if (!p.engine.empty() &&
+        !absl::StrContains(absl::StrCat("+", out.engine, "+"), absl::StrCat("+", p.engine, "+"))) {
+      out.engine = out.engine.empty() ? p.engine : absl::StrCat(out.engine, "+", p.engine);
+    }
     std::move(p.worker_errors.begin(), p.worker_errors.end(),
               std::back_inserter(out.worker_errors));
     for (const std::string& s : p.sources) {

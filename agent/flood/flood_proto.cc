@@ -161,6 +161,7 @@ void ToProto(const FloodResult& f, v1::FloodResult* out) {
   out->set_outcome_samples_dropped(f.outcome_samples_dropped);
   out->set_threads(f.threads);
   out->set_workers(f.workers);
+  out->set_engine(f.engine);
   for (const std::string& e : f.worker_errors) out->add_worker_errors(e);
   for (const std::string& s : f.sources) out->add_sources(s);
   out->set_records_dropped(f.records_dropped);
@@ -220,6 +221,7 @@ absl::StatusOr<FloodResult> FromProto(const v1::FloodResult& f) {
   }
   out.threads = f.threads();
   out.workers = f.workers();
+  out.engine = f.engine();
   out.worker_errors.assign(f.worker_errors().begin(), f.worker_errors().end());
   out.sources.assign(f.sources().begin(), f.sources().end());
   out.records_dropped = f.records_dropped();

@@ -22,6 +22,10 @@ using common::ValidateRateProfile;
 
 enum class CloseMode { kKeep, kRst, kFin };
 
+// The I/O layer a flood runs on. kAuto: the one this process chose at start
+// (SetProcessFloodEngine, flood_engine.h), io_uring unless told otherwise.
+enum class FloodEngine { kAuto, kIoUring, kEpoll };
+
 // Ports [first, last] of one local address that an engine may bind itself, taking only ports
 // with port % stride == offset (so threads and workers share an address without overlap).
 struct PortRange {
@@ -67,6 +71,7 @@ struct FloodSpec {
   // Sockets open at once across every engine of the flood in this process (for open_peak);
   // null = this engine alone.
   std::shared_ptr<std::atomic<int64_t>> open_sockets;
+  FloodEngine engine = FloodEngine::kAuto;
 };
 
 enum class Outcome { kEstablished, kReset, kRefused, kTimedOut, kError };
@@ -106,6 +111,7 @@ struct HeldConnections {
 
 struct FloodResult {
   std::string name;
+  std::string engine;  // "io_uring" or "epoll"; merged shares: "io_uring+epoll" when mixed
   uint64_t attempted = 0;
   uint64_t established = 0;
   uint64_t reset = 0;

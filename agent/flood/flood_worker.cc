@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_merge.h"
 #include "agent/flood/flood_proto.h"
 #include "agent/flood/flood_runner.h"
@@ -34,14 +35,13 @@
 #include "spdlog/spdlog.h"
 #include "synq/agent/v1/agent.pb.h"
 
-
 namespace synq::agent {
 namespace {
 
 namespace v1 = ::synq::agent::v1;
 using Clock = std::chrono::steady_clock;
 
-constexpr uint32_t kRequestMagic = 0x31575153;  // "SQW1"
+constexpr uint32_t kRequestMagic = 0x32575153;  // "SQW2" (adds the engine)
 constexpr int kWorkerResultFd = 3;
 // Larger than any reply a flood share produces; a length beyond it is garbage.
 constexpr uint32_t kMaxMessage = 1u << 30;
@@ -278,6 +278,10 @@ std::string EncodeRequest(const FloodSpec& share, uint32_t index, uint32_t count
   w.U32(share.schedule_offset);
   w.U32(share.concurrency);
   w.U64(share.max_records);
+  // Workers run the engine this agent chose (they need not probe io_uring again).
+  const FloodEngine engine =
+      share.engine == FloodEngine::kAuto ? ProcessFloodEngine().engine : share.engine;
+  w.U8(static_cast<uint8_t>(engine));
   w.U32(static_cast<uint32_t>(share.source_ports.size()));
   for (const SourcePorts& p : share.source_ports) {
     w.Bytes(p.address.HostString());
@@ -308,10 +312,17 @@ absl::StatusOr<WorkerRequest> DecodeRequest(const std::string& body) {
   uint64_t start_ns = 0;
   uint32_t stride = 0, offset = 0, concurrency = 0;
   uint64_t max_records = 0;
+  uint8_t engine = 0;
   if (!r.U32(magic) || magic != kRequestMagic) return absl::InvalidArgumentError("bad magic");
   if (!r.U64(start_ns) || !r.U32(out.index) || !r.U32(out.count) || !r.U32(out.threads) ||
-      !r.U32(stride) || !r.U32(offset) || !r.U32(concurrency) || !r.U64(max_records) || !r.U32(n)) {
+      !r.U32(stride) || !r.U32(offset) || !r.U32(concurrency) || !r.U64(max_records) ||
+      !r.U8(engine) || !r.U32(n)) {
     return absl::InvalidArgumentError("truncated header");
+  }
+  if (engine != static_cast<uint8_t>(FloodEngine::kIoUring) &&
+      engine != static_cast<uint8_t>(FloodEngine::kEpoll)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("engine ", int{engine}, " is not io_uring or epoll"));
   }
   std::vector<SourcePorts> ports;
   for (uint32_t i = 0; i < n; ++i) {
@@ -345,6 +356,7 @@ absl::StatusOr<WorkerRequest> DecodeRequest(const std::string& body) {
   out.share.schedule_offset = offset;
   out.share.concurrency = concurrency;
   out.share.max_records = max_records;
+  out.share.engine = static_cast<FloodEngine>(engine);
   out.share.source_ports = std::move(ports);
   out.run_start = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "agent/flood/flood_engine.h"
 #include "agent/flood/flood_proto.h"
 #include "agent/host_facts.h"
 #include "agent/service/caller.h"
@@ -266,6 +267,9 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   }
   response->set_restore_error(runs_.refusal());
   response->set_caller_identity(PeerIdentity(*context));
+  const FloodEngineChoice engine = ProcessFloodEngine();
+  response->set_flood_engine(FloodEngineName(engine.engine));
+  response->set_flood_engine_note(engine.note);
   return Done(context, absl::OkStatus());
 }
 

@@ -19,8 +19,13 @@ uint64_t Failed(const rv1::FloodSecond& s) {
 }  // namespace
 
 std::string SustainedFloodText(const rv1::Flood& f) {
-  if (f.threads() == 0 && f.rate_profile().empty()) return "";
-  std::string out;
+  // Said only when it is not the usual io_uring: an agent that fell back to epoll.
+  std::string engine;
+  if (!f.engine().empty() && f.engine() != "io_uring") {
+    engine = absl::StrCat("    flood engine: ", f.engine(), "\n");
+  }
+  if (f.threads() == 0 && f.rate_profile().empty()) return engine;
+  std::string out = engine;
   std::vector<std::string> schedule;
   if (!f.rate_profile().empty()) schedule.push_back(f.rate_profile());
   if (f.duration_ms() > 0) schedule.push_back(absl::StrFormat("for %.4gs", f.duration_ms() / 1e3));

@@ -426,7 +426,12 @@ std::string OutcomesSection(const v1::Run& run) {
     }
     const v1::LatencySummary& l = f.connect_latency_ms();
     absl::StrAppend(
-        &out, "<tr><td>", Esc(name), "</td><td>", Esc(f.host()), "</td><td>",
+        &out, "<tr><td>", Esc(name), "</td><td>", Esc(f.host()),
+        // Named only when not the usual io_uring: an agent that fell back to epoll.
+        f.engine().empty() || f.engine() == "io_uring"
+            ? ""
+            : absl::StrCat("<br><span class=\"muted\">engine ", Esc(f.engine()), "</span>"),
+        "</td><td>",
         Esc(f.listener().empty() ? f.target() : absl::StrCat(f.listener(), " (", f.target(), ")")),
         "</td><td class=\"n\">", f.attempted(), "</td><td class=\"n\">", f.established(),
         "</td><td class=\"n\">", f.reset(), "</td><td class=\"n\">", f.refused(),

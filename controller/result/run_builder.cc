@@ -239,6 +239,7 @@ rv1::Run BuildRun(const RunInputs& in) {
       for (const auto& [bucket, n] : f.connect_latency_histogram().buckets()) {
         (*hist->mutable_buckets())[bucket] = Count(n);
       }
+      out.set_engine(f.engine());  // empty from an agent before 0.6
       const FloodDef* def = FindFlood(s, f.name());
       if (def != nullptr) {
         out.set_connections_requested(Count(static_cast<uint64_t>(def->connections)));

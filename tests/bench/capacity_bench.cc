@@ -22,6 +22,8 @@
 // - synq runs as the agent runs a flood: PlanFloods (sources on the route, its own source ports
 //   from ip_local_port_range minus reserved ports, the budget check, rings) and RunPlannedFlood,
 //   with the same concurrency. The 8,000 case also runs the engine alone with the kernel's ports.
+// - EpollEngineAgainstIoUringEngine: synq's epoll engine against its io_uring engine (ratios
+//   epoll/io_uring) in churn, hold, and hold towards one destination with the kernel's ports.
 // - Regimes: connect-and-hold at 8,000 held; connect-and-hold at 15,000 held towards one
 //   destination, where the kernel's ephemeral port search for the minimal loop scans longer and
 //   longer once about half of ip_local_port_range is taken (synq binds its own ports from that
@@ -640,6 +642,53 @@ TEST_F(CapacityBench, ChurnWithCloseRst) {
     }
   }
   PrintRatio("churn (close rst)", Median(minimal_rates), Median(synq_rates), 0.95);
+}
+
+// The epoll engine (the fallback where io_uring is refused) against the io_uring engine, same
+// process, same server setup, the order rotated per round: churn with close rst and
+// connect-and-hold with the ports synq binds (as the agent plans them), and connect-and-hold
+// towards one destination past half of ip_local_port_range with the kernel's ports (one ring,
+// RunFlood without source ports), where each connect() searches longer for a free port: epoll
+// pays that search inside connect() on the flood's own thread.
+void EngineComparison(const char* label, uint64_t n, ServerMode mode, agent::CloseMode close,
+                      bool kernel_ports, const SockStat& baseline) {
+  std::vector<double> rates[2];  // io_uring, epoll
+  static constexpr agent::FloodEngine kEngines[] = {agent::FloodEngine::kIoUring,
+                                                    agent::FloodEngine::kEpoll};
+  static constexpr const char* kNames[] = {"io_uring", "epoll"};
+  for (int round = 0; round < S().rounds; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      const int side = (i + round) % 2;
+      Settle(baseline);
+      auto server = ServerProcess::Start("127.0.0.1", mode, 1);
+      ASSERT_TRUE(server.ok()) << server.status();
+      FloodSpec spec = BaseSpec((*server)->address(), n);
+      spec.engine = kEngines[side];
+      spec.close = close;
+      SynqRun r = RunSynq(spec, kernel_ports);
+      ASSERT_TRUE(r.status.ok()) << label << " " << kNames[side] << ": " << r.status;
+      ASSERT_EQ(r.established, n) << label << " " << kNames[side];
+      if (close != agent::CloseMode::kKeep) {
+        ASSERT_EQ(r.closed, n) << label << " " << kNames[side];
+      }
+      rates[side].push_back(n / r.seconds);
+      std::printf("  %s round %d %s: %.0f/s (%.3f s)\n", label, round, kNames[side], n / r.seconds,
+                  r.seconds);
+    }
+  }
+  std::printf("%-44s io_uring %9.0f/s  epoll %9.0f/s  epoll/io_uring %.2f\n", label,
+              Median(rates[0]), Median(rates[1]), Median(rates[1]) / Median(rates[0]));
+}
+
+TEST_F(CapacityBench, EpollEngineAgainstIoUringEngine) {
+  EngineComparison("engines: churn (close rst)", S().churn, ServerMode::kClose,
+                   agent::CloseMode::kRst, /*kernel_ports=*/false, baseline_);
+  EngineComparison("engines: hold (synq's ports)", S().hold, ServerMode::kHold,
+                   agent::CloseMode::kKeep, /*kernel_ports=*/false, baseline_);
+  EngineComparison("engines: hold one destination (synq's ports)", S().port_search,
+                   ServerMode::kHold, agent::CloseMode::kKeep, /*kernel_ports=*/false, baseline_);
+  EngineComparison("engines: hold one destination (kernel ports)", S().port_search,
+                   ServerMode::kHold, agent::CloseMode::kKeep, /*kernel_ports=*/true, baseline_);
 }
 
 TEST_F(CapacityBench, TwoThreadsAgainstAListenerInAnotherNamespace) {

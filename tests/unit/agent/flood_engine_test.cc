@@ -1,4 +1,5 @@
-// Proves the io_uring connect flood against the real kernel on 127.0.0.1: each outcome kind
+// Proves the connect flood, on each engine (io_uring and epoll), against the real kernel on
+// 127.0.0.1: each outcome kind
 // (established, refused, timed out, reset, EOF), backlog+1 accept-queue behaviour, payload
 // delivery, rate pacing, the concurrency bound, start offset, stop, the fd budget and spec
 // validation, and that every attempt gets exactly one outcome. Servers bind 127.0.0.1:0.
@@ -37,10 +38,24 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 
-#define SKIP_WITHOUT_IO_URING()                                                  \
-  do {                                                                           \
-    absl::StatusOr<flood::Uring> probe = flood::Uring::Create(8, 16);            \
-    if (!probe.ok()) GTEST_SKIP() << "io_uring unavailable: " << probe.status(); \
+// Each engine test runs once per engine (the parameter): the fixture makes it this process's
+// engine, so every spec (engine kAuto) runs on it, and RunNow checks the result names it.
+class FloodEngines : public ::testing::TestWithParam<FloodEngine> {
+ protected:
+  void SetUp() override { SetProcessFloodEngine({GetParam(), ""}); }
+  void TearDown() override { SetProcessFloodEngine({FloodEngine::kIoUring, ""}); }
+};
+
+std::string EngineParamName(const ::testing::TestParamInfo<FloodEngine>& info) {
+  return FloodEngineName(info.param);
+}
+
+#define SKIP_WITHOUT_ENGINE()                                                      \
+  do {                                                                             \
+    if (GetParam() == FloodEngine::kIoUring) {                                     \
+      absl::StatusOr<flood::Uring> probe = flood::Uring::Create(8, 16);            \
+      if (!probe.ok()) GTEST_SKIP() << "io_uring unavailable: " << probe.status(); \
+    }                                                                              \
   } while (0)
 
 // A listening socket on 127.0.0.1 with a kernel-chosen port.
@@ -109,7 +124,11 @@ FloodSpec SpecFor(const common::SocketAddress& target, uint64_t connections, uin
 
 absl::StatusOr<FloodResult> RunNow(const FloodSpec& spec) {
   static const std::atomic<bool> kNoStop{false};
-  return RunFlood(spec, std::chrono::system_clock::now(), kNoStop);
+  absl::StatusOr<FloodResult> r = RunFlood(spec, std::chrono::system_clock::now(), kNoStop);
+  if (r.ok()) {
+    EXPECT_EQ(r->engine, FloodEngineName(ProcessFloodEngine().engine));
+  }
+  return r;
 }
 
 // attempted == records == sum of the outcome counters, and the records agree with the counters.
@@ -198,6 +217,31 @@ TEST(FloodEngine, ErrnoNamesAreSymbolic) {
   EXPECT_EQ(ErrnoName(100000), "errno 100000");
 }
 
+TEST(FloodEngineChoice, FlagValuesParseAndOthersAreRefusedNamingTheFlag) {
+  EXPECT_EQ(*ParseFloodEngine("auto"), FloodEngine::kAuto);
+  EXPECT_EQ(*ParseFloodEngine("io_uring"), FloodEngine::kIoUring);
+  EXPECT_EQ(*ParseFloodEngine("epoll"), FloodEngine::kEpoll);
+  const absl::StatusOr<FloodEngine> bad = ParseFloodEngine("uring");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("--flood-engine: 'uring'"));
+}
+
+TEST(FloodEngineChoice, AutoTakesIoUringWhereItWorksAndEpollIsTakenAsAsked) {
+  const absl::StatusOr<FloodEngineChoice> epoll = ChooseFloodEngine(FloodEngine::kEpoll);
+  ASSERT_TRUE(epoll.ok());
+  EXPECT_EQ(epoll->engine, FloodEngine::kEpoll);
+  EXPECT_THAT(epoll->note, HasSubstr("--flood-engine epoll"));
+  // Where this process may set up a ring (the refused case runs under seccomp in
+  // tests/integration/flood_engine_fallback_test.cc), auto is io_uring with no note.
+  if (!flood::Uring::Create(8, 16).ok()) GTEST_SKIP() << "io_uring unavailable here";
+  const absl::StatusOr<FloodEngineChoice> automatic = ChooseFloodEngine(FloodEngine::kAuto);
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_EQ(automatic->engine, FloodEngine::kIoUring);
+  EXPECT_EQ(automatic->note, "");
+  EXPECT_TRUE(ProbeIoUring().ok());
+}
+
 TEST(FloodEngine, InvalidSpecFieldsAreNamed) {
   absl::StatusOr<common::SocketAddress> target = common::ParseSocketAddress("127.0.0.1:9");
   ASSERT_TRUE(target.ok());
@@ -257,8 +301,8 @@ TEST(FloodEngine, FloodBeyondFdLimitFailsBeforeConnecting) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("RLIMIT_NOFILE"));
 }
 
-TEST(FloodEngine, RefusedWhenNothingListens) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, RefusedWhenNothingListens) {
+  SKIP_WITHOUT_ENGINE();
   common::SocketAddress target;
   {
     // Take a port from the kernel, then free it: nothing listens there.
@@ -280,8 +324,8 @@ TEST(FloodEngine, RefusedWhenNothingListens) {
   }
 }
 
-TEST(FloodEngine, NonAcceptingListenerHoldsBacklogPlusOne) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, NonAcceptingListenerHoldsBacklogPlusOne) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(4);
   FloodSpec spec = SpecFor(AddressOf(listener), 10, 1);
   spec.connect_timeout = 300ms;
@@ -303,8 +347,8 @@ TEST(FloodEngine, NonAcceptingListenerHoldsBacklogPlusOne) {
   }
 }
 
-TEST(FloodEngine, ResetDetectedDuringHold) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, ResetDetectedDuringHold) {
+  SKIP_WITHOUT_ENGINE();
   constexpr int kConnections = 5;
   // Accepts and aborts each connection: SO_LINGER {1, 0} makes close() send an RST.
   Server server(Listen(16), kConnections, [](common::UniqueFd conn) {
@@ -321,8 +365,8 @@ TEST(FloodEngine, ResetDetectedDuringHold) {
   EXPECT_LT(Clock::now() - began, 3s);
 }
 
-TEST(FloodEngine, OrderlyCloseDuringHoldCountsAsEof) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, OrderlyCloseDuringHoldCountsAsEof) {
+  SKIP_WITHOUT_ENGINE();
   constexpr int kConnections = 3;
   Server server(Listen(16), kConnections, [](common::UniqueFd) {});  // plain close: a FIN
   FloodSpec spec = SpecFor(server.address(), kConnections, kConnections);
@@ -333,8 +377,8 @@ TEST(FloodEngine, OrderlyCloseDuringHoldCountsAsEof) {
   ExpectOneOutcomeEach(*r);
 }
 
-TEST(FloodEngine, PayloadIsDelivered) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, PayloadIsDelivered) {
+  SKIP_WITHOUT_ENGINE();
   std::string received;
   {
     Server server(Listen(16), 1, [&received](common::UniqueFd conn) {
@@ -358,8 +402,8 @@ TEST(FloodEngine, PayloadIsDelivered) {
   EXPECT_EQ(received, "hello");
 }
 
-TEST(FloodEngine, RatePacingSpreadsAttempts) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, RatePacingSpreadsAttempts) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(64);
   FloodSpec spec = SpecFor(AddressOf(listener), 20, 20);
   spec.rate = 100;  // attempt i at i * 10 ms: the last one 190 ms in
@@ -378,8 +422,8 @@ TEST(FloodEngine, RatePacingSpreadsAttempts) {
   }
 }
 
-TEST(FloodEngine, ConcurrencyIsRespected) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, ConcurrencyIsRespected) {
+  SKIP_WITHOUT_ENGINE();
   // Backlog 0: the first connection fills the accept queue, so later connects hang until their
   // timeout and several are in flight together.
   common::UniqueFd listener = Listen(0);
@@ -396,8 +440,8 @@ TEST(FloodEngine, ConcurrencyIsRespected) {
   EXPECT_GE(Clock::now() - began, 550ms);
 }
 
-TEST(FloodEngine, EveryAttemptHasExactlyOneOutcomeAndAllSocketsClose) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, EveryAttemptHasExactlyOneOutcomeAndAllSocketsClose) {
+  SKIP_WITHOUT_ENGINE();
   // A mix: some established and held, the rest timing out, slots recycled under concurrency.
   common::UniqueFd listener = Listen(9);
   FloodSpec spec = SpecFor(AddressOf(listener), 60, 12);
@@ -425,8 +469,8 @@ TEST(FloodEngine, EveryAttemptHasExactlyOneOutcomeAndAllSocketsClose) {
   EXPECT_EQ(locals.size(), r->established);  // established sockets were all open together
 }
 
-TEST(FloodEngine, BindsToSourceAddress) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, BindsToSourceAddress) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(16);
   FloodSpec spec = SpecFor(AddressOf(listener), 3, 3);
   spec.source = "127.0.0.1";
@@ -440,8 +484,8 @@ TEST(FloodEngine, BindsToSourceAddress) {
   }
 }
 
-TEST(FloodEngine, WaitsForStartInstant) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, WaitsForStartInstant) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(16);
   FloodSpec spec = SpecFor(AddressOf(listener), 1, 1);
   spec.start_after = 250ms;
@@ -454,8 +498,8 @@ TEST(FloodEngine, WaitsForStartInstant) {
   ExpectOneOutcomeEach(*r);
 }
 
-TEST(FloodEngine, StopFlagEndsLongFloodEarly) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, StopFlagEndsLongFloodEarly) {
+  SKIP_WITHOUT_ENGINE();
   // Would take 200 x 5 s: the first connection fills the queue, the rest hang to their timeout.
   common::UniqueFd listener = Listen(0);
   FloodSpec spec = SpecFor(AddressOf(listener), 200, 1);
@@ -476,8 +520,8 @@ TEST(FloodEngine, StopFlagEndsLongFloodEarly) {
   ExpectOneOutcomeEach(*r);
 }
 
-TEST(FloodEngine, StopBeforeStartAttemptsNothing) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodEngines, StopBeforeStartAttemptsNothing) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(16);
   FloodSpec spec = SpecFor(AddressOf(listener), 10, 1);
   spec.start_after = 30s;
@@ -489,6 +533,10 @@ TEST(FloodEngine, StopBeforeStartAttemptsNothing) {
   EXPECT_EQ(r->attempted, 0u);
   ExpectOneOutcomeEach(*r);
 }
+
+INSTANTIATE_TEST_SUITE_P(BothEngines, FloodEngines,
+                         ::testing::Values(FloodEngine::kIoUring, FloodEngine::kEpoll),
+                         EngineParamName);
 
 }  // namespace
 }  // namespace synq::agent

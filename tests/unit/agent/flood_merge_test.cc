@@ -1,7 +1,8 @@
 // Proves that merging a flood's shares is exact: counts and errors add, the merged histograms
 // equal one histogram that recorded every share's values, the series merges by second,
 // held connections and sockets are all kept, started_at is the earliest, launch_lag_max the
-// largest, sources a union, and open_peak is the max (one process) or the sum (processes).
+// largest, sources a union, engines a union ("io_uring+epoll"), and open_peak is the max (one
+// process) or the sum (processes).
 #include "agent/flood/flood_merge.h"
 
 #include <sys/socket.h>
@@ -86,6 +87,19 @@ TEST(MergeFloodResults, CountsAddAndHistogramsMergeExactly) {
 
   auto summed = MergeFloodResults({a, b}, PeakMerge::kSum);
   EXPECT_EQ(summed->open_peak, 17u);
+}
+
+TEST(MergeFloodResults, EnginesJoinInFirstSeenOrderOnceEach) {
+  FloodResult a = Part({10}, 0, 0), b = Part({11}, 0, 0), c = Part({12}, 0, 0);
+  a.engine = "io_uring";
+  b.engine = "epoll";
+  c.engine = "io_uring";
+  absl::StatusOr<FloodResult> mixed = MergeFloodResults({a, b, c}, PeakMerge::kMax);
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_EQ(mixed->engine, "io_uring+epoll");
+  absl::StatusOr<FloodResult> same = MergeFloodResults({b, b}, PeakMerge::kSum);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->engine, "epoll");
 }
 
 TEST(MergeFloodResults, RefusesHistogramsOfDifferentResolution) {

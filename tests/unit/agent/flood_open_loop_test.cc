@@ -1,4 +1,5 @@
-// Proves the open-loop flood engine against real loopback sockets: a churn flood at a steady rate
+// Proves the open-loop flood engine, on each engine (io_uring and epoll), against real loopback
+// sockets: a churn flood at a steady rate
 // makes rate x duration attempts and, with close rst, leaves no TIME_WAIT while the peer sees each
 // RST about `lifetime` after connect; close fin leaves TIME_WAIT on the client side; too little
 // concurrency for the rate drops launches (counted, never launched later); latency runs from the
@@ -41,10 +42,24 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-#define SKIP_WITHOUT_IO_URING()                                                  \
-  do {                                                                           \
-    absl::StatusOr<flood::Uring> probe = flood::Uring::Create(8, 16);            \
-    if (!probe.ok()) GTEST_SKIP() << "io_uring unavailable: " << probe.status(); \
+// Each engine test runs once per engine (the parameter): the fixture makes it this process's
+// engine, so every spec (engine kAuto) runs on it, and RunNow checks the result names it.
+class FloodOpenLoopEngines : public ::testing::TestWithParam<FloodEngine> {
+ protected:
+  void SetUp() override { SetProcessFloodEngine({GetParam(), ""}); }
+  void TearDown() override { SetProcessFloodEngine({FloodEngine::kIoUring, ""}); }
+};
+
+std::string EngineParamName(const ::testing::TestParamInfo<FloodEngine>& info) {
+  return FloodEngineName(info.param);
+}
+
+#define SKIP_WITHOUT_ENGINE()                                                      \
+  do {                                                                             \
+    if (GetParam() == FloodEngine::kIoUring) {                                     \
+      absl::StatusOr<flood::Uring> probe = flood::Uring::Create(8, 16);            \
+      if (!probe.ok()) GTEST_SKIP() << "io_uring unavailable: " << probe.status(); \
+    }                                                                              \
   } while (0)
 
 common::UniqueFd Listen(int backlog) {
@@ -146,7 +161,11 @@ FloodSpec SpecFor(const common::SocketAddress& target) {
 
 absl::StatusOr<FloodResult> RunNow(const FloodSpec& spec) {
   static const std::atomic<bool> kNoStop{false};
-  return RunFlood(spec, std::chrono::system_clock::now(), kNoStop);
+  absl::StatusOr<FloodResult> r = RunFlood(spec, std::chrono::system_clock::now(), kNoStop);
+  if (r.ok()) {
+    EXPECT_EQ(r->engine, FloodEngineName(ProcessFloodEngine().engine));
+  }
+  return r;
 }
 
 // TCP sockets of this network namespace in `state` (hex as in /proc/net/tcp: "06" = TIME_WAIT)
@@ -209,8 +228,8 @@ void ExpectSeriesSumsToTotals(const FloodResult& r) {
   EXPECT_EQ(r.established + r.reset + r.refused + r.timed_out + errors, r.attempted);
 }
 
-TEST(FloodOpenLoop, ChurnRstAtSteadyRateMakesRateTimesDurationAttemptsAndNoTimeWait) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, ChurnRstAtSteadyRateMakesRateTimesDurationAttemptsAndNoTimeWait) {
+  SKIP_WITHOUT_ENGINE();
   Peer peer(1024);
   FloodSpec spec = SpecFor(peer.address());
   spec.profile.rate = 1000;
@@ -258,8 +277,8 @@ TEST(FloodOpenLoop, ChurnRstAtSteadyRateMakesRateTimesDurationAttemptsAndNoTimeW
 // An HTTP server answering with "Connection: close" writes its reply and closes first. A churn
 // flood then reads the reply and the FIN before its own `lifetime` runs out: each of those
 // connections was established (and answered), none is an error, and the flood closes its end.
-TEST(FloodOpenLoop, ChurnAgainstAServerThatClosesFirstCountsEstablishedNotErrors) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, ChurnAgainstAServerThatClosesFirstCountsEstablishedNotErrors) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(1024);
   const common::SocketAddress address = AddressOf(listener);
   std::atomic<bool> done{false};
@@ -292,8 +311,8 @@ TEST(FloodOpenLoop, ChurnAgainstAServerThatClosesFirstCountsEstablishedNotErrors
   ExpectSeriesSumsToTotals(*r);
 }
 
-TEST(FloodOpenLoop, ChurnFinLeavesTimeWaitOnTheClientSide) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, ChurnFinLeavesTimeWaitOnTheClientSide) {
+  SKIP_WITHOUT_ENGINE();
   Peer peer(1024);
   FloodSpec spec = SpecFor(peer.address());
   spec.profile.rate = 500;
@@ -323,8 +342,8 @@ TEST(FloodOpenLoop, ChurnFinLeavesTimeWaitOnTheClientSide) {
   ExpectSeriesSumsToTotals(*r);
 }
 
-TEST(FloodOpenLoop, TooLittleConcurrencyDropsLaunchesInsteadOfSlowingDown) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, TooLittleConcurrencyDropsLaunchesInsteadOfSlowingDown) {
+  SKIP_WITHOUT_ENGINE();
   // Backlog 0 and nobody accepts: the accept queue holds backlog + 1 = 1 connection and the
   // kernel drops every later SYN, so those connects hang until connect_timeout (the SYN
   // retransmit comes at 1 s, after the 400 ms timeout).
@@ -348,8 +367,8 @@ TEST(FloodOpenLoop, TooLittleConcurrencyDropsLaunchesInsteadOfSlowingDown) {
   ExpectSeriesSumsToTotals(*r);
 }
 
-TEST(FloodOpenLoop, LatencyRunsFromTheScheduledInstant) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, LatencyRunsFromTheScheduledInstant) {
+  SKIP_WITHOUT_ENGINE();
   common::UniqueFd listener = Listen(16);  // 5 connections fit in the accept queue
   FloodSpec spec = SpecFor(AddressOf(listener));
   spec.connections = 5;
@@ -378,8 +397,8 @@ TEST(FloodOpenLoop, LatencyRunsFromTheScheduledInstant) {
   ExpectSeriesSumsToTotals(*r);
 }
 
-TEST(FloodOpenLoop, AnsweredCountsConnectionsThatReceivedBytesOnce) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, AnsweredCountsConnectionsThatReceivedBytesOnce) {
+  SKIP_WITHOUT_ENGINE();
   {
     // The server greets every connection with 2 bytes: 6 connections, 6 answered, not 12.
     Peer peer(64, "hi");
@@ -406,8 +425,8 @@ TEST(FloodOpenLoop, AnsweredCountsConnectionsThatReceivedBytesOnce) {
   }
 }
 
-TEST(FloodOpenLoop, SourcePortsAreBoundFromTheGivenSlices) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, SourcePortsAreBoundFromTheGivenSlices) {
+  SKIP_WITHOUT_ENGINE();
   Peer peer(64);
   FloodSpec spec = SpecFor(peer.address());
   spec.connections = 12;
@@ -443,8 +462,8 @@ TEST(FloodOpenLoop, SourcePortsAreBoundFromTheGivenSlices) {
   }
 }
 
-TEST(FloodOpenLoop, SourcePortsHeldByOthersEndInEaddrnotavail) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, SourcePortsHeldByOthersEndInEaddrnotavail) {
+  SKIP_WITHOUT_ENGINE();
   Peer peer(64);
   // Hold both usable ports with plain (no SO_REUSEADDR) sockets: every bind meets EADDRINUSE,
   // each port is skipped, and a full cycle without success fails the attempt.
@@ -530,8 +549,8 @@ size_t MallocInUse() {
   return m.uordblks + m.hblkhd;  // small chunks in use + mmapped large ones
 }
 
-TEST(FloodOpenLoop, UserMemoryPerHeldSocketIsAtMost64Bytes) {
-  SKIP_WITHOUT_IO_URING();
+TEST_P(FloodOpenLoopEngines, UserMemoryPerHeldSocketIsAtMost64Bytes) {
+  SKIP_WITHOUT_ENGINE();
   constexpr int kHeld = 5000;
   // A listener that accepts everything into a vector reserved up front (no allocation while the
   // flood runs), so the accept queue never fills and every connection is held.
@@ -579,6 +598,10 @@ TEST(FloodOpenLoop, UserMemoryPerHeldSocketIsAtMost64Bytes) {
               peak - before, kHeld, per_socket);
   EXPECT_LE(per_socket, 64.0);
 }
+
+INSTANTIATE_TEST_SUITE_P(BothEngines, FloodOpenLoopEngines,
+                         ::testing::Values(FloodEngine::kIoUring, FloodEngine::kEpoll),
+                         EngineParamName);
 
 }  // namespace
 }  // namespace synq::agent

@@ -32,6 +32,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/flood/flood_worker.h"
 #include "agent/kernel/sock_diag.h"
 #include "common/command.h"
 #include "common/unique_fd.h"
@@ -219,6 +220,40 @@ TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
   auto queue = QueryListenQueue(ntohs(addr.sin_port));
   ASSERT_TRUE(queue.ok()) << queue.status();
   EXPECT_EQ(queue->accept_queue, 3000);
+}
+
+TEST(FloodRunner, WorkerProcessesRunTheEngineTheAgentChose) {
+  // Two worker processes, each told the engine in its request: a never-accepting loopback
+  // listener (backlog 4096, capped by somaxconn 4096 by default) takes all 200 connections.
+  common::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 4096), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  FloodSpec spec;
+  spec.name = "engine";
+  spec.target = *common::ParseSocketAddress(absl::StrCat("127.0.0.1:", ntohs(addr.sin_port)));
+  spec.connections = 200;
+  spec.concurrency = 50;
+  spec.hold = 0ms;
+  spec.threads = 1;
+  spec.engine = FloodEngine::kEpoll;
+  ASSERT_TRUE(std::filesystem::exists(kWorkerBinary)) << kWorkerBinary << " is not built";
+  auto budget = ReadHostBudget("/proc/sys");
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  auto plans = PlanFloods({spec}, *budget);
+  ASSERT_TRUE(plans.ok()) << plans.status();
+  std::atomic<bool> stop{false};
+  auto result = RunFloodWorkers(plans->front().spec, 2, 1, 200,
+                                std::chrono::system_clock::now() + 100ms, stop, kWorkerBinary);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_THAT(result->worker_errors, ::testing::IsEmpty());
+  EXPECT_EQ(result->workers, 2u);
+  EXPECT_EQ(result->established, 200u);
+  EXPECT_EQ(result->engine, "epoll");
 }
 
 TEST(FloodRunner, IPv6LoopbackFloodUsesTheV6SourceOverRings) {
