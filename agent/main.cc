@@ -186,7 +186,9 @@ int main(int argc, char** argv) {
   // The servers start before the restore of what a previous agent left, so that probes see
   // NOT_SERVING while it is pending; runs are refused until it is done.
   synq::agent::AgentMetrics metrics(
-      {{"version", SYNQ_VERSION}, {"engine", "io_uring"}, {"grpc_version", grpc::Version()}});
+      {{"version", SYNQ_VERSION},
+       {"engine", synq::agent::FloodEngineName(synq::agent::ProcessFloodEngine().engine)},
+       {"grpc_version", grpc::Version()}});
   synq::agent::RunManagerOptions run_options;
   run_options.metrics = &metrics;
   synq::agent::RunManager runs(paths, run_options);
