@@ -462,7 +462,9 @@ int Run(const RunCommand& cmd) {
 
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
+  const auto connect_began = std::chrono::steady_clock::now();
   auto hosts = ConnectHosts(scenario, lab->get(), *security);
+  const auto connect_duration = std::chrono::steady_clock::now() - connect_began;
   if (!hosts.ok()) {
     ForgetLab();
     return Error(kExitHostFailed, std::string(hosts.status().message()));
@@ -498,6 +500,7 @@ int Run(const RunCommand& cmd) {
   options.connections = cmd.connections;
   options.out_dir = cmd.out_dir;
   options.lease = lease;
+  options.connect_duration = connect_duration;
   options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
     progress.OnSample(host, sample);
   };
