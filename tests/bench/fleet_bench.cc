@@ -7,7 +7,7 @@
 // Setup
 // - N agents `synq-agent --listen unix:DIR/aK.sock`, each with its own state dir, started at once;
 //   the benchmark waits for every --port-file.
-// - The scenario has N hosts h1..hN; h1 runs one listener on 127.0.0.1 (backlog 4096, accepting),
+// - The scenario has N hosts h1..hN; h1 runs one listener on 127.0.0.1 (backlog 4096, accept: immediate),
 //   and every host runs one tiny flood to it (2 connections, concurrency 2, no hold): the work
 //   per agent is negligible, so what is measured is the fan-out.
 // - `synq run` is forked here and waited for with wait4(), which gives its CPU time (user +
@@ -144,7 +144,7 @@ std::string Scenario(const Fleet& fleet) {
   // Accepting, with a backlog far above what N x 2 connections can queue.
   absl::StrAppend(&s,
                   "listeners:\n  - { name: l1, host: h1, address: 127.0.0.1, backlog: 4096, "
-                  "accept: always }\nfloods:\n");
+                  "accept: immediate }\nfloods:\n");
   for (size_t k = 0; k < fleet.sockets().size(); ++k) {
     absl::StrAppend(&s, "  - { name: f", k + 1, ", host: h", k + 1,
                     ", target: l1, connections: ", kConnectionsPerFlood,
