@@ -9,7 +9,9 @@
 //   the benchmark waits for every --port-file.
 // - The scenario has N hosts h1..hN; h1 runs one listener on 127.0.0.1 (backlog 4096, accept: immediate),
 //   and every host runs one tiny flood to it (2 connections, concurrency 2, no hold): the work
-//   per agent is negligible, so what is measured is the fan-out.
+//   per agent is negligible, so what is measured is the fan-out. Each flood has its own source
+//   address (127.1.X.Y): agents pick source ports themselves from ip_local_port_range, and
+//   agents sharing one address would pick the same 4-tuples (EADDRNOTAVAIL).
 // - `synq run` is forked here and waited for with wait4(), which gives its CPU time (user +
 //   system) and peak RSS; its thread count is read from /proc/PID/status every 10 ms while it
 //   runs (the peak is reported).
@@ -148,7 +150,8 @@ std::string Scenario(const Fleet& fleet) {
   for (size_t k = 0; k < fleet.sockets().size(); ++k) {
     absl::StrAppend(&s, "  - { name: f", k + 1, ", host: h", k + 1,
                     ", target: l1, connections: ", kConnectionsPerFlood,
-                    ", concurrency: 2, connect_timeout: 2s, hold: 0s }\n");
+                    ", concurrency: 2, connect_timeout: 2s, hold: 0s, sources: [127.1.",
+                    (k + 1) / 250, ".", (k + 1) % 250 + 1, "] }\n");
   }
   return s;
 }
