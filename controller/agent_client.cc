@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/limits.h"
+#include "controller/run/fan_out.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/proto_time.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
@@ -402,9 +403,11 @@ std::string ExplainFailedChannel(const std::string& address, const AgentSecurity
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
-                                                          std::chrono::nanoseconds connect_timeout,
-                                                          const AgentSecurity& security) {
+namespace {
+
+// A channel asked to connect at once (GetState(true)); connecting goes on in the background.
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const AgentSecurity& security) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
@@ -421,12 +424,18 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
     if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
   }
   auto channel = grpc::CreateCustomChannel(address, credentials, args);
-  const auto deadline =
-      std::chrono::system_clock::now() +
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(connect_timeout);
+  channel->GetState(true);
+  return channel;
+}
+
+// Waits until `channel` is ready, up to `deadline`.
+absl::StatusOr<std::unique_ptr<AgentClient>> AwaitChannel(
+    const std::string& address, const AgentSecurity& security,
+    std::shared_ptr<grpc::Channel> channel, std::chrono::system_clock::time_point deadline,
+    std::chrono::nanoseconds connect_timeout) {
   // The first failed attempt on a TCP agent is looked at with a handshake of our own: a TLS
   // problem (wrong CA, wrong name, expired, no certificate) will not heal by waiting.
-  bool explained = local;
+  bool explained = absl::StartsWith(address, "unix:");
   for (grpc_connectivity_state state = channel->GetState(true); state != GRPC_CHANNEL_READY;
        state = channel->GetState(true)) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !explained) {
@@ -441,6 +450,61 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
     }
   }
   return std::unique_ptr<AgentClient>(std::make_unique<GrpcAgentClient>(address, channel));
+}
+
+std::chrono::system_clock::time_point DeadlineAfter(std::chrono::nanoseconds timeout) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
+                                                          std::chrono::nanoseconds connect_timeout,
+                                                          const AgentSecurity& security) {
+  return AwaitChannel(address, security, OpenChannel(address, security),
+                      DeadlineAfter(connect_timeout), connect_timeout);
+}
+
+std::vector<absl::StatusOr<ConnectedAgent>> ConnectAgents(const std::vector<AgentTarget>& targets,
+                                                          std::chrono::nanoseconds connect_timeout) {
+  // Every channel connects in the background at once; waiting for them in turn then costs the
+  // slowest one, not the sum.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  channels.reserve(targets.size());
+  for (const AgentTarget& t : targets) channels.push_back(OpenChannel(t.address, t.security));
+  const auto deadline = DeadlineAfter(connect_timeout);
+  std::vector<absl::StatusOr<ConnectedAgent>> out;
+  out.reserve(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto client = AwaitChannel(targets[i].address, targets[i].security, std::move(channels[i]),
+                               deadline, connect_timeout);
+    if (!client.ok()) {
+      out.push_back(client.status());
+      continue;
+    }
+    ConnectedAgent connected;
+    connected.client = *std::move(client);
+    out.push_back(std::move(connected));
+  }
+  // Host info from every connected agent at once.
+  Countdown pending(targets.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].ok()) {
+      pending.Done();
+      continue;
+    }
+    out[i]->client->GetHostInfoAsync([&out, &pending, i](absl::StatusOr<v1::HostInfo> info) {
+      if (info.ok()) {
+        out[i]->info = *std::move(info);
+      } else {
+        out[i] = info.status();
+      }
+      pending.Done();
+    });
+  }
+  pending.Wait();
+  return out;
 }
 
 }  // namespace synq::controller

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/tls_files.h"
@@ -130,5 +131,20 @@ absl::StatusOr<AgentSecurity> LoadAgentSecurity(const common::TlsFileSet& files,
 absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
                                                           std::chrono::nanoseconds connect_timeout,
                                                           const AgentSecurity& security = {});
+
+// One agent to connect to, and how.
+struct AgentTarget {
+  std::string address;
+  AgentSecurity security;
+};
+struct ConnectedAgent {
+  std::unique_ptr<AgentClient> client;
+  v1::HostInfo info;
+};
+// Connects to every target at once and reads each one's host info (ConnectAgent's errors per
+// target, or GetHostInfo's); results are parallel to `targets`. Costs about what the slowest
+// agent costs, not the sum.
+std::vector<absl::StatusOr<ConnectedAgent>> ConnectAgents(const std::vector<AgentTarget>& targets,
+                                                          std::chrono::nanoseconds connect_timeout);
 
 }  // namespace synq::controller
