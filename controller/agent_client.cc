@@ -269,11 +269,9 @@ class GrpcAgentClient final : public AgentClient {
   }
   void ObserveListenerAsync(const v1::ObserveListenerRequest& request,
                             Reply<v1::StartListenerResponse> done) override {
-    CallAsync<v1::StartListenerResponse>(
-        [](auto* a, auto* c, auto* q, auto* r, auto f) {
-          a->ObserveListener(c, q, r, std::move(f));
-        },
-        request, "ObserveListener", kQuickCall, std::move(done));
+    CallAsync<v1::StartListenerResponse>([](auto* a, auto* c, auto* q, auto* r,
+                                            auto f) { a->ObserveListener(c, q, r, std::move(f)); },
+                                         request, "ObserveListener", kQuickCall, std::move(done));
   }
   void StartCaptureAsync(const v1::StartCaptureRequest& request,
                          Reply<v1::StartCaptureResponse> done) override {
@@ -292,11 +290,9 @@ class GrpcAgentClient final : public AgentClient {
     v1::CollectResultsRequest request;
     request.set_run_id(run_id);
     request.set_wait_only(wait_only);
-    CallAsync<v1::CollectResultsResponse>(
-        [](auto* a, auto* c, auto* q, auto* r, auto f) {
-          a->CollectResults(c, q, r, std::move(f));
-        },
-        request, "CollectResults", timeout, std::move(done));
+    CallAsync<v1::CollectResultsResponse>([](auto* a, auto* c, auto* q, auto* r,
+                                             auto f) { a->CollectResults(c, q, r, std::move(f)); },
+                                          request, "CollectResults", timeout, std::move(done));
   }
   void EndRunAsync(const std::string& run_id, Reply<v1::EndRunResponse> done) override {
     v1::EndRunRequest request;
@@ -344,15 +340,14 @@ class GrpcAgentClient final : public AgentClient {
       }
     }
     invoke(stub_->async(), &pending->context, &pending->request, &pending->response,
-           std::function<void(grpc::Status)>(
-               [pending, done = std::move(done), address = address_, name,
-                timeout](const grpc::Status& status) {
-                 if (!status.ok()) {
-                   done(FromGrpc(status, address, name, timeout));
-                   return;
-                 }
-                 done(std::move(pending->response));
-               }));
+           std::function<void(grpc::Status)>([pending, done = std::move(done), address = address_,
+                                              name, timeout](const grpc::Status& status) {
+             if (!status.ok()) {
+               done(FromGrpc(status, address, name, timeout));
+               return;
+             }
+             done(std::move(pending->response));
+           }));
   }
 
   std::string TokenOf(const std::string& run_id) {
@@ -466,8 +461,8 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
                       DeadlineAfter(connect_timeout), connect_timeout);
 }
 
-std::vector<absl::StatusOr<ConnectedAgent>> ConnectAgents(const std::vector<AgentTarget>& targets,
-                                                          std::chrono::nanoseconds connect_timeout) {
+std::vector<absl::StatusOr<ConnectedAgent>> ConnectAgents(
+    const std::vector<AgentTarget>& targets, std::chrono::nanoseconds connect_timeout) {
   // Every channel connects in the background at once; waiting for them in turn then costs the
   // slowest one, not the sum.
   std::vector<std::shared_ptr<grpc::Channel>> channels;

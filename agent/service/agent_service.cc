@@ -432,9 +432,9 @@ grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServ
   auto* reactor = new WatchReactor(runs_, CallerOf(*context), request->run_id(),
                                    std::max(batch_interval, std::chrono::nanoseconds(0)));
   if (batch_interval.count() < 0) {
-    reactor->Refuse(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrCat("batch_interval: must not be negative, got ",
-                                              batch_interval.count(), " ns")));
+    reactor->Refuse(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("batch_interval: must not be negative, got ", batch_interval.count(), " ns")));
     return reactor;
   }
   reactor->Subscribe();

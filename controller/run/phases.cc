@@ -11,14 +11,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
+#include "common/saturating.h"
 #include "controller/run/fan_out.h"
 #include "controller/run/flood_request.h"
 #include "controller/run/target_resolver.h"
 #include "controller/scenario/rate_profile.h"
 #include "controller/verdict/expression.h"
 #include "proto/proto_enums.h"
-#include "common/limits.h"
-#include "common/saturating.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller {
@@ -76,7 +76,8 @@ nanoseconds FloodBudget(const FloodDef& f) {
   // Saturating: 10M one-at-a-time connects x a 1 h timeout is past int64 nanoseconds.
   const int64_t waves = (f.connections + f.concurrency - 1) / std::max<int64_t>(1, f.concurrency);
   nanoseconds pacing{0};
-  if (f.rate > 0) pacing = common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
+  if (f.rate > 0)
+    pacing = common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
   return common::SaturatingAdd(
       common::SaturatingAdd(f.start_after, pacing),
       common::SaturatingAdd(common::SaturatingMul(f.connect_timeout, waves), f.hold));
@@ -165,9 +166,9 @@ void BeginPhase(RunContext& ctx) {
   // Lease: the agent ends the run by itself if we vanish without breaking the stream.
   for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
   // Saturating, then capped at what an agent accepts (common::kMaxLease).
-  ctx.lease = std::min(common::SaturatingAdd(common::SaturatingMul(ctx.flood_budget, 2),
-                                             std::chrono::minutes(2)),
-                       common::kMaxLease);
+  ctx.lease = std::min(
+      common::SaturatingAdd(common::SaturatingMul(ctx.flood_budget, 2), std::chrono::minutes(2)),
+      common::kMaxLease);
   if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
   v1::BeginRunRequest begin;
@@ -321,21 +322,21 @@ void PreparePhase(RunContext& ctx) {
     request.set_name(o.name);
     request.set_port(static_cast<uint32_t>(o.port));
     request.set_address(o.address);
-    listeners[hi].push_back([&ctx, hi, request, name = o.name,
-                             host = o.host](std::function<void(bool)> next) {
-      ctx.hosts[hi].client->ObserveListenerAsync(
-          request,
-          [&ctx, hi, name, host, next](absl::StatusOr<v1::StartListenerResponse> observed) {
-            if (!observed.ok()) {
-              ctx.FailCall(hi, observed.status(), "prepare", absl::StrCat("observe.", name));
-              return next(false);
-            }
-            ctx.Locked([&] {
-              ctx.bound[name] = {host, observed->listener().ip(), observed->listener().port()};
-            });
-            next(true);
-          });
-    });
+    listeners[hi].push_back(
+        [&ctx, hi, request, name = o.name, host = o.host](std::function<void(bool)> next) {
+          ctx.hosts[hi].client->ObserveListenerAsync(
+              request,
+              [&ctx, hi, name, host, next](absl::StatusOr<v1::StartListenerResponse> observed) {
+                if (!observed.ok()) {
+                  ctx.FailCall(hi, observed.status(), "prepare", absl::StrCat("observe.", name));
+                  return next(false);
+                }
+                ctx.Locked([&] {
+                  ctx.bound[name] = {host, observed->listener().ip(), observed->listener().port()};
+                });
+                next(true);
+              });
+        });
   }
   // Packet capture on the listed hosts, on their listener ports, before any flood starts.
   for (const auto& c : ctx.scenario().captures) {
@@ -438,24 +439,25 @@ void SchedulePhase(RunContext& ctx) {
   std::vector<std::string> late;  // agents whose acknowledgement came after the instant
   FanOut(requests.size(), [&](size_t k, std::function<void()> done) {
     const int i = requests[k].first;
-    ctx.hosts[i].client->StartFloodsAsync(requests[k].second, [&ctx, &late, i, start_at,
-                                                               done](absl::Status st) {
-      if (!st.ok()) {
-        ctx.FailCall(i, st, "schedule");
-      } else if (const Clock::time_point acked = ctx.options.now(); acked > start_at) {
-        ctx.Locked([&] {
-          late.push_back(absl::StrFormat(
-              "%s (%.3f ms after)", ctx.hosts[i].name,
-              std::chrono::duration<double, std::milli>(acked - start_at).count()));
+    ctx.hosts[i].client->StartFloodsAsync(
+        requests[k].second, [&ctx, &late, i, start_at, done](absl::Status st) {
+          if (!st.ok()) {
+            ctx.FailCall(i, st, "schedule");
+          } else if (const Clock::time_point acked = ctx.options.now(); acked > start_at) {
+            ctx.Locked([&] {
+              late.push_back(absl::StrFormat(
+                  "%s (%.3f ms after)", ctx.hosts[i].name,
+                  std::chrono::duration<double, std::milli>(acked - start_at).count()));
+            });
+          }
+          done();
         });
-      }
-      done();
-    });
   });
   if (!late.empty()) {
     std::sort(late.begin(), late.end());
     ctx.inputs.not_observed.push_back(absl::StrCat(
-        "start synchronization: the start instant was ", std::chrono::duration<double, std::milli>(lead).count(),
+        "start synchronization: the start instant was ",
+        std::chrono::duration<double, std::milli>(lead).count(),
         " ms ahead, but these agents acknowledged StartFloods only after it: ",
         absl::StrJoin(late, ", "), "; their floods started late (see start_lateness_ms)"));
   }
@@ -590,9 +592,9 @@ void EndPhase(RunContext& ctx) {
     const absl::Status watched = ctx.watches[i]->WaitUntil(deadline);
     if (!watched.ok() && watched.code() != absl::StatusCode::kCancelled) {
       ctx.Locked([&] {
-        ctx.inputs.not_observed.push_back(absl::StrCat(
-            "samples of host '", ctx.hosts[i].name,
-            "' may be incomplete: the sample stream ended with ", watched.message()));
+        ctx.inputs.not_observed.push_back(
+            absl::StrCat("samples of host '", ctx.hosts[i].name,
+                         "' may be incomplete: the sample stream ended with ", watched.message()));
       });
     }
     ctx.watches[i].reset();

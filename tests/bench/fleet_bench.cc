@@ -7,7 +7,8 @@
 // Setup
 // - N agents `synq-agent --listen unix:DIR/aK.sock`, each with its own state dir, started at once;
 //   the benchmark waits for every --port-file.
-// - The scenario has N hosts h1..hN; h1 runs one listener on 127.0.0.1 (backlog 4096, accept: immediate),
+// - The scenario has N hosts h1..hN; h1 runs one listener on 127.0.0.1 (backlog 4096, accept:
+// immediate),
 //   and every host runs one tiny flood to it (2 connections, concurrency 2, no hold): the work
 //   per agent is negligible, so what is measured is the fan-out. Each flood has its own source
 //   address (127.1.X.Y): agents pick source ports themselves from ip_local_port_range, and
@@ -41,6 +42,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -68,7 +70,9 @@ struct Figures {
   int agents = 0;
   int exit_code = -1;
   double wall_ms = 0;
-  double cpu_ms = 0;  // user + system of the synq process
+  double cpu_ms = 0;         // user + system of the synq process
+  double agents_cpu_ms = 0;  // user + system of all agents while synq ran
+  int late_acks = 0;         // agents that acknowledged StartFloods after the start instant
   long peak_rss_kb = 0;
   long peak_threads = 0;
   std::map<std::string, double> phase_ms;
@@ -131,6 +135,24 @@ class Fleet {
         limit);
   }
   const std::vector<std::string>& sockets() const { return sockets_; }
+  // CPU time (user + system) the agents used so far, from /proc/PID/stat.
+  double CpuMs() const {
+    const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+    double total = 0;
+    for (pid_t pid : pids_) {
+      std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+      std::string stat((std::istreambuf_iterator<char>(in)), {});
+      const size_t close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+      // Fields after the command: state is 3rd overall, utime 14th and stime 15th.
+      if (fields.size() < 13) continue;
+      total +=
+          (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) *
+          tick_ms;
+    }
+    return total;
+  }
 
  private:
   std::vector<std::string> sockets_;
@@ -167,9 +189,10 @@ Figures Measure(int n) {
   }
   const std::string scenario = dir.Write("fleet.yaml", Scenario(fleet));
   const std::string out = dir.path() + "/out";
+  const double agents_cpu_before = fleet.CpuMs();
   const auto began = std::chrono::steady_clock::now();
-  const pid_t pid = Spawn({Binary("controller/synq"), "run", scenario, "--out", out},
-                          dir.path() + "/synq.log");
+  const pid_t pid =
+      Spawn({Binary("controller/synq"), "run", scenario, "--out", out}, dir.path() + "/synq.log");
   rusage usage{};
   int status = 0;
   const auto deadline = began + seconds(300);
@@ -183,8 +206,9 @@ Figures Measure(int n) {
     }
     std::this_thread::sleep_for(milliseconds(10));
   }
-  fig.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began)
-                    .count();
+  fig.wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  fig.agents_cpu_ms = fleet.CpuMs() - agents_cpu_before;
   fig.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   auto ms = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
   fig.cpu_ms = ms(usage.ru_utime) + ms(usage.ru_stime);
@@ -207,6 +231,18 @@ Figures Measure(int n) {
     fig.skew_reported = true;
     fig.skew_ms = run["start_skew_ms"].get<double>();
   }
+  if (run.contains("not_observed")) {
+    for (const auto& note : run["not_observed"]) {
+      const std::string text = note.get<std::string>();
+      if (text.rfind("start synchronization:", 0) == 0) {
+        // One "NAME (X ms after)" per late agent.
+        for (size_t at = text.find("ms after)"); at != std::string::npos;
+             at = text.find("ms after)", at + 1)) {
+          ++fig.late_acks;
+        }
+      }
+    }
+  }
   std::vector<double> lateness;
   if (run.contains("floods")) {
     for (const auto& [name, f] : run["floods"].items()) {
@@ -225,17 +261,19 @@ Figures Measure(int n) {
 }
 
 void Print(const Figures& f) {
-  std::printf("agents %d: exit %d, wall %.0f ms, controller CPU %.0f ms, peak RSS %.1f MiB, "
-              "peak threads %ld\n",
-              f.agents, f.exit_code, f.wall_ms, f.cpu_ms, f.peak_rss_kb / 1024.0, f.peak_threads);
+  std::printf(
+      "agents %d: exit %d, wall %.0f ms, controller CPU %.0f ms, peak RSS %.1f MiB, "
+      "peak threads %ld; agents' CPU meanwhile %.0f ms; late StartFloods acks %d\n",
+      f.agents, f.exit_code, f.wall_ms, f.cpu_ms, f.peak_rss_kb / 1024.0, f.peak_threads,
+      f.agents_cpu_ms, f.late_acks);
   std::printf("  phases (ms):");
   for (const auto& [k, v] : f.phase_ms) std::printf(" %s %.1f", k.c_str(), v);
   if (f.phase_ms.empty()) std::printf(" not reported (result.json has no phase_ms)");
-  std::printf("\n  start skew (run's start_skew_ms): %s; lateness across %d agents: p50 %.3f ms, "
-              "p99 %.3f ms; skew at p99 (p99 - min) %.3f ms; floods complete %d/%d\n",
-              f.skew_reported ? absl::StrCat(f.skew_ms, " ms").c_str() : "not_observed",
-              f.starts_measured, f.lateness_p50, f.lateness_p99, f.lateness_spread_p99,
-              f.floods_complete, f.agents);
+  std::printf(
+      "\n  start skew (run's start_skew_ms): %s; lateness across %d agents: p50 %.3f ms, "
+      "p99 %.3f ms; skew at p99 (p99 - min) %.3f ms; floods complete %d/%d\n",
+      f.skew_reported ? absl::StrCat(f.skew_ms, " ms").c_str() : "not_observed", f.starts_measured,
+      f.lateness_p50, f.lateness_p99, f.lateness_spread_p99, f.floods_complete, f.agents);
 }
 
 // Least squares y = a + b x over the sizes; returns {a, b}.
