@@ -41,7 +41,7 @@ struct RunOptions {
   std::string out_dir;       // for captures
   // The least time between choosing the start instant and the instant; the lead is otherwise
   // sized from the measured fan-out (SchedulePhase).
-  std::chrono::nanoseconds start_lead{std::chrono::milliseconds(100)};
+  std::chrono::nanoseconds start_lead{std::chrono::milliseconds(300)};
   // Lease sent with BeginRun (`synq run --lease`); 0 = derived from the floods' budget.
   std::chrono::nanoseconds lease{0};
   // How long connecting to the agents and reading their host info took (Run.phase_ms "connect"

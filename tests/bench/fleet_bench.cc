@@ -29,6 +29,8 @@
 // Smoke (CTest, label bench): 20 agents. Full (figures in docs/performance.md):
 //   build/tests/bench/bench_fleet --sizes 100,200
 //   build/tests/bench/bench_fleet --agents 200
+// `--sample-interval 1s` samples less often on every agent: on one 2-core machine, 200 agents
+// sampling every 100 ms take most of the CPU themselves, which slows every phase they answer.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -64,6 +66,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 std::vector<int> g_sizes = {20};
+std::string g_sample_interval;  // --sample-interval: the scenario's sample_interval, "" = default
 constexpr int kConnectionsPerFlood = 2;
 
 struct Figures {
@@ -161,7 +164,9 @@ class Fleet {
 };
 
 std::string Scenario(const Fleet& fleet) {
-  std::string s = "name: fleet\nhosts:\n";
+  std::string s = "name: fleet\n";
+  if (!g_sample_interval.empty()) absl::StrAppend(&s, "sample_interval: ", g_sample_interval, "\n");
+  absl::StrAppend(&s, "hosts:\n");
   for (size_t k = 0; k < fleet.sockets().size(); ++k) {
     absl::StrAppend(&s, "  h", k + 1, ": { agent: \"unix:", fleet.sockets()[k], "\" }\n");
   }
@@ -339,6 +344,7 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--sample-interval") synq::testing::g_sample_interval = argv[i + 1];
     if (arg == "--agents" || arg == "--sizes") {
       synq::testing::g_sizes.clear();
       for (absl::string_view s : absl::StrSplit(argv[i + 1], ',')) {
