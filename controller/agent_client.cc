@@ -341,12 +341,15 @@ class GrpcAgentClient final : public AgentClient {
     }
     invoke(stub_->async(), &pending->context, &pending->request, &pending->response,
            std::function<void(grpc::Status)>([pending, done = std::move(done), address = address_,
-                                              name, timeout](const grpc::Status& status) {
-             if (!status.ok()) {
-               done(FromGrpc(status, address, name, timeout));
-               return;
-             }
-             done(std::move(pending->response));
+                                              name, timeout](const grpc::Status& status) mutable {
+             absl::StatusOr<Response> reply =
+                 status.ok() ? absl::StatusOr<Response>(std::move(pending->response))
+                             : FromGrpc(status, address, name, timeout);
+             // The context goes before `done` runs: it holds a reference to the channel, and
+             // once `done` has run the phase may close the channel (hosts->clear()); the last
+             // reference must not be dropped later on this gRPC thread.
+             pending.reset();
+             done(std::move(reply));
            }));
   }
 
