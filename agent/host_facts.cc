@@ -34,7 +34,30 @@ std::string ProbeIoUring() {
   return "";
 }
 
+// What is costly to probe and does not change while the agent runs: netem is probed by creating
+// a qdisc in a throwaway network namespace, nfqueue by binding a queue. Probed once per process.
+struct CostlyProbes {
+  std::string uring;
+  BackendSupport netem;
+  BackendSupport nfqueue;
+  std::string tracefs;
+};
+
+const CostlyProbes& Costly() {
+  static const CostlyProbes probes = [] {
+    CostlyProbes p;
+    p.uring = ProbeIoUring();
+    p.netem = ProbeNetem();
+    p.nfqueue = ProbeNfqueue();
+    p.tracefs = TracefsUnavailableReason();
+    return p;
+  }();
+  return probes;
+}
+
 }  // namespace
+
+void ProbeCostlyHostFactsOnce() { (void)Costly(); }
 
 HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
   HostFacts facts;
@@ -44,8 +67,8 @@ HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
   if (uname(&uts) == 0) facts.kernel_release = uts.release;
   facts.settings = ReadSettings(proc_sys_dir);
 
-  const std::string uring = ProbeIoUring();
-  Check(facts, Capability::kIoUring, uring.empty(), uring);
+  const CostlyProbes& costly = Costly();
+  Check(facts, Capability::kIoUring, costly.uring.empty(), costly.uring);
   auto diag = DumpTcpSockets(0, 1u << 10 /* TCP_LISTEN */);
   Check(facts, Capability::kSockDiag, diag.ok(),
         diag.ok() ? "" : std::string(diag.status().message()));
@@ -53,13 +76,10 @@ HostFacts ProbeHostFacts(const std::string& proc_sys_dir) {
   const std::string somaxconn = proc_sys_dir + "/net/core/somaxconn";
   Check(facts, Capability::kSysctlWrite, root && access(somaxconn.c_str(), W_OK) == 0,
         root ? somaxconn + " is not writable" : "the agent does not run as root");
-  const BackendSupport netem = ProbeNetem();
-  Check(facts, Capability::kNetem, netem.available, netem.reason);
-  const BackendSupport nfqueue = ProbeNfqueue();
-  Check(facts, Capability::kNfqueue, nfqueue.available, nfqueue.reason);
+  Check(facts, Capability::kNetem, costly.netem.available, costly.netem.reason);
+  Check(facts, Capability::kNfqueue, costly.nfqueue.available, costly.nfqueue.reason);
   Check(facts, Capability::kPcap, root, "packet capture needs root (CAP_NET_RAW)");
-  const std::string tracefs = TracefsUnavailableReason();
-  Check(facts, Capability::kTracefs, tracefs.empty(), tracefs);
+  Check(facts, Capability::kTracefs, costly.tracefs.empty(), costly.tracefs);
 
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) == 0) {

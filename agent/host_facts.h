@@ -21,7 +21,12 @@ struct HostFacts {
   uint64_t fd_limit_hard = 0;
 };
 
-// Probes the host (in the calling thread's network namespace). Cheap enough to run per request.
+// Probes the host (in the calling thread's network namespace). Cheap enough to run per request:
+// settings, addresses and limits are read each time; io_uring, netem (a qdisc in a throwaway
+// network namespace), nfqueue and tracefs are probed once per process and remembered.
 HostFacts ProbeHostFacts(const std::string& proc_sys_dir = "/proc/sys");
+
+// Runs the once-per-process probes now (at agent start), so no GetHostInfo pays for them.
+void ProbeCostlyHostFactsOnce();
 
 }  // namespace synq::agent

@@ -4,12 +4,12 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/limits.h"
+#include "controller/run/fan_out.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/proto_time.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
@@ -36,6 +36,9 @@ constexpr nanoseconds kWatchMargin = seconds(60);
 constexpr nanoseconds kDefaultLease = std::chrono::minutes(10);
 // After EndRun the stream ends at once; Wait() gives it this long before cancelling it.
 constexpr nanoseconds kWatchEndWait = seconds(10);
+// How often an agent sends the samples it kept: rare enough that a thousand agents cost the
+// controller a few hundred small messages a second, often enough for the progress line.
+constexpr nanoseconds kWatchBatchInterval = seconds(1);
 
 std::string Seconds(nanoseconds d) {
   return absl::StrFormat("%.3g s", std::chrono::duration<double>(d).count());
@@ -69,41 +72,37 @@ void SetDeadline(grpc::ClientContext& context, nanoseconds timeout) {
                            std::min(timeout, common::kMaxLease)));
 }
 
-class GrpcWatch final : public WatchHandle {
+// The Watch stream as a callback reactor: reads land on gRPC's callback threads, so a thousand
+// streams cost no thread of their own. Batched messages are unpacked into their samples.
+class GrpcWatch final : public WatchHandle, public grpc::ClientReadReactor<v1::Sample> {
  public:
   GrpcWatch(v1::AgentService::Stub& stub, const std::string& run_id, const std::string& token,
             std::function<void(const v1::Sample&)> on_sample, std::string address,
             nanoseconds timeout)
-      : address_(std::move(address)), timeout_(timeout) {
+      : address_(std::move(address)), timeout_(timeout), on_sample_(std::move(on_sample)) {
     if (!token.empty()) context_.AddMetadata(kRunTokenMetadata, token);
-    v1::WatchRequest request;
-    request.set_run_id(run_id);
+    request_.set_run_id(run_id);
+    proto::ToProto(kWatchBatchInterval, request_.mutable_batch_interval());
     SetDeadline(context_, timeout);
-    reader_ = stub.Watch(&context_, request);
-    thread_ = std::thread([this, on_sample = std::move(on_sample)] {
-      v1::Sample sample;
-      while (reader_->Read(&sample)) on_sample(sample);
-      grpc::Status status = reader_->Finish();
-      std::lock_guard<std::mutex> lock(mu_);
-      status_ = std::move(status);
-      done_ = true;
-      cv_.notify_all();
-    });
+    stub.async()->Watch(&context_, &request_, this);
+    StartRead(&sample_);
+    StartCall();
   }
   ~GrpcWatch() override {
     context_.TryCancel();
-    if (thread_.joinable()) thread_.join();
+    // gRPC calls OnDone once it is done with this reactor; only then may it go.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return done_; });
   }
   // Bounded: an agent that stopped answering after EndRun must not hold the controller.
   absl::Status Wait() override {
-    bool done = false;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      done = cv_.wait_for(lock, kWatchEndWait, [this] { return done_; });
-    }
-    if (!done) context_.TryCancel();
-    if (thread_.joinable()) thread_.join();
-    if (!done) {
+    return WaitUntil(std::chrono::steady_clock::now() + kWatchEndWait);
+  }
+  absl::Status WaitUntil(std::chrono::steady_clock::time_point deadline) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_until(lock, deadline, [this] { return done_; })) {
+      context_.TryCancel();
+      cv_.wait(lock, [this] { return done_; });
       return absl::DeadlineExceededError(absl::StrCat("agent ", address_,
                                                       " did not end its Watch stream within ",
                                                       Seconds(kWatchEndWait), " of EndRun"));
@@ -111,16 +110,34 @@ class GrpcWatch final : public WatchHandle {
     return FromGrpc(status_, address_, "Watch", timeout_);
   }
 
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows with the stream's status
+    if (sample_.batch_size() > 0) {
+      for (const v1::Sample& s : sample_.batch()) on_sample_(s);
+    } else {
+      on_sample_(sample_);
+    }
+    sample_.Clear();
+    StartRead(&sample_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = status;
+    done_ = true;
+    cv_.notify_all();
+  }
+
  private:
   std::string address_;
   nanoseconds timeout_;
+  std::function<void(const v1::Sample&)> on_sample_;
   grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReader<v1::Sample>> reader_;
+  v1::WatchRequest request_;
+  v1::Sample sample_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
   grpc::Status status_;
-  std::thread thread_;
 };
 
 class GrpcAgentClient final : public AgentClient {
@@ -139,7 +156,10 @@ class GrpcAgentClient final : public AgentClient {
                                       "GetClock", kQuickCall);
   }
   absl::Status BeginRun(const v1::BeginRunRequest& request) override {
-    lease_ = request.has_lease() ? proto::FromProto(request.lease()) : kDefaultLease;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_ = request.has_lease() ? proto::FromProto(request.lease()) : kDefaultLease;
+    }
     auto begun = Call<v1::BeginRunResponse>(&v1::AgentService::Stub::BeginRun, request, "BeginRun",
                                             kSlowCall);
     if (!begun.ok()) return begun.status();
@@ -179,8 +199,13 @@ class GrpcAgentClient final : public AgentClient {
   }
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const std::string& run_id, std::function<void(const v1::Sample&)> on_sample) override {
+    nanoseconds lease{0};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease = lease_;
+    }
     return std::unique_ptr<WatchHandle>(std::make_unique<GrpcWatch>(
-        *stub_, run_id, TokenOf(run_id), std::move(on_sample), address_, lease_ + kWatchMargin));
+        *stub_, run_id, TokenOf(run_id), std::move(on_sample), address_, lease + kWatchMargin));
   }
   absl::StatusOr<v1::CollectResultsResponse> CollectResults(const std::string& run_id,
                                                             std::chrono::nanoseconds timeout,
@@ -195,6 +220,86 @@ class GrpcAgentClient final : public AgentClient {
     v1::EndRunRequest request;
     request.set_run_id(run_id);
     return Call<v1::EndRunResponse>(&v1::AgentService::Stub::EndRun, request, "EndRun", kSlowCall);
+  }
+
+  void GetHostInfoAsync(Reply<v1::HostInfo> done) override {
+    CallAsync<v1::HostInfo>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->GetHostInfo(c, q, r, std::move(f)); },
+        v1::GetHostInfoRequest(), "GetHostInfo", kQuickCall, std::move(done));
+  }
+  void GetClockAsync(Reply<v1::GetClockResponse> done) override {
+    CallAsync<v1::GetClockResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->GetClock(c, q, r, std::move(f)); },
+        v1::GetClockRequest(), "GetClock", kQuickCall, std::move(done));
+  }
+  void BeginRunAsync(const v1::BeginRunRequest& request, Done done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_ = request.has_lease() ? proto::FromProto(request.lease()) : kDefaultLease;
+    }
+    CallAsync<v1::BeginRunResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->BeginRun(c, q, r, std::move(f)); },
+        request, "BeginRun", kSlowCall,
+        [this, run_id = request.run_id(),
+         done = std::move(done)](absl::StatusOr<v1::BeginRunResponse> begun) {
+          if (begun.ok()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            tokens_[run_id] = begun->run_token();
+          }
+          done(begun.status());
+        });
+  }
+  void ApplySettingsAsync(const v1::ApplySettingsRequest& request,
+                          Reply<v1::ApplySettingsResponse> done) override {
+    CallAsync<v1::ApplySettingsResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->ApplySettings(c, q, r, std::move(f)); },
+        request, "ApplySettings", kQuickCall, std::move(done));
+  }
+  void ApplyShapingAsync(const v1::ApplyShapingRequest& request,
+                         Reply<v1::ApplyShapingResponse> done) override {
+    CallAsync<v1::ApplyShapingResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->ApplyShaping(c, q, r, std::move(f)); },
+        request, "ApplyShaping", kSlowCall, std::move(done));
+  }
+  void StartListenerAsync(const v1::StartListenerRequest& request,
+                          Reply<v1::StartListenerResponse> done) override {
+    CallAsync<v1::StartListenerResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->StartListener(c, q, r, std::move(f)); },
+        request, "StartListener", kQuickCall, std::move(done));
+  }
+  void ObserveListenerAsync(const v1::ObserveListenerRequest& request,
+                            Reply<v1::StartListenerResponse> done) override {
+    CallAsync<v1::StartListenerResponse>([](auto* a, auto* c, auto* q, auto* r,
+                                            auto f) { a->ObserveListener(c, q, r, std::move(f)); },
+                                         request, "ObserveListener", kQuickCall, std::move(done));
+  }
+  void StartCaptureAsync(const v1::StartCaptureRequest& request,
+                         Reply<v1::StartCaptureResponse> done) override {
+    CallAsync<v1::StartCaptureResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->StartCapture(c, q, r, std::move(f)); },
+        request, "StartCapture", kQuickCall, std::move(done));
+  }
+  void StartFloodsAsync(const v1::StartFloodsRequest& request, Done done) override {
+    CallAsync<v1::StartFloodsResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->StartFloods(c, q, r, std::move(f)); },
+        request, "StartFloods", kQuickCall,
+        [done = std::move(done)](absl::StatusOr<v1::StartFloodsResponse> r) { done(r.status()); });
+  }
+  void CollectResultsAsync(const std::string& run_id, std::chrono::nanoseconds timeout,
+                           bool wait_only, Reply<v1::CollectResultsResponse> done) override {
+    v1::CollectResultsRequest request;
+    request.set_run_id(run_id);
+    request.set_wait_only(wait_only);
+    CallAsync<v1::CollectResultsResponse>([](auto* a, auto* c, auto* q, auto* r,
+                                             auto f) { a->CollectResults(c, q, r, std::move(f)); },
+                                          request, "CollectResults", timeout, std::move(done));
+  }
+  void EndRunAsync(const std::string& run_id, Reply<v1::EndRunResponse> done) override {
+    v1::EndRunRequest request;
+    request.set_run_id(run_id);
+    CallAsync<v1::EndRunResponse>(
+        [](auto* a, auto* c, auto* q, auto* r, auto f) { a->EndRun(c, q, r, std::move(f)); },
+        request, "EndRun", kSlowCall, std::move(done));
   }
 
  private:
@@ -213,6 +318,39 @@ class GrpcAgentClient final : public AgentClient {
     grpc::Status status = ((*stub_).*method)(&context, request, &response);
     if (!status.ok()) return FromGrpc(status, address_, name, timeout);
     return response;
+  }
+
+  // One unary call on gRPC's callback API: the context, request and response live in one heap
+  // block that the completion callback owns, so nothing waits and nothing outlives the call.
+  // `invoke(async_stub, context, request, response, on_done)` names the method.
+  template <typename Response, typename Request, typename Invoke>
+  void CallAsync(Invoke invoke, const Request& request, const char* name, nanoseconds timeout,
+                 Reply<Response> done) {
+    struct Pending {
+      grpc::ClientContext context;
+      Request request;
+      Response response;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->request = request;
+    SetDeadline(pending->context, timeout);
+    if constexpr (requires { request.run_id(); }) {
+      if (std::string token = TokenOf(request.run_id()); !token.empty()) {
+        pending->context.AddMetadata(kRunTokenMetadata, token);
+      }
+    }
+    invoke(stub_->async(), &pending->context, &pending->request, &pending->response,
+           std::function<void(grpc::Status)>([pending, done = std::move(done), address = address_,
+                                              name, timeout](const grpc::Status& status) mutable {
+             absl::StatusOr<Response> reply =
+                 status.ok() ? absl::StatusOr<Response>(std::move(pending->response))
+                             : FromGrpc(status, address, name, timeout);
+             // The context goes before `done` runs: it holds a reference to the channel, and
+             // once `done` has run the phase may close the channel (hosts->clear()); the last
+             // reference must not be dropped later on this gRPC thread.
+             pending.reset();
+             done(std::move(reply));
+           }));
   }
 
   std::string TokenOf(const std::string& run_id) {
@@ -263,9 +401,11 @@ std::string ExplainFailedChannel(const std::string& address, const AgentSecurity
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
-                                                          std::chrono::nanoseconds connect_timeout,
-                                                          const AgentSecurity& security) {
+namespace {
+
+// A channel asked to connect at once (GetState(true)); connecting goes on in the background.
+std::shared_ptr<grpc::Channel> OpenChannel(const std::string& address,
+                                           const AgentSecurity& security) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
@@ -282,12 +422,18 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
     if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
   }
   auto channel = grpc::CreateCustomChannel(address, credentials, args);
-  const auto deadline =
-      std::chrono::system_clock::now() +
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(connect_timeout);
+  channel->GetState(true);
+  return channel;
+}
+
+// Waits until `channel` is ready, up to `deadline`.
+absl::StatusOr<std::unique_ptr<AgentClient>> AwaitChannel(
+    const std::string& address, const AgentSecurity& security,
+    std::shared_ptr<grpc::Channel> channel, std::chrono::system_clock::time_point deadline,
+    std::chrono::nanoseconds connect_timeout) {
   // The first failed attempt on a TCP agent is looked at with a handshake of our own: a TLS
   // problem (wrong CA, wrong name, expired, no certificate) will not heal by waiting.
-  bool explained = local;
+  bool explained = absl::StartsWith(address, "unix:");
   for (grpc_connectivity_state state = channel->GetState(true); state != GRPC_CHANNEL_READY;
        state = channel->GetState(true)) {
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && !explained) {
@@ -302,6 +448,61 @@ absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& add
     }
   }
   return std::unique_ptr<AgentClient>(std::make_unique<GrpcAgentClient>(address, channel));
+}
+
+std::chrono::system_clock::time_point DeadlineAfter(std::chrono::nanoseconds timeout) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(timeout);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentClient>> ConnectAgent(const std::string& address,
+                                                          std::chrono::nanoseconds connect_timeout,
+                                                          const AgentSecurity& security) {
+  return AwaitChannel(address, security, OpenChannel(address, security),
+                      DeadlineAfter(connect_timeout), connect_timeout);
+}
+
+std::vector<absl::StatusOr<ConnectedAgent>> ConnectAgents(
+    const std::vector<AgentTarget>& targets, std::chrono::nanoseconds connect_timeout) {
+  // Every channel connects in the background at once; waiting for them in turn then costs the
+  // slowest one, not the sum.
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  channels.reserve(targets.size());
+  for (const AgentTarget& t : targets) channels.push_back(OpenChannel(t.address, t.security));
+  const auto deadline = DeadlineAfter(connect_timeout);
+  std::vector<absl::StatusOr<ConnectedAgent>> out;
+  out.reserve(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto client = AwaitChannel(targets[i].address, targets[i].security, std::move(channels[i]),
+                               deadline, connect_timeout);
+    if (!client.ok()) {
+      out.push_back(client.status());
+      continue;
+    }
+    ConnectedAgent connected;
+    connected.client = *std::move(client);
+    out.push_back(std::move(connected));
+  }
+  // Host info from every connected agent at once.
+  Countdown pending(targets.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].ok()) {
+      pending.Done();
+      continue;
+    }
+    out[i]->client->GetHostInfoAsync([&out, &pending, i](absl::StatusOr<v1::HostInfo> info) {
+      if (info.ok()) {
+        out[i]->info = *std::move(info);
+      } else {
+        out[i] = info.status();
+      }
+      pending.Done();
+    });
+  }
+  pending.Wait();
+  return out;
 }
 
 }  // namespace synq::controller

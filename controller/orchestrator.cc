@@ -1,6 +1,8 @@
 #include "controller/orchestrator.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "controller/result/run_builder.h"
@@ -27,13 +29,31 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
                                         std::vector<RunFailure>* failures) {
   RunContext ctx(plan, index, hosts_, options_);
   const Clock::time_point began = options_.now();
+  // Controller wall time per phase (Run.phase_ms): what fanning out to this many agents cost.
+  std::map<std::string, double> phase_ms;
+  Clock::time_point mark = began;
+  auto lap = [&](const char* phase) {
+    const Clock::time_point now = options_.now();
+    phase_ms[phase] += std::chrono::duration<double, std::milli>(now - mark).count();
+    mark = now;
+  };
   BeginPhase(ctx);
   PreparePhase(ctx);
+  lap("prepare");
   SchedulePhase(ctx);
+  lap("start");
   CollectPhase(ctx);
+  lap("collect");
   EndPhase(ctx);
+  lap("end");
   ctx.inputs.duration = options_.now() - began;
   synq::result::v1::Run run = result::BuildRun(ctx.inputs);
+  for (const auto& [phase, ms] : phase_ms) (*run.mutable_phase_ms())[phase] = ms;
+  // Connecting happens once per invocation, before the first run: it is reported there.
+  if (index == 0 && options_.connect_duration) {
+    (*run.mutable_phase_ms())["connect"] =
+        std::chrono::duration<double, std::milli>(*options_.connect_duration).count();
+  }
   // A flood that measured nothing fails its host (exit 3) unless the scenario expects it.
   for (RunFailure& f : FloodsThatOnlyFailed(plan.scenario, run)) {
     run.add_errors(absl::StrCat(f.host, ": ", f.message));

@@ -1,5 +1,7 @@
 #include "agent/service/agent_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -138,14 +140,23 @@ void ToProto(const CollectedRun& run, v1::CaptureResult* out) {
 // while the run is open means the controller is gone: the run is abandoned and restored.
 // The run manager calls back into shared State, never into the reactor directly: a callback may
 // still be on its way when gRPC calls OnDone, and State outlives the reactor.
+// Samples per batched message at most (a sample is well under 4 KiB: a batch stays far below
+// gRPC's message limits).
+constexpr int kMaxBatch = 1000;
+
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
  public:
-  WatchReactor(RunManager& runs, Caller caller, std::string run_id)
+  // `batch_interval` > 0: samples are kept and sent in batches at most that often (see
+  // WatchRequest.batch_interval), and what is left when the run ends.
+  WatchReactor(RunManager& runs, Caller caller, std::string run_id,
+               std::chrono::nanoseconds batch_interval)
       : runs_(runs),
         caller_(std::move(caller)),
         run_id_(std::move(run_id)),
         state_(std::make_shared<State>()) {
     state_->reactor = this;
+    state_->batch_interval = batch_interval;
+    state_->last_batch = std::chrono::steady_clock::now();
   }
 
   void Subscribe() {
@@ -159,6 +170,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
       return;
     }
     state_->sink_id = *id;
+  }
+
+  // Ends the stream at once with `status` (a bad request): nothing was subscribed.
+  void Refuse(const grpc::Status& status) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->FinishLocked(status);
   }
 
   void OnWriteDone(bool ok) override {
@@ -204,17 +221,38 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Sample> {
     bool writing = false;
     bool finished = false;
     bool run_ended = false;
+    // Batched streams: the samples taken since the last message, and when that was sent.
+    std::chrono::nanoseconds batch_interval{0};
+    v1::Sample batch;
+    std::chrono::steady_clock::time_point last_batch;
 
     void Push(const SampleValue& s) {
       std::lock_guard<std::mutex> lock(mu);
       if (finished || reactor == nullptr) return;
-      ToProto(s, &queue.emplace_back());
-      MaybeWriteLocked();
+      if (batch_interval.count() <= 0) {
+        ToProto(s, &queue.emplace_back());
+        MaybeWriteLocked();
+        return;
+      }
+      ToProto(s, batch.add_batch());
+      const auto now = std::chrono::steady_clock::now();
+      // Also a bound on one message: a fast sampler fills a batch long before the interval.
+      if (now - last_batch >= batch_interval || batch.batch_size() >= kMaxBatch) {
+        last_batch = now;
+        queue.push_back(std::move(batch));
+        batch.Clear();
+        MaybeWriteLocked();
+      }
     }
     void EndOfRun() {
       std::lock_guard<std::mutex> lock(mu);
       run_ended = true;
-      if (!writing) FinishLocked(grpc::Status::OK);
+      // The samples not sent yet go before the end of the stream.
+      if (batch.batch_size() > 0 && !finished && reactor != nullptr) {
+        queue.push_back(std::move(batch));
+        batch.Clear();
+      }
+      MaybeWriteLocked();
     }
     void MaybeWriteLocked() {
       if (reactor == nullptr || finished || writing) return;
@@ -393,7 +431,16 @@ grpc::ServerUnaryReactor* AgentServiceImpl::StartFloods(grpc::CallbackServerCont
 
 grpc::ServerWriteReactor<v1::Sample>* AgentServiceImpl::Watch(grpc::CallbackServerContext* context,
                                                               const v1::WatchRequest* request) {
-  auto* reactor = new WatchReactor(runs_, CallerOf(*context), request->run_id());
+  std::chrono::nanoseconds batch_interval{0};
+  if (request->has_batch_interval()) batch_interval = FromProto(request->batch_interval());
+  auto* reactor = new WatchReactor(runs_, CallerOf(*context), request->run_id(),
+                                   std::max(batch_interval, std::chrono::nanoseconds(0)));
+  if (batch_interval.count() < 0) {
+    reactor->Refuse(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("batch_interval: must not be negative, got ", batch_interval.count(), " ns")));
+    return reactor;
+  }
   reactor->Subscribe();
   return reactor;
 }

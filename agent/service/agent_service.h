@@ -4,6 +4,7 @@
 #include <string>
 
 #include "agent/access_policy.h"
+#include "agent/host_facts.h"
 #include "agent/run/run_session.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
 
@@ -12,8 +13,11 @@ namespace synq::agent {
 class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackService {
  public:
   // `policy`: the flood targets allowed and whether the agent serves insecurely.
+  // Probes the host's costly capabilities (netem, nfqueue, io_uring) here, once.
   explicit AgentServiceImpl(RunManager& runs, AccessPolicy policy = {})
-      : runs_(runs), policy_(std::move(policy)) {}
+      : runs_(runs), policy_(std::move(policy)) {
+    ProbeCostlyHostFactsOnce();
+  }
 
   grpc::ServerUnaryReactor* GetHostInfo(grpc::CallbackServerContext* context,
                                         const v1::GetHostInfoRequest* request,

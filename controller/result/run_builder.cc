@@ -211,6 +211,7 @@ rv1::Run BuildRun(const RunInputs& in) {
 
   // Floods: counts, latency, fates, start lateness on the controller's clock.
   std::vector<double> lateness_ms;
+  size_t starts_missing = 0;  // floods that reported a result without a measured start
   std::vector<std::string> sustained_notes;
   for (const HostReplies& h : in.hosts) {
     if (!h.collected) continue;
@@ -320,6 +321,7 @@ rv1::Run BuildRun(const RunInputs& in) {
         out.set_start_lateness_ms(late);
         lateness_ms.push_back(late);
       } else {
+        ++starts_missing;
         run.add_not_observed(absl::StrCat("floods.", f.name(),
                                           ".start_lateness_ms: start time or clock offset of "
                                           "host '",
@@ -331,11 +333,20 @@ rv1::Run BuildRun(const RunInputs& in) {
   // A flood the scenario has but no agent reported (its host failed): say so.
   for (const auto& f : s.floods) {
     if (!run.floods().contains(f.name)) {
+      ++starts_missing;
       run.add_not_observed(
           absl::StrCat("floods.", f.name, ": host '", f.host, "' returned no result"));
     }
   }
-  if (!lateness_ms.empty()) {
+  if (!lateness_ms.empty() && starts_missing > 0) {
+    // A skew over the floods that did start would hide the one that did not: not measured.
+    // So would the latest start.
+    for (const char* field : {"start_skew_ms", "start_lateness_ms"}) {
+      run.add_not_observed(absl::StrCat(field, ": the start of ", starts_missing, " of ",
+                                        starts_missing + lateness_ms.size(),
+                                        " floods was not measured"));
+    }
+  } else if (!lateness_ms.empty()) {
     const auto [lo, hi] = std::minmax_element(lateness_ms.begin(), lateness_ms.end());
     run.set_start_skew_ms(*hi - *lo);
     run.set_start_lateness_ms(*hi);

@@ -9,15 +9,16 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
+#include "common/saturating.h"
 #include "controller/run/fan_out.h"
 #include "controller/run/flood_request.h"
 #include "controller/run/target_resolver.h"
 #include "controller/scenario/rate_profile.h"
 #include "controller/verdict/expression.h"
 #include "proto/proto_enums.h"
-#include "common/limits.h"
-#include "common/saturating.h"
 #include "proto/proto_time.h"
 
 namespace synq::controller {
@@ -75,7 +76,8 @@ nanoseconds FloodBudget(const FloodDef& f) {
   // Saturating: 10M one-at-a-time connects x a 1 h timeout is past int64 nanoseconds.
   const int64_t waves = (f.connections + f.concurrency - 1) / std::max<int64_t>(1, f.concurrency);
   nanoseconds pacing{0};
-  if (f.rate > 0) pacing = common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
+  if (f.rate > 0)
+    pacing = common::SaturatingNanos(1e9 * static_cast<double>(f.connections) / f.rate);
   return common::SaturatingAdd(
       common::SaturatingAdd(f.start_after, pacing),
       common::SaturatingAdd(common::SaturatingMul(f.connect_timeout, waves), f.hold));
@@ -101,6 +103,49 @@ absl::StatusOr<nanoseconds> MeasureClockOffset(AgentClient& client, int rounds, 
   return best_offset;
 }
 
+namespace {
+// GetClock rounds per host: the offset is taken from the round trip with the smallest RTT.
+constexpr int kClockRounds = 5;
+// How long End waits for the Watch streams to end after EndRun, all together.
+constexpr nanoseconds kWatchEndWait = std::chrono::seconds(10);
+}  // namespace
+
+nanoseconds MeasureClockOffsets(RunContext& ctx, int rounds) {
+  const size_t n = ctx.hosts.size();
+  std::vector<nanoseconds> best_rtt(n, nanoseconds::max());
+  std::vector<nanoseconds> best_offset(n, nanoseconds(0));
+  std::vector<char> failed(n, 0);
+  nanoseconds slowest_round{0};
+  for (int r = 0; r < rounds && ctx.ok(); ++r) {
+    const Clock::time_point round_began = ctx.options.now();
+    FanOut(n, [&](size_t i, std::function<void()> done) {
+      if (failed[i]) return done();
+      const Clock::time_point t0 = ctx.options.now();
+      ctx.hosts[i].client->GetClockAsync(
+          [&, i, t0, done](absl::StatusOr<v1::GetClockResponse> clock) {
+            const Clock::time_point t1 = ctx.options.now();
+            if (!clock.ok()) {
+              failed[i] = 1;
+              ctx.FailCall(i, clock.status(), "schedule");
+            } else if (t1 - t0 < best_rtt[i]) {
+              best_rtt[i] = t1 - t0;
+              best_offset[i] = proto::FromProto(clock->now()) - (t0 + (t1 - t0) / 2);
+            }
+            done();
+          });
+    });
+    slowest_round = std::max<nanoseconds>(slowest_round, ctx.options.now() - round_began);
+  }
+  ctx.Locked([&] {
+    for (size_t i = 0; i < n; ++i) {
+      if (!failed[i] && best_rtt[i] != nanoseconds::max()) {
+        ctx.inputs.hosts[i].clock_offset = best_offset[i];
+      }
+    }
+  });
+  return slowest_round;
+}
+
 void BeginPhase(RunContext& ctx) {
   const Scenario& s = ctx.scenario();
   ctx.run_id = absl::StrCat(s.name, "-", ctx.index, "-", getpid(), "-",
@@ -121,41 +166,49 @@ void BeginPhase(RunContext& ctx) {
   // Lease: the agent ends the run by itself if we vanish without breaking the stream.
   for (const auto& f : s.floods) ctx.flood_budget = std::max(ctx.flood_budget, FloodBudget(f));
   // Saturating, then capped at what an agent accepts (common::kMaxLease).
-  ctx.lease = std::min(common::SaturatingAdd(common::SaturatingMul(ctx.flood_budget, 2),
-                                             std::chrono::minutes(2)),
-                       common::kMaxLease);
+  ctx.lease = std::min(
+      common::SaturatingAdd(common::SaturatingMul(ctx.flood_budget, 2), std::chrono::minutes(2)),
+      common::kMaxLease);
   if (ctx.options.lease.count() > 0) ctx.lease = ctx.options.lease;
 
-  FanOut(ctx.hosts.size(), [&](size_t i) {
-    HostHandle& h = ctx.hosts[i];
-    v1::BeginRunRequest begin;
-    begin.set_run_id(ctx.run_id);
-    proto::ToProto(s.sample_interval, begin.mutable_sample_interval());
-    proto::ToProto(ctx.lease, begin.mutable_lease());
-    if (absl::Status st = h.client->BeginRun(begin); !st.ok()) {
-      ctx.FailCall(i, st, "begin");
-      return;
-    }
-    auto watch = h.client->Watch(ctx.run_id, [&ctx, i](const v1::Sample& sample) {
+  v1::BeginRunRequest begin;
+  begin.set_run_id(ctx.run_id);
+  proto::ToProto(s.sample_interval, begin.mutable_sample_interval());
+  proto::ToProto(ctx.lease, begin.mutable_lease());
+  std::vector<char> begun(ctx.hosts.size(), 0);
+  FanOut(ctx.hosts.size(), [&](size_t i, std::function<void()> done) {
+    ctx.hosts[i].client->BeginRunAsync(begin, [&, i, done](absl::Status st) {
+      if (st.ok()) {
+        begun[i] = 1;
+      } else {
+        ctx.FailCall(i, st, "begin");
+      }
+      done();
+    });
+  });
+  // The Watch streams are callback reactors: opening them all costs no thread and no wait.
+  for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    if (!begun[i]) continue;
+    auto watch = ctx.hosts[i].client->Watch(ctx.run_id, [&ctx, i](const v1::Sample& sample) {
       ctx.Locked([&] { ctx.inputs.hosts[i].samples.push_back(sample); });
       if (ctx.options.on_sample) ctx.options.on_sample(ctx.hosts[i].name, sample);
     });
     if (!watch.ok()) {
       ctx.FailCall(i, watch.status(), "begin");
-      return;
+      continue;
     }
     ctx.watches[i] = *std::move(watch);
-  });
+  }
 }
 
 namespace {
 
 void ApplySettings(RunContext& ctx) {
   const Scenario& s = ctx.scenario();
-  FanOut(ctx.hosts.size(), [&](size_t i) {
+  FanOut(ctx.hosts.size(), [&](size_t i, std::function<void()> done) {
     HostHandle& h = ctx.hosts[i];
     auto it = s.settings.find(h.name);
-    if (it == s.settings.end()) return;
+    if (it == s.settings.end()) return done();
     v1::ApplySettingsRequest request;
     request.set_run_id(ctx.run_id);
     for (const auto& [key, value] : it->second) {
@@ -163,16 +216,19 @@ void ApplySettings(RunContext& ctx) {
       setting->set_key(key);
       setting->set_value(value);
     }
-    auto applied = h.client->ApplySettings(request);
-    if (!applied.ok()) {
-      ctx.FailCall(i, applied.status(), "prepare");
-      return;
-    }
-    ctx.Locked([&] {
-      for (const auto& setting : applied->settings()) {
-        ctx.inputs.hosts[i].applied_settings[setting.key()] = setting.value();
-      }
-    });
+    h.client->ApplySettingsAsync(
+        request, [&ctx, i, done](absl::StatusOr<v1::ApplySettingsResponse> applied) {
+          if (!applied.ok()) {
+            ctx.FailCall(i, applied.status(), "prepare");
+          } else {
+            ctx.Locked([&] {
+              for (const auto& setting : applied->settings()) {
+                ctx.inputs.hosts[i].applied_settings[setting.key()] = setting.value();
+              }
+            });
+          }
+          done();
+        });
   });
 }
 
@@ -195,16 +251,21 @@ void ApplyShaping(RunContext& ctx) {
     }
   }
   std::vector<std::pair<int, v1::ApplyShapingRequest>> requests(by_host.begin(), by_host.end());
-  FanOut(requests.size(), [&](size_t k) {
+  FanOut(requests.size(), [&](size_t k, std::function<void()> done) {
     const int i = requests[k].first;
-    auto applied = ctx.hosts[i].client->ApplyShaping(requests[k].second);
-    if (!applied.ok()) {
-      ctx.FailCall(i, applied.status(), "prepare");
-      return;
-    }
-    ctx.Locked([&] {
-      for (const auto& a : applied->shapings()) ctx.inputs.hosts[i].applied_shaping.push_back(a);
-    });
+    ctx.hosts[i].client->ApplyShapingAsync(
+        requests[k].second, [&ctx, i, done](absl::StatusOr<v1::ApplyShapingResponse> applied) {
+          if (!applied.ok()) {
+            ctx.FailCall(i, applied.status(), "prepare");
+          } else {
+            ctx.Locked([&] {
+              for (const auto& a : applied->shapings()) {
+                ctx.inputs.hosts[i].applied_shaping.push_back(a);
+              }
+            });
+          }
+          done();
+        });
   });
 }
 
@@ -216,10 +277,11 @@ void PreparePhase(RunContext& ctx) {
   if (ctx.ok() && !ctx.scenario().shaping.empty()) ApplyShaping(ctx);
   if (!ctx.ok()) return;
 
-  // Listeners in file order (a later one may reuse a port an earlier one freed).
+  // Listeners in file order on each host (a later one may reuse a port an earlier one freed);
+  // every host's chain at once.
+  std::map<int, std::vector<ChainStep>> listeners;
   for (const auto& l : ctx.scenario().listeners) {
     const int hi = ctx.HostIndex(l.host);
-    HostHandle& h = ctx.hosts[hi];
     v1::StartListenerRequest request;
     request.set_run_id(ctx.run_id);
     auto* spec = request.mutable_listener();
@@ -236,43 +298,66 @@ void PreparePhase(RunContext& ctx) {
       proto::ToProto(p.length, pause->mutable_length());
     }
     spec->set_close_on_accept(l.close_on_accept);
-    auto started = h.client->StartListener(request);
-    if (!started.ok()) {
-      ctx.FailCall(hi, started.status(), "prepare", absl::StrCat("listeners.", l.name));
-      return;
-    }
-    ctx.bound[l.name] = {l.host, started->listener().ip(), started->listener().port()};
+    listeners[hi].push_back([&ctx, hi, request, name = l.name,
+                             host = l.host](std::function<void(bool)> next) {
+      ctx.hosts[hi].client->StartListenerAsync(
+          request, [&ctx, hi, name, host, next](absl::StatusOr<v1::StartListenerResponse> started) {
+            if (!started.ok()) {
+              ctx.FailCall(hi, started.status(), "prepare", absl::StrCat("listeners.", name));
+              return next(false);
+            }
+            ctx.Locked([&] {
+              ctx.bound[name] = {host, started->listener().ip(), started->listener().port()};
+            });
+            next(true);
+          });
+    });
   }
-
-  // Listeners of other processes (`observe:`), found by port on their host's agent.
+  // Listeners of other processes (`observe:`), found by port on their host's agent, after the
+  // host's own listeners.
   for (const auto& o : ctx.scenario().observes) {
     const int hi = ctx.HostIndex(o.host);
-    HostHandle& h = ctx.hosts[hi];
     v1::ObserveListenerRequest request;
     request.set_run_id(ctx.run_id);
     request.set_name(o.name);
     request.set_port(static_cast<uint32_t>(o.port));
     request.set_address(o.address);
-    auto observed = h.client->ObserveListener(request);
-    if (!observed.ok()) {
-      ctx.FailCall(hi, observed.status(), "prepare", absl::StrCat("observe.", o.name));
-      return;
-    }
-    ctx.bound[o.name] = {o.host, observed->listener().ip(), observed->listener().port()};
+    listeners[hi].push_back(
+        [&ctx, hi, request, name = o.name, host = o.host](std::function<void(bool)> next) {
+          ctx.hosts[hi].client->ObserveListenerAsync(
+              request,
+              [&ctx, hi, name, host, next](absl::StatusOr<v1::StartListenerResponse> observed) {
+                if (!observed.ok()) {
+                  ctx.FailCall(hi, observed.status(), "prepare", absl::StrCat("observe.", name));
+                  return next(false);
+                }
+                ctx.Locked([&] {
+                  ctx.bound[name] = {host, observed->listener().ip(), observed->listener().port()};
+                });
+                next(true);
+              });
+        });
   }
-
   // Packet capture on the listed hosts, on their listener ports, before any flood starts.
   for (const auto& c : ctx.scenario().captures) {
     const int hi = ctx.HostIndex(c.host);
-    HostHandle& h = ctx.hosts[hi];
     v1::StartCaptureRequest request;
     request.set_run_id(ctx.run_id);
-    request.set_interface(h.interface);
-    if (auto started = h.client->StartCapture(request); !started.ok()) {
-      ctx.FailCall(hi, started.status(), "prepare", "capture");
-      return;
-    }
+    request.set_interface(ctx.hosts[hi].interface);
+    listeners[hi].push_back([&ctx, hi, request](std::function<void(bool)> next) {
+      ctx.hosts[hi].client->StartCaptureAsync(
+          request, [&ctx, hi, next](absl::StatusOr<v1::StartCaptureResponse> started) {
+            if (!started.ok()) {
+              ctx.FailCall(hi, started.status(), "prepare", "capture");
+              return next(false);
+            }
+            next(true);
+          });
+    });
   }
+  std::vector<std::vector<ChainStep>> chains;
+  for (auto& [hi, steps] : listeners) chains.push_back(std::move(steps));
+  RunChains(std::move(chains));
 }
 
 void SchedulePhase(RunContext& ctx) {
@@ -280,15 +365,7 @@ void SchedulePhase(RunContext& ctx) {
   if (!ctx.ok() || s.floods.empty()) return;
 
   // Every host's offset, not only the flooding ones: sample times are corrected with them.
-  std::vector<nanoseconds> rtts(ctx.hosts.size());
-  FanOut(ctx.hosts.size(), [&](size_t i) {
-    auto offset = MeasureClockOffset(*ctx.hosts[i].client, 5, &rtts[i], ctx.options.now);
-    if (!offset.ok()) {
-      ctx.FailCall(i, offset.status(), "schedule");
-      return;
-    }
-    ctx.Locked([&] { ctx.inputs.hosts[i].clock_offset = *offset; });
-  });
+  const nanoseconds round_time = MeasureClockOffsets(ctx, kClockRounds);
   if (!ctx.ok()) return;
 
   // Targets, resolved once: the request carries them and the result reports them.
@@ -344,23 +421,48 @@ void SchedulePhase(RunContext& ctx) {
     if (!l.pauses.empty()) by_host[ctx.HostIndex(l.host)];
   }
 
-  const nanoseconds max_rtt = *std::max_element(rtts.begin(), rtts.end());
-  const Clock::time_point start_at =
-      ctx.options.now() + std::max<nanoseconds>(ctx.options.start_lead, 4 * max_rtt);
+  // The instant is sized from the measured fan-out: the slowest whole GetClock round (every
+  // agent at once, send to last answer). StartFloods' round costs more (bigger requests, and each
+  // agent plans its floods before it answers): on one 2-core machine with 200 agents, four
+  // rounds left half the agents answering after the instant, so the lead is eight. start_lead is
+  // the floor. Whether every agent really started at the instant is not assumed: start skew
+  // comes from measured starts, and agents that acknowledged late are named in not_observed.
+  const nanoseconds lead = std::max<nanoseconds>(ctx.options.start_lead, 8 * round_time);
+  const Clock::time_point start_at = ctx.options.now() + lead;
   ctx.inputs.start_at = start_at;
   std::vector<std::pair<int, v1::StartFloodsRequest>> requests(by_host.begin(), by_host.end());
-  FanOut(requests.size(), [&](size_t k) {
-    const int i = requests[k].first;
-    v1::StartFloodsRequest& request = requests[k].second;
+  for (auto& [i, request] : requests) {
     request.set_run_id(ctx.run_id);
     // The one instant, in this agent's clock.
     const nanoseconds offset = *ctx.inputs.hosts[i].clock_offset;
     proto::ToProto(start_at + std::chrono::duration_cast<Clock::duration>(offset),
                    request.mutable_start_at());
-    if (absl::Status st = ctx.hosts[i].client->StartFloods(request); !st.ok()) {
-      ctx.FailCall(i, st, "schedule");
-    }
+  }
+  std::vector<std::string> late;  // agents whose acknowledgement came after the instant
+  FanOut(requests.size(), [&](size_t k, std::function<void()> done) {
+    const int i = requests[k].first;
+    ctx.hosts[i].client->StartFloodsAsync(
+        requests[k].second, [&ctx, &late, i, start_at, done](absl::Status st) {
+          if (!st.ok()) {
+            ctx.FailCall(i, st, "schedule");
+          } else if (const Clock::time_point acked = ctx.options.now(); acked > start_at) {
+            ctx.Locked([&] {
+              late.push_back(absl::StrFormat(
+                  "%s (%.3f ms after)", ctx.hosts[i].name,
+                  std::chrono::duration<double, std::milli>(acked - start_at).count()));
+            });
+          }
+          done();
+        });
   });
+  if (!late.empty()) {
+    std::sort(late.begin(), late.end());
+    ctx.inputs.not_observed.push_back(absl::StrCat(
+        "start synchronization: the start instant was ",
+        std::chrono::duration<double, std::milli>(lead).count(),
+        " ms ahead, but these agents acknowledged StartFloods only after it: ",
+        absl::StrJoin(late, ", "), "; their floods started late (see start_lateness_ms)"));
+  }
 }
 
 nanoseconds CollectWaitTimeout(const RunContext& ctx) {
@@ -407,19 +509,37 @@ void CollectPhase(RunContext& ctx) {
     }
   }
   const nanoseconds wait = CollectWaitTimeout(ctx);
-  FanOut(flooding.size(), [&](size_t k) {
-    auto waited = ctx.hosts[flooding[k]].client->CollectResults(ctx.run_id, wait,
-                                                                /*wait_only=*/true);
-    if (!waited.ok()) ctx.FailCall(flooding[k], waited.status(), "collect");
+  FanOut(flooding.size(), [&](size_t k, std::function<void()> done) {
+    const size_t i = flooding[k];
+    ctx.hosts[i].client->CollectResultsAsync(
+        ctx.run_id, wait, /*wait_only=*/true,
+        [&ctx, i, done](absl::StatusOr<v1::CollectResultsResponse> waited) {
+          if (!waited.ok()) ctx.FailCall(i, waited.status(), "collect");
+          done();
+        });
   });
   const nanoseconds collect = CollectTimeout(ctx);
-  FanOut(ctx.hosts.size(), [&](size_t i) {
-    if (failed(i)) return;
+  std::vector<absl::StatusOr<v1::CollectResultsResponse>> replies(
+      ctx.hosts.size(), absl::UnknownError("not collected"));
+  std::vector<char> asked(ctx.hosts.size(), 0);
+  FanOut(ctx.hosts.size(), [&](size_t i, std::function<void()> done) {
+    if (failed(i)) return done();
+    asked[i] = 1;
+    ctx.hosts[i].client->CollectResultsAsync(
+        ctx.run_id, collect, /*wait_only=*/false,
+        [&replies, i, done](absl::StatusOr<v1::CollectResultsResponse> collected) {
+          replies[i] = std::move(collected);
+          done();
+        });
+  });
+  // Files are written here, not on gRPC's callback threads.
+  for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    if (!asked[i]) continue;
     HostHandle& h = ctx.hosts[i];
-    auto collected = h.client->CollectResults(ctx.run_id, collect);
+    absl::StatusOr<v1::CollectResultsResponse>& collected = replies[i];
     if (!collected.ok()) {
       ctx.FailCall(i, collected.status(), "collect");
-      return;
+      continue;
     }
     std::string pcap_file;
     if (collected->has_capture() && !collected->capture().pcap().empty() &&
@@ -440,37 +560,47 @@ void CollectPhase(RunContext& ctx) {
       ctx.inputs.hosts[i].collected = *std::move(collected);
       ctx.inputs.hosts[i].pcap_file = pcap_file;
     });
-  });
+  }
 }
 
 void EndPhase(RunContext& ctx) {
-  FanOut(ctx.hosts.size(), [&](size_t i) {
-    HostHandle& h = ctx.hosts[i];
+  std::vector<char> ended(ctx.hosts.size(), 0);
+  FanOut(ctx.hosts.size(), [&](size_t i, std::function<void()> done) {
     bool unresponsive = false;
     ctx.Locked([&] { unresponsive = ctx.unresponsive.contains(i); });
     if (unresponsive) {
       // Its failure is reported already; another call would only wait out another deadline.
       // Cancelling the stream makes the agent end the run as soon as it answers again.
       ctx.watches[i].reset();
-      return;
+      return done();
     }
-    auto ended = h.client->EndRun(ctx.run_id);
-    if (!ended.ok()) {
-      ctx.FailCall(i, ended.status(), "end", "ending the run", /*data_lost=*/false);
-    }
-    if (ctx.watches[i] != nullptr) {
-      // A stream that broke before the end lost samples: say so rather than show a gap as calm.
-      const absl::Status watched = ctx.watches[i]->Wait();
-      if (!watched.ok() && watched.code() != absl::StatusCode::kCancelled) {
-        ctx.Locked([&] {
-          ctx.inputs.not_observed.push_back(absl::StrCat(
-              "samples of host '", h.name, "' may be incomplete: the sample stream ended with ",
-              watched.message()));
-        });
-      }
-      ctx.watches[i].reset();
-    }
+    ended[i] = 1;
+    ctx.hosts[i].client->EndRunAsync(ctx.run_id,
+                                     [&ctx, i, done](absl::StatusOr<v1::EndRunResponse> e) {
+                                       if (!e.ok()) {
+                                         ctx.FailCall(i, e.status(), "end", "ending the run",
+                                                      /*data_lost=*/false);
+                                       }
+                                       done();
+                                     });
   });
+  // The streams end with the run, after the samples the agent still held. One bound for all:
+  // an agent that stopped answering after EndRun must not hold the controller, and many of them
+  // must not hold it one after another.
+  const auto deadline = std::chrono::steady_clock::now() + kWatchEndWait;
+  for (size_t i = 0; i < ctx.hosts.size(); ++i) {
+    if (!ended[i] || ctx.watches[i] == nullptr) continue;
+    // A stream that broke before the end lost samples: say so rather than show a gap as calm.
+    const absl::Status watched = ctx.watches[i]->WaitUntil(deadline);
+    if (!watched.ok() && watched.code() != absl::StatusCode::kCancelled) {
+      ctx.Locked([&] {
+        ctx.inputs.not_observed.push_back(
+            absl::StrCat("samples of host '", ctx.hosts[i].name,
+                         "' may be incomplete: the sample stream ended with ", watched.message()));
+      });
+    }
+    ctx.watches[i].reset();
+  }
 }
 
 }  // namespace synq::controller

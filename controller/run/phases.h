@@ -31,6 +31,12 @@ absl::StatusOr<std::chrono::nanoseconds> MeasureClockOffset(
     AgentClient& client, int rounds, std::chrono::nanoseconds* rtt,
     const std::function<Clock::time_point()>& now = [] { return Clock::now(); });
 
+// Clock offsets of every host (into ctx.inputs), `rounds` GetClock rounds, each sent to every
+// agent at once; each host's offset is from its round trip with the smallest RTT. Failures go to
+// ctx. Returns the slowest round's duration (first send to last answer): the measured cost of
+// one fan-out to every agent.
+std::chrono::nanoseconds MeasureClockOffsets(RunContext& ctx, int rounds);
+
 // Deadline of Collect's wait for the floods: until the scheduled start, the longest flood's
 // budget, and a margin. And of the collection itself (larger with --connections).
 std::chrono::nanoseconds CollectWaitTimeout(const RunContext& ctx);

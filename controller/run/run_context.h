@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,12 +39,17 @@ using Clock = std::chrono::system_clock;
 struct RunOptions {
   bool connections = false;  // include the per-connection table in result.json
   std::string out_dir;       // for captures
+  // The least time between choosing the start instant and the instant; the lead is otherwise
+  // sized from the measured fan-out (SchedulePhase).
   std::chrono::nanoseconds start_lead{std::chrono::milliseconds(300)};
   // Lease sent with BeginRun (`synq run --lease`); 0 = derived from the floods' budget.
   std::chrono::nanoseconds lease{0};
+  // How long connecting to the agents and reading their host info took (Run.phase_ms "connect"
+  // of the first run); unset when the caller did not measure it.
+  std::optional<std::chrono::nanoseconds> connect_duration;
   // The controller's clock; tests inject their own.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
-  // Called from stream threads for every Watch sample (progress display).
+  // Called from gRPC callback threads for every Watch sample (progress display); must not block.
   std::function<void(const std::string& host, const v1::Sample&)> on_sample;
 };
 

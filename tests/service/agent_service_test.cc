@@ -4,6 +4,7 @@
 // the agent end the run itself; run-state and spec errors map to the right gRPC codes; host info
 // reports the kernel and capabilities. Settings go to a temporary fake /proc/sys only (this
 // process runs in the host's network namespace), traffic only to 127.0.0.1.
+// A batched Watch sends the whole per-interval series in few messages by the run's end.
 #include "agent/service/agent_service.h"
 
 #include <gmock/gmock.h>
@@ -27,6 +28,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/kernel/sysctl_settings.h"
@@ -641,6 +643,64 @@ TEST_F(AgentServiceTest, TheSamplerKeepsItsIntervalWhileResultsAreCollected) {
       << "collection took " << collect_ms << " ms; samples during it: " << during.size()
       << ", in the same time before it: " << before;
   ASSERT_TRUE(client_->EndRun("collect").ok());
+}
+
+
+// A batched Watch (WatchRequest.batch_interval) sends the same per-interval series in few
+// messages: with a batch interval longer than the run, nothing comes before EndRun, and then
+// every sample the agent took, in order. Expected count: the run lasts at least 500 ms at a
+// 50 ms sample interval (BeginRequest), so at least 500 / 50 = 10 samples were taken (the
+// sampler takes one at once and then one per interval; a stalled sampler takes fewer, so the
+// bound is half that).
+TEST_F(AgentServiceTest, BatchedWatchSendsTheWholeSeriesInFewMessagesByTheEnd) {
+  const std::string run = "batched";
+  v1::BeginRunResponse begun;
+  {
+    auto stub = v1::AgentService::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->BeginRun(&context, BeginRequest(run), &begun).ok());
+  }
+  auto stub = v1::AgentService::NewStub(
+      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("synq-run-token", begun.run_token());
+  v1::WatchRequest request;
+  request.set_run_id(run);
+  proto::ToProto(seconds(60), request.mutable_batch_interval());
+  auto reader = stub->Watch(&context, request);
+
+  std::mutex mu;
+  int messages = 0;
+  std::vector<v1::Sample> series;
+  std::thread read([&] {
+    v1::Sample message;
+    while (reader->Read(&message)) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++messages;
+      for (const auto& s : message.batch()) series.push_back(s);
+      // A batched message carries samples only in `batch`.
+      EXPECT_FALSE(message.has_at());
+    }
+  });
+  std::this_thread::sleep_for(milliseconds(500));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(messages, 0) << "a batch came before its interval";
+  }
+  grpc::ClientContext end_context;
+  end_context.AddMetadata("synq-run-token", begun.run_token());
+  v1::EndRunRequest end;
+  end.set_run_id(run);
+  v1::EndRunResponse ended;
+  ASSERT_TRUE(stub->EndRun(&end_context, end, &ended).ok());
+  read.join();
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(messages, 1);
+  EXPECT_GE(series.size(), 5u);
+  for (size_t i = 1; i < series.size(); ++i) {
+    EXPECT_LT(proto::FromProto(series[i - 1].at()), proto::FromProto(series[i].at())) << i;
+  }
 }
 
 }  // namespace
