@@ -617,7 +617,15 @@ TEST_F(AgentServiceTest, TheSamplerKeepsItsIntervalWhileResultsAreCollected) {
   const auto t1 = std::chrono::system_clock::now();
   ASSERT_TRUE(collected.ok()) << collected.status();
   ASSERT_GE(collected->server_sockets_size(), kConnections / 2);
-  std::this_thread::sleep_for(4 * kInterval);  // samples due by t1 have arrived
+  // Samples come in batches (WatchRequest.batch_interval, 1 s): wait for one taken after t1.
+  const auto give_up = std::chrono::steady_clock::now() + seconds(5);
+  while (std::chrono::steady_clock::now() < give_up) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!sample_times.empty() && sample_times.back() > t1) break;
+    }
+    std::this_thread::sleep_for(kInterval);
+  }
 
   // The baseline is the sampler's own pace in an equal window just before the collection, on
   // the same (shared, noisy) machine.
