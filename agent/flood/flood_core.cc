@@ -383,10 +383,9 @@ void FloodCore::Launch(int64_t scheduled_ns) {
     Closed();
     fail(err);
   };
-  if (prepared) {
-  } else if (rotation_) {
+  if (!prepared && rotation_) {
     if (const int err = rotation_->Bind(fd); err != 0) return close_and_fail(err);
-  } else if (source_ && ::bind(fd, source_->get(), source_->length) != 0) {
+  } else if (!prepared && source_ && ::bind(fd, source_->get(), source_->length) != 0) {
     return close_and_fail(errno);
   }
   if (free_slots_.empty() && slots_.size() >= kMaxSlots) return close_and_fail(ENOSPC);
