@@ -1,5 +1,6 @@
 #include "agent/flood/flood_core.h"
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,23 +147,71 @@ void FloodCore::NoteSource(const common::SocketAddress& address) {
 }
 
 bool FloodCore::WaitForStart(SystemClock::time_point scheduled) {
-  // Absolute CLOCK_REALTIME sleeps so agents started at different times fire together; in
-  // slices so that `stop` is still noticed while waiting for a far start.
+  // The thread's timer slack (50 us by default) lets the kernel fire a sleep that much late; the
+  // wait for the instant runs with the least slack, and the thread gets its own back after.
+  const int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+  const bool started = WaitUntil(scheduled);
+  if (slack > 0) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+  return started;
+}
+
+bool FloodCore::WaitUntil(SystemClock::time_point scheduled) {
+  // Absolute sleeps on CLOCK_REALTIME (the clock start_at is expressed in) so agents started at
+  // different times fire together; in slices so that `stop` is still noticed while waiting for a
+  // far start.
+  const SystemClock::time_point wake = scheduled - kStartSpin;
   while (true) {
     if (stop_.load(std::memory_order_relaxed)) return false;
     const SystemClock::time_point now = SystemClock::now();
-    if (now >= scheduled) return true;
+    if (now >= wake) break;
     const auto target = std::chrono::duration_cast<nanoseconds>(
-        std::min<SystemClock::time_point>(scheduled, now + kMaxWait).time_since_epoch());
+        std::min<SystemClock::time_point>(wake, now + kMaxWait).time_since_epoch());
     timespec ts{};
     ts.tv_sec = target.count() / 1'000'000'000;
     ts.tv_nsec = target.count() % 1'000'000'000;
     clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr);  // EINTR: just loop
   }
+  while (SystemClock::now() < scheduled) {
+  }
+  return true;
+}
+
+void FloodCore::PrepareSockets() {
+  uint64_t n = std::min<uint64_t>(kPreparedSockets, std::max<uint32_t>(spec_.concurrency, 1));
+  if (spec_.connections > 0) {
+    const uint64_t first = spec_.schedule_offset;
+    n = std::min<uint64_t>(
+        n, spec_.connections > first ? (spec_.connections - first + stride_ - 1) / stride_ : 0);
+  }
+  prepared_.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    const int fd = ::socket(target_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    int err = 0;
+    if (rotation_) {
+      err = rotation_->Bind(fd);
+    } else if (source_ && ::bind(fd, source_->get(), source_->length) != 0) {
+      err = errno;
+    }
+    if (err != 0) {
+      ::close(fd);
+      return;
+    }
+    prepared_.push_back(fd);
+  }
+}
+
+void FloodCore::ClosePrepared() {
+  for (size_t i = prepared_next_; i < prepared_.size(); ++i) ::close(prepared_[i]);
+  prepared_.clear();
+  prepared_next_ = 0;
 }
 
 FloodResult FloodCore::Run(SystemClock::time_point scheduled) {
+  PrepareSockets();
   if (!WaitForStart(scheduled)) {
+    ClosePrepared();
     result_.started_at = SystemClock::now();
     return std::move(result_);
   }
@@ -321,8 +370,12 @@ void FloodCore::Launch(int64_t scheduled_ns) {
     Resolved();
   };
 
-  // socket() and bind() never block; the connect itself goes through the ring.
-  const int fd = ::socket(target_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  // socket() and bind() never block; the connect itself goes through the ring. The first
+  // launches take the sockets PrepareSockets opened and bound before the instant.
+  const bool prepared = prepared_next_ < prepared_.size();
+  const int fd = prepared
+                     ? prepared_[prepared_next_++]
+                     : ::socket(target_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail(errno);
   Opened();
   auto close_and_fail = [&](int err) {
@@ -330,9 +383,9 @@ void FloodCore::Launch(int64_t scheduled_ns) {
     Closed();
     fail(err);
   };
-  if (rotation_) {
+  if (!prepared && rotation_) {
     if (const int err = rotation_->Bind(fd); err != 0) return close_and_fail(err);
-  } else if (source_ && ::bind(fd, source_->get(), source_->length) != 0) {
+  } else if (!prepared && source_ && ::bind(fd, source_->get(), source_->length) != 0) {
     return close_and_fail(errno);
   }
   if (free_slots_.empty() && slots_.size() >= kMaxSlots) return close_and_fail(ENOSPC);
@@ -538,6 +591,7 @@ void FloodCore::Finish(uint32_t index, Outcome outcome, const std::string& error
 
 void FloodCore::Shutdown() {
   finishing_ = true;
+  ClosePrepared();
   const int64_t end = Now();
   const bool stopped = stop_.load();
   CancelAll();

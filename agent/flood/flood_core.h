@@ -26,6 +26,13 @@ inline constexpr std::chrono::nanoseconds kMaxWait = std::chrono::milliseconds(5
 // Attempts launched per pass of the loop before completions are reaped again (completions are
 // timestamped when reaped, so a long launch burst would inflate the latencies of the first).
 inline constexpr int kLaunchBatch = 32;
+// Sockets opened and bound before the start instant (at most one launch batch), so that at the
+// instant a launch is only its connect.
+inline constexpr int kPreparedSockets = kLaunchBatch;
+// How long before the start instant the wait stops sleeping and spins on the clock (0 = it
+// sleeps to the instant itself: on a host running more waiting threads than cores, spinners
+// take the CPU from the threads they wait with).
+inline constexpr std::chrono::nanoseconds kStartSpin{0};
 // Reads per readiness event on a held socket before waiting again (bounds a chatty peer).
 inline constexpr int kMaxRecvsPerEvent = 16;
 inline constexpr uint32_t kNoRecord = std::numeric_limits<uint32_t>::max();
@@ -168,6 +175,11 @@ class FloodCore {
            std::chrono::duration_cast<SystemClock::duration>(std::chrono::nanoseconds(ns));
   }
   bool WaitForStart(SystemClock::time_point scheduled);
+  bool WaitUntil(SystemClock::time_point scheduled);
+  // Opens and binds the sockets of this ring's first launches (in the order Launch would), so
+  // nothing but the connect is left for the instant; a failure just leaves the rest to Launch.
+  void PrepareSockets();
+  void ClosePrepared();
   bool HasRoom() const {
     return keep_ ? connecting_ < spec_.concurrency : connecting_ + living_ < spec_.concurrency;
   }
@@ -201,6 +213,8 @@ class FloodCore {
   const int64_t lifetime_ns_;
   const uint64_t max_records_;
   std::optional<SourceRotation> rotation_;
+  std::vector<int> prepared_;  // opened and bound before the start, taken in order by Launch
+  size_t prepared_next_ = 0;
 
   FloodResult result_;
   std::vector<uint32_t> free_slots_;

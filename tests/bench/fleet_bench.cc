@@ -84,6 +84,11 @@ struct Figures {
   double lateness_p50 = 0;
   double lateness_p99 = 0;
   double lateness_spread_p99 = 0;  // p99 - min of the lateness: start skew at the 99th percentile
+  std::vector<double> lateness;    // every flood's start_lateness_ms, sorted
+  // The same starts on the machine's one clock: every agent here shares the controller's clock,
+  // so the true offset is 0 and an agent that waited for start_at + its estimated offset started
+  // at lateness + offset after the instant. Its spread is the skew a packet capture would see.
+  std::vector<double> one_clock;
   int starts_measured = 0;
   int floods_complete = 0;
   std::string output;
@@ -251,7 +256,15 @@ Figures Measure(int n) {
   std::vector<double> lateness;
   if (run.contains("floods")) {
     for (const auto& [name, f] : run["floods"].items()) {
-      if (f.contains("start_lateness_ms")) lateness.push_back(f["start_lateness_ms"].get<double>());
+      if (f.contains("start_lateness_ms")) {
+        lateness.push_back(f["start_lateness_ms"].get<double>());
+        const std::string host = f.value("host", "");
+        if (run.contains("hosts") && run["hosts"].contains(host) &&
+            run["hosts"][host].contains("clock_offset_ms")) {
+          fig.one_clock.push_back(lateness.back() +
+                                  run["hosts"][host]["clock_offset_ms"].get<double>());
+        }
+      }
       if (f.value("established", 0) == kConnectionsPerFlood) ++fig.floods_complete;
     }
   }
@@ -262,6 +275,9 @@ Figures Measure(int n) {
     fig.lateness_spread_p99 =
         fig.lateness_p99 - *std::min_element(lateness.begin(), lateness.end());
   }
+  std::sort(lateness.begin(), lateness.end());
+  std::sort(fig.one_clock.begin(), fig.one_clock.end());
+  fig.lateness = std::move(lateness);
   return fig;
 }
 
@@ -279,6 +295,16 @@ void Print(const Figures& f) {
       "p99 %.3f ms; skew at p99 (p99 - min) %.3f ms; floods complete %d/%d\n",
       f.skew_reported ? absl::StrCat(f.skew_ms, " ms").c_str() : "not_observed", f.starts_measured,
       f.lateness_p50, f.lateness_p99, f.lateness_spread_p99, f.floods_complete, f.agents);
+  auto distribution = [](const char* what, const std::vector<double>& v) {
+    if (v.empty()) return std::printf("  %s: not_observed\n", what), void();
+    std::printf(
+        "  %s (ms): min %.3f p10 %.3f p25 %.3f p50 %.3f p75 %.3f p90 %.3f p99 %.3f max %.3f\n",
+        what, v.front(), Percentile(v, 0.10), Percentile(v, 0.25), Percentile(v, 0.50),
+        Percentile(v, 0.75), Percentile(v, 0.90), Percentile(v, 0.99), v.back());
+  };
+  distribution("lateness on each agent's clock", f.lateness);
+  distribution("lateness on the one clock (lateness + estimated offset; true offset 0)",
+               f.one_clock);
 }
 
 // Least squares y = a + b x over the sizes; returns {a, b}.
