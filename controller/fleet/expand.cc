@@ -90,40 +90,28 @@ absl::StatusOr<Expansion> ExpandGroups(const Scenario& scenario, const GroupMemb
   }
   // Listener or observe name on a group -> the group.
   std::map<std::string, std::string> grouped_targets;
-  s.listeners.clear();
-  for (const ListenerDef& l : scenario.listeners) {
-    const auto* m = group_of(l.host);
-    if (m == nullptr) {
-      s.listeners.push_back(l);
-      continue;
+  // Listeners and observed listeners on a group: one row per member, merged under the name.
+  const auto expand_listeners = [&](const auto& defs, auto* out) {
+    out->clear();
+    for (const auto& l : defs) {
+      const auto* m = group_of(l.host);
+      if (m == nullptr) {
+        out->push_back(l);
+        continue;
+      }
+      grouped_targets[l.name] = l.host;
+      plan.row_group["listeners." + l.name] = l.host;
+      for (const std::string& member : *m) {
+        auto copy = l;
+        copy.name = MemberKey(l.name, member);
+        copy.host = member;
+        plan.listeners[l.name].push_back(copy.name);
+        out->push_back(std::move(copy));
+      }
     }
-    grouped_targets[l.name] = l.host;
-    plan.row_group["listeners." + l.name] = l.host;
-    for (const std::string& member : *m) {
-      ListenerDef copy = l;
-      copy.name = MemberKey(l.name, member);
-      copy.host = member;
-      plan.listeners[l.name].push_back(copy.name);
-      s.listeners.push_back(std::move(copy));
-    }
-  }
-  s.observes.clear();
-  for (const ObserveDef& o : scenario.observes) {
-    const auto* m = group_of(o.host);
-    if (m == nullptr) {
-      s.observes.push_back(o);
-      continue;
-    }
-    grouped_targets[o.name] = o.host;
-    plan.row_group["listeners." + o.name] = o.host;
-    for (const std::string& member : *m) {
-      ObserveDef copy = o;
-      copy.name = MemberKey(o.name, member);
-      copy.host = member;
-      plan.listeners[o.name].push_back(copy.name);
-      s.observes.push_back(std::move(copy));
-    }
-  }
+  };
+  expand_listeners(scenario.listeners, &s.listeners);
+  expand_listeners(scenario.observes, &s.observes);
   s.floods.clear();
   for (const FloodDef& f : scenario.floods) {
     const auto* on = group_of(f.host);
