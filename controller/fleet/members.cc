@@ -1,7 +1,6 @@
 #include "controller/fleet/members.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,9 +8,6 @@
 
 namespace synq::controller::fleet {
 namespace {
-
-// Probes run at once up to this many threads; the rest wait for a place.
-constexpr size_t kProbeBatch = 64;
 
 std::string FieldOf(const HostSpec& host) {
   return absl::StrCat("hosts.", host.name, host.group->discover ? ".discover" : ".agents");
@@ -22,25 +18,19 @@ std::string FieldOf(const HostSpec& host) {
 std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
                                      const AgentSecurity& security,
                                      std::chrono::nanoseconds connect_timeout) {
+  // The controller's one fan-out: every endpoint at once on gRPC's callback API.
+  std::vector<AgentTarget> targets;
+  targets.reserve(endpoints.size());
+  for (const std::string& e : endpoints) targets.push_back({e, security});
+  std::vector<absl::StatusOr<ConnectedAgent>> connected = ConnectAgents(targets, connect_timeout);
   std::vector<MemberProbe> out;
   out.reserve(endpoints.size());
-  for (const std::string& e : endpoints) {
-    out.push_back({e, absl::UnknownError("not probed")});
-  }
-  for (size_t begin = 0; begin < out.size(); begin += kProbeBatch) {
-    const size_t end = std::min(out.size(), begin + kProbeBatch);
-    std::vector<std::thread> threads;
-    for (size_t i = begin; i < end; ++i) {
-      threads.emplace_back([&out, &security, connect_timeout, i] {
-        auto client = ConnectAgent(out[i].endpoint, connect_timeout, security);
-        if (!client.ok()) {
-          out[i].info = client.status();
-          return;
-        }
-        out[i].info = (*client)->GetHostInfo();
-      });
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    if (connected[i].ok()) {
+      out.push_back({endpoints[i], std::move(connected[i]->info)});
+    } else {
+      out.push_back({endpoints[i], connected[i].status()});
     }
-    for (std::thread& t : threads) t.join();
   }
   return out;
 }

@@ -20,7 +20,7 @@ struct MemberProbe {
   absl::StatusOr<v1::HostInfo> info;
 };
 
-// Connects to every endpoint at once (in bounded batches of threads) and asks GetHostInfo;
+// Connects to every endpoint at once (ConnectAgents: the callback API) and asks GetHostInfo;
 // results in the order of `endpoints`.
 std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
                                      const AgentSecurity& security,
