@@ -81,6 +81,7 @@ absl::Status MergeFlood(const std::string& key, const std::string& group,
   merged.set_rate_profile(first.rate_profile());
   bool same_target = true;
   bool server_observed = true;
+  bool lateness_complete = true;  // the group's lateness is its latest member's: all must have one
   std::set<std::string> engines;
   std::set<std::string> sources;
   std::map<uint32_t, rv1::FloodSecond> seconds;
@@ -115,6 +116,8 @@ absl::Status MergeFlood(const std::string& key, const std::string& group,
     if (!f->engine().empty()) engines.insert(f->engine());
     if (f->has_start_lateness_ms()) {
       merged.set_start_lateness_ms(std::max(merged.start_lateness_ms(), f->start_lateness_ms()));
+    } else {
+      lateness_complete = false;
     }
     for (const auto& s : f->series()) {
       rv1::FloodSecond& out = seconds[s.second()];
@@ -153,6 +156,11 @@ absl::Status MergeFlood(const std::string& key, const std::string& group,
     merged.set_listener(first.listener());
   }
   merged.set_server_observed(server_observed);
+  if (!lateness_complete && merged.has_start_lateness_ms()) {
+    merged.clear_start_lateness_ms();
+    run->add_not_observed(
+        absl::StrCat("floods.", key, ".start_lateness_ms: a member's start was not measured"));
+  }
   merged.set_engine(absl::StrJoin(engines, "+"));
   for (const auto& s : sources) merged.add_sources(s);
   for (auto& [second, s] : seconds) *merged.add_series() = std::move(s);

@@ -33,11 +33,11 @@ std::vector<std::string> Errors(const LoadResult& r) {
 TEST(HostGroupLoader, LoadsADiscoveredGroupAndAStaticList) {
   LoadResult r = LoadScenario(R"(name: t
 hosts:
-  server: { agent: "10.0.0.7:7700" }
+  server: { agent: "198.18.0.7:7700" }
   clients: { discover: "dns://127.0.0.1:5353/synq-agent.synq.svc:7700", count: 8,
              tls: { cert: c.pem, key: c.key, ca: ca.pem } }
-  pair: { agents: ["10.0.0.1:7700", "10.0.0.2:7700"] }
-  some: { agents: ["10.0.0.3:7700", "10.0.0.4:7700"], count: any }
+  pair: { agents: ["198.18.0.1:7700", "198.18.0.2:7700"] }
+  some: { agents: ["198.18.0.3:7700", "198.18.0.4:7700"], count: any }
 listeners: [ { name: l1, host: server } ]
 floods: [ { name: f1, host: clients, target: l1 } ]
 )");
@@ -62,9 +62,9 @@ hosts:
   a: { discover: "dns:///agents:7700" }
   b: { discover: "http://agents:7700", count: 2 }
   c: { discover: "dns://ns.example/agents:7700", count: 2 }
-  d: { agents: ["10.0.0.1:7700"], count: 3 }
-  e: { agents: ["10.0.0.1:7701", "nope"], discover: "dns:///x:1", count: 0 }
-  f: { agent: "10.0.0.9:7700", agents: ["10.0.0.9:7701"] }
+  d: { agents: ["198.18.0.1:7700"], count: 3 }
+  e: { agents: ["198.18.0.1:7701", "nope"], discover: "dns:///x:1", count: 0 }
+  f: { agent: "198.18.0.9:7700", agents: ["198.18.0.9:7701"] }
   g: { count: 2 }
 )");
   const std::vector<std::string> errors = Errors(r);
@@ -87,8 +87,8 @@ hosts:
 TEST(HostGroupLoader, AFloodFromAGroupToAGroupListenerIsRefused) {
   LoadResult r = LoadScenario(R"(name: t
 hosts:
-  servers: { agents: ["10.0.0.1:7700", "10.0.0.2:7700"] }
-  clients: { agents: ["10.0.0.3:7700", "10.0.0.4:7700"] }
+  servers: { agents: ["198.18.0.1:7700", "198.18.0.2:7700"] }
+  clients: { agents: ["198.18.0.3:7700", "198.18.0.4:7700"] }
 listeners: [ { name: l1, host: servers } ]
 floods: [ { name: f1, host: clients, target: l1 } ]
 )");
@@ -105,9 +105,9 @@ TEST(DiscoverTarget, ParsesSystemResolverAndGivenServer) {
   auto v6 = scenario::ParseDiscoverTarget("dns://[::1]:5353/a:1");
   ASSERT_TRUE(v6.ok()) << v6.status();
   EXPECT_EQ(v6->dns_server, "[::1]:5353");
-  auto bare = scenario::ParseDiscoverTarget("dns://10.96.0.10/a:1");
+  auto bare = scenario::ParseDiscoverTarget("dns://198.18.96.10/a:1");
   ASSERT_TRUE(bare.ok()) << bare.status();
-  EXPECT_EQ(bare->dns_server, "10.96.0.10");
+  EXPECT_EQ(bare->dns_server, "198.18.96.10");
   EXPECT_THAT(std::string(scenario::ParseDiscoverTarget("dns:///a:0").status().message()),
               HasSubstr("agent port must be 1 to 65535"));
   EXPECT_THAT(std::string(scenario::ParseDiscoverTarget("dns:///a").status().message()),
@@ -116,10 +116,10 @@ TEST(DiscoverTarget, ParsesSystemResolverAndGivenServer) {
 
 TEST(SortEndpoints, OrdersByAddressNotText) {
   std::vector<std::string> e = {"[::1]:7700",       "198.18.64.10:7700", "198.18.64.9:7700",
-                                "198.18.64.9:7700", "unix:/a",           "10.0.0.1:7701",
-                                "10.0.0.1:7700"};
+                                "198.18.64.9:7700", "unix:/a",           "198.18.0.1:7701",
+                                "198.18.0.1:7700"};
   fleet::SortEndpoints(e);
-  EXPECT_THAT(e, ElementsAre("10.0.0.1:7700", "10.0.0.1:7701", "198.18.64.9:7700",
+  EXPECT_THAT(e, ElementsAre("198.18.0.1:7700", "198.18.0.1:7701", "198.18.64.9:7700",
                              "198.18.64.10:7700", "[::1]:7700", "unix:/a"));
 }
 
@@ -132,20 +132,20 @@ Scenario Load(const std::string& yaml) {
 TEST(ExpandGroups, MembersInEndpointOrderWithPerMemberFloodsAndSettings) {
   const Scenario s = Load(R"(name: t
 hosts:
-  server: { agent: "10.0.0.7:7700" }
+  server: { agent: "198.18.0.7:7700" }
   clients: { discover: "dns:///agents:7700", count: 2 }
 settings:
   clients: { net.ipv4.tcp_syn_retries: 2 }
 listeners: [ { name: l1, host: server } ]
 floods: [ { name: f1, host: clients, target: l1, connections: 5 } ]
 )");
-  auto e = fleet::ExpandGroups(s, {{"clients", {"10.0.0.10:7700", "10.0.0.9:7700"}}});
+  auto e = fleet::ExpandGroups(s, {{"clients", {"198.18.0.10:7700", "198.18.0.9:7700"}}});
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_EQ(e->scenario.hosts.size(), 3u);
   EXPECT_EQ(e->scenario.hosts[1].name, "clients-1");
-  EXPECT_EQ(e->scenario.hosts[1].agent, "10.0.0.9:7700");
+  EXPECT_EQ(e->scenario.hosts[1].agent, "198.18.0.9:7700");
   EXPECT_EQ(e->scenario.hosts[2].name, "clients-2");
-  EXPECT_EQ(e->scenario.hosts[2].agent, "10.0.0.10:7700");
+  EXPECT_EQ(e->scenario.hosts[2].agent, "198.18.0.10:7700");
   EXPECT_FALSE(e->scenario.hosts[2].is_group());
   ASSERT_EQ(e->scenario.floods.size(), 2u);
   EXPECT_EQ(e->scenario.floods[0].name, "f1@clients-1");
@@ -155,19 +155,19 @@ floods: [ { name: f1, host: clients, target: l1, connections: 5 } ]
   EXPECT_EQ(e->scenario.settings.at("clients-2").at("net.ipv4.tcp_syn_retries"), 2);
   EXPECT_FALSE(e->scenario.settings.contains("clients"));
   EXPECT_THAT(e->plan.floods.at("f1"), ElementsAre("f1@clients-1", "f1@clients-2"));
-  EXPECT_EQ(e->plan.hosts.at("clients-2").endpoint, "10.0.0.10:7700");
+  EXPECT_EQ(e->plan.hosts.at("clients-2").endpoint, "198.18.0.10:7700");
 }
 
 TEST(ExpandGroups, ASingleHostFloodToAGroupListenerFloodsEachMember) {
   const Scenario s = Load(R"(name: t
 hosts:
-  client: { agent: "10.0.0.7:7700" }
-  servers: { agents: ["10.0.0.1:7700", "10.0.0.2:7700", "10.0.0.3:7700"] }
+  client: { agent: "198.18.0.7:7700" }
+  servers: { agents: ["198.18.0.1:7700", "198.18.0.2:7700", "198.18.0.3:7700"] }
 listeners: [ { name: l1, host: servers, backlog: 9 } ]
 floods: [ { name: f1, host: client, target: l1 } ]
 )");
-  auto e =
-      fleet::ExpandGroups(s, {{"servers", {"10.0.0.1:7700", "10.0.0.2:7700", "10.0.0.3:7700"}}});
+  auto e = fleet::ExpandGroups(
+      s, {{"servers", {"198.18.0.1:7700", "198.18.0.2:7700", "198.18.0.3:7700"}}});
   ASSERT_TRUE(e.ok()) << e.status();
   ASSERT_EQ(e->scenario.listeners.size(), 3u);
   EXPECT_EQ(e->scenario.listeners[2].name, "l1@servers-3");
@@ -193,23 +193,24 @@ HostSpec Group(bool discover, int64_t count, bool any) {
 }
 
 TEST(ChooseMembers, TooFewAnsweringNamesWhoDidNotAnswer) {
-  const std::vector<std::string> found = {"10.0.0.1:7700", "10.0.0.2:7700", "10.0.0.3:7700"};
+  const std::vector<std::string> found = {"198.18.0.1:7700", "198.18.0.2:7700", "198.18.0.3:7700"};
   std::vector<fleet::MemberProbe> probes = {
-      {"10.0.0.1:7700", v1::HostInfo()},
-      {"10.0.0.2:7700", absl::UnavailableError("agent 10.0.0.2:7700 is unreachable")},
-      {"10.0.0.3:7700", v1::HostInfo()}};
+      {"198.18.0.1:7700", v1::HostInfo()},
+      {"198.18.0.2:7700", absl::UnavailableError("agent 198.18.0.2:7700 is unreachable")},
+      {"198.18.0.3:7700", v1::HostInfo()}};
   auto dns = fleet::ChooseMembers(Group(true, 3, false), found, probes);
   ASSERT_FALSE(dns.ok());
-  EXPECT_EQ(dns.status().message(),
-            "hosts.clients.discover: found 3 agent(s) at dns://127.0.0.1/a:7700 (10.0.0.1:7700, "
-            "10.0.0.2:7700, 10.0.0.3:7700), 2 answered; count 3; did not answer: 10.0.0.2:7700 "
-            "(agent 10.0.0.2:7700 is unreachable)");
+  EXPECT_EQ(
+      dns.status().message(),
+      "hosts.clients.discover: found 3 agent(s) at dns://127.0.0.1/a:7700 (198.18.0.1:7700, "
+      "198.18.0.2:7700, 198.18.0.3:7700), 2 answered; count 3; did not answer: 198.18.0.2:7700 "
+      "(agent 198.18.0.2:7700 is unreachable)");
   auto listed = fleet::ChooseMembers(Group(false, 3, false), found, probes);
   EXPECT_THAT(std::string(listed.status().message()),
               HasSubstr("hosts.clients.agents: 2 of 3 listed agent(s) answered; count 3"));
   auto any = fleet::ChooseMembers(Group(true, 0, true), found, probes);
   ASSERT_TRUE(any.ok()) << any.status();
-  EXPECT_THAT(*any, ElementsAre("10.0.0.1:7700", "10.0.0.3:7700"));
+  EXPECT_THAT(*any, ElementsAre("198.18.0.1:7700", "198.18.0.3:7700"));
   auto two = fleet::ChooseMembers(Group(true, 2, false), found, probes);
   EXPECT_TRUE(two.ok()) << two.status();
 }
@@ -247,8 +248,8 @@ TEST(MergeGroupRows, CountsAddAndHistogramsMergeExactly) {
   (*run.mutable_floods())["f1@c-2"] = MemberRow({90, 110, 40000}, 3, all);
   (*run.mutable_hosts())["c-2"];
   fleet::GroupPlan plan;
-  plan.hosts["c-1"] = {"c", "10.0.0.1:7700"};
-  plan.hosts["c-2"] = {"c", "10.0.0.2:7700"};
+  plan.hosts["c-1"] = {"c", "198.18.0.1:7700"};
+  plan.hosts["c-2"] = {"c", "198.18.0.2:7700"};
   plan.floods["f1"] = {"f1@c-1", "f1@c-2"};
   plan.row_group["floods.f1"] = "c";
   ASSERT_TRUE(fleet::MergeGroupRows(plan, &run).ok());
@@ -261,7 +262,7 @@ TEST(MergeGroupRows, CountsAddAndHistogramsMergeExactly) {
   EXPECT_EQ(m.errors().at("EADDRNOTAVAIL"), 2u);
   EXPECT_EQ(m.fates().queued(), 4u);
   EXPECT_EQ(run.floods().at("f1@c-2").group(), "c");
-  EXPECT_EQ(run.hosts().at("c-2").endpoint(), "10.0.0.2:7700");
+  EXPECT_EQ(run.hosts().at("c-2").endpoint(), "198.18.0.2:7700");
   // Exact: the merged buckets are those of one histogram that recorded all seven values.
   ASSERT_EQ(m.connect_latency_histogram().buckets_size(), static_cast<int>(all.buckets().size()));
   for (const auto& [b, n] : all.buckets()) {
@@ -291,6 +292,32 @@ TEST(MergeGroupRows, JoinedFatesOnlyWhenEveryMemberWasObserved) {
   EXPECT_EQ(m.fates().established_unjoined(), 1u);
   EXPECT_THAT(m.members(), ElementsAre("f1@c-1", "f1@c-2"));
   EXPECT_THAT(run.not_observed(), Contains(HasSubstr("floods.f1: merged without f1@c-3")));
+}
+
+// The group's start lateness is its latest member's; when one member's start was not measured,
+// the latest is unknown, so the merged row has none and says why (never the others' maximum).
+TEST(MergeGroupRows, StartLatenessOnlyWhenEveryMemberStartWasMeasured) {
+  common::Histogram all;
+  for (bool both_measured : {true, false}) {
+    SCOPED_TRACE(both_measured ? "both measured" : "one not measured");
+    rv1::Run run;
+    rv1::Flood a = MemberRow({100}, 1, all), b = MemberRow({100}, 1, all);
+    a.set_start_lateness_ms(0.4);
+    if (both_measured) b.set_start_lateness_ms(1.5);
+    (*run.mutable_floods())["f1@c-1"] = a;
+    (*run.mutable_floods())["f1@c-2"] = b;
+    fleet::GroupPlan plan;
+    plan.floods["f1"] = {"f1@c-1", "f1@c-2"};
+    plan.row_group["floods.f1"] = "c";
+    ASSERT_TRUE(fleet::MergeGroupRows(plan, &run).ok());
+    const rv1::Flood& m = run.floods().at("f1");
+    if (both_measured) {
+      EXPECT_DOUBLE_EQ(m.start_lateness_ms(), 1.5);
+    } else {
+      EXPECT_FALSE(m.has_start_lateness_ms());
+      EXPECT_THAT(run.not_observed(), Contains(HasSubstr("floods.f1.start_lateness_ms")));
+    }
+  }
 }
 
 TEST(MergeGroupRows, ListenersAddAcceptsAndKeepTheLargestPeak) {
