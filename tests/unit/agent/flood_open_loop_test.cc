@@ -36,6 +36,7 @@
 #include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/agent/engine_param.h"
 
 namespace synq::agent {
 namespace {
@@ -43,25 +44,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Each engine test runs once per engine (the parameter): the fixture makes it this process's
-// engine, so every spec (engine kAuto) runs on it, and RunNow checks the result names it.
-class FloodOpenLoopEngines : public ::testing::TestWithParam<FloodEngine> {
- protected:
-  void SetUp() override { SetProcessFloodEngine({GetParam(), ""}); }
-  void TearDown() override { SetProcessFloodEngine({FloodEngine::kIoUring, ""}); }
-};
-
-std::string EngineParamName(const ::testing::TestParamInfo<FloodEngine>& info) {
-  return FloodEngineName(info.param);
-}
-
-#define SKIP_WITHOUT_ENGINE()                                                      \
-  do {                                                                             \
-    if (GetParam() == FloodEngine::kIoUring) {                                     \
-      absl::StatusOr<flood::Uring> probe = flood::Uring::Create(8, 16);            \
-      if (!probe.ok()) GTEST_SKIP() << "io_uring unavailable: " << probe.status(); \
-    }                                                                              \
-  } while (0)
+class FloodOpenLoopEngines : public EngineParamTest {};  // engine_param.h
 
 common::UniqueFd Listen(int backlog) {
   common::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
