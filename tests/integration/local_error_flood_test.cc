@@ -27,7 +27,11 @@ class LocalErrorFlood : public ::testing::Test {
     // the flood), but the namespace's OUTPUT chain rejects SYNs to 198.18.9.2 with ICMP net
     // unreachable: the kernel hands that error to each connecting socket in SYN-SENT
     // (tcp_v4_err), so every connect() fails at once with ENETUNREACH, as with a route that
-    // vanished. (With no route at all the agent refuses the flood when planning it.)
+    // vanished. (With no route at all the agent refuses the flood when planning it.) When the
+    // ICMP is handled while connect() still holds the socket's lock, tcp_v4_err only records a
+    // soft error and the SYN is retransmitted after the 1 s initial RTO; that retransmission
+    // (sent from the timer, the lock free) gets the hard ENETUNREACH. connect_timeout 3 s lets
+    // that happen, so every attempt ends in ENETUNREACH whichever way the race goes.
     ns_->Exec({"ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"});
     ns_->Exec({"ip", "addr", "add", "198.18.9.1/24", "dev", "v0"});
     ns_->Exec({"ip", "link", "set", "v0", "up"});
@@ -59,7 +63,7 @@ hosts:
   client: { agent: "unix:)",
                                              socket_, R"(" }
 floods:
-  - { name: f1, target: "198.18.9.2:80", connections: 5, concurrency: 5, connect_timeout: 1s }
+  - { name: f1, target: "198.18.9.2:80", connections: 5, concurrency: 5, connect_timeout: 3s }
 )",
                                              expect));
   }
