@@ -93,19 +93,23 @@ Reply Unary(const std::shared_ptr<grpc::Channel>& channel, const std::string& me
   return reply;
 }
 
+// The status of an encoded grpc.health.v1.HealthCheckResponse{status = 1}: proto3 leaves out
+// UNKNOWN (0), so a message without the field is 0.
+int64_t ServingStatusOf(const std::string& bytes) {
+  auto fields = Decode(bytes);
+  for (int i = 0; i < fields->field_count(); ++i) {
+    if (fields->field(i).number() == 1) return static_cast<int64_t>(fields->field(i).varint());
+  }
+  return 0;
+}
+
 // grpc.health.v1.Health/Check for `service`: the status enum, or -1 with the gRPC error.
 int64_t Check(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
               grpc::Status* error = nullptr) {
   Reply reply = Unary(channel, "/grpc.health.v1.Health/Check", Field(1, service));
   if (error != nullptr) *error = reply.status;
   if (!reply.status.ok()) return -1;
-  auto decoded = Decode(reply.bytes);
-  const auto& fields = *decoded;
-  // HealthCheckResponse{status = 1}: proto3 leaves out UNKNOWN (0).
-  for (int i = 0; i < fields.field_count(); ++i) {
-    if (fields.field(i).number() == 1) return static_cast<int64_t>(fields.field(i).varint());
-  }
-  return 0;
+  return ServingStatusOf(reply.bytes);
 }
 
 // The first message of grpc.health.v1.Health/Watch for `service` (a server stream).
@@ -132,12 +136,7 @@ int64_t WatchFirst(const std::shared_ptr<grpc::Channel>& channel, const std::str
              grpc::CompletionQueue::GOT_EVENT &&
          tag != reinterpret_cast<void*>(5)) {
   }
-  auto decoded = Decode(FromBuffer(message));
-  const auto& fields = *decoded;
-  for (int i = 0; i < fields.field_count(); ++i) {
-    if (fields.field(i).number() == 1) return static_cast<int64_t>(fields.field(i).varint());
-  }
-  return 0;
+  return ServingStatusOf(FromBuffer(message));
 }
 
 // One request/response exchange on grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo
@@ -199,17 +198,6 @@ std::vector<std::string> Bytes(const google::protobuf::UnknownFieldSet& fields, 
   return out;
 }
 
-std::string WaitForFile(const std::string& path) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 class AgentHealth : public ::testing::Test {
  protected:
   // Starts an agent on a unix socket with --health-listen on 127.0.0.1 (port 0, read back).
@@ -219,8 +207,8 @@ class AgentHealth : public ::testing::Test {
                     dir_.path() + "/state", "--port-file", dir_.path() + "/addr", "--health-listen",
                     "127.0.0.1:0", "--health-port-file", dir_.path() + "/health-addr"},
                    dir_.path() + "/agent.log");
-    ASSERT_FALSE(WaitForFile(dir_.path() + "/addr").empty()) << "agent did not start";
-    health_address_ = WaitForFile(dir_.path() + "/health-addr");
+    ASSERT_FALSE(WaitForPortFile(dir_.path() + "/addr").empty()) << "agent did not start";
+    health_address_ = WaitForPortFile(dir_.path() + "/health-addr");
     ASSERT_FALSE(health_address_.empty());
     main_ = grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials());
     probe_ = grpc::CreateChannel(health_address_, grpc::InsecureChannelCredentials());

@@ -45,17 +45,6 @@ constexpr int kEstablished = kBacklog + 1;
 constexpr int kTimedOut = kConnections - kEstablished;
 constexpr int kRuns = 2;
 
-std::string WaitForFile(const std::string& path) {
-  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
-  while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 // "HOST:PORT" -> an HTTP client for it.
 std::unique_ptr<httplib::Client> ClientFor(const std::string& address) {
   const size_t colon = address.rfind(':');
@@ -91,8 +80,8 @@ class AgentMetrics : public ::testing::Test {
                dir_.path() + "/state", "--port-file", dir_.path() + "/addr", "--metrics-listen",
                "127.0.0.1:0", "--metrics-port-file", dir_.path() + "/metrics-addr"},
               dir_.path() + "/agent.log");
-    ASSERT_FALSE(WaitForFile(dir_.path() + "/addr").empty()) << "agent did not start";
-    metrics_address_ = WaitForFile(dir_.path() + "/metrics-addr");
+    ASSERT_FALSE(WaitForPortFile(dir_.path() + "/addr").empty()) << "agent did not start";
+    metrics_address_ = WaitForPortFile(dir_.path() + "/metrics-addr");
     ASSERT_FALSE(metrics_address_.empty());
     scenario_ = dir_.Write("s.yaml", absl::StrCat(R"(name: metrics
 sample_interval: 20ms

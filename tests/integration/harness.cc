@@ -328,13 +328,17 @@ std::string AgentProcess::Start(const std::string& netns, const std::string& lis
     argv.push_back("--insecure");
   }
   pid_ = Spawn(argv, log);
+  return WaitForPortFile(port_file);
+}
+
+std::string WaitForPortFile(const std::string& path, std::chrono::milliseconds limit) {
   std::string address;
   PollUntil(
       [&] {
-        std::ifstream in(port_file);
+        std::ifstream in(path);
         return static_cast<bool>(std::getline(in, address)) && !address.empty();
       },
-      std::chrono::seconds(10));
+      limit);
   return address;
 }
 

@@ -108,6 +108,11 @@ pid_t TraceInstanceOwner(const std::string& instance);
 // Running processes whose command line contains `text`.
 std::vector<pid_t> PidsWithCommandLine(const std::string& text);
 
+// The address a process wrote to its port file (--port-file, --health-port-file, ...): the
+// file's first line once it is there and not empty, waiting up to `limit`; "" if it never came.
+std::string WaitForPortFile(const std::string& path,
+                            std::chrono::milliseconds limit = std::chrono::seconds(10));
+
 // A standalone synq-agent, SIGKILLed by the destructor if still running.
 class AgentProcess {
  public:

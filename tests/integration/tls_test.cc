@@ -31,13 +31,6 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Waits for an agent's --port-file; returns the address in it ("" after 10 s).
-std::string WaitForAddress(const std::string& port_file) {
-  for (int i = 0; i < 100 && !std::filesystem::exists(port_file); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return std::string(absl::StripAsciiWhitespace(ReadFile(port_file)));
-}
-
 class Tls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -67,7 +60,7 @@ class Tls : public ::testing::Test {
          dir_->path() + "/state", "--port-file", dir_->path() + "/addr", "--tls-cert",
          f + "/agents/agent.pem", "--tls-key", f + "/agents/agent.key", "--tls-ca", f + "/ca.pem"},
         dir_->path() + "/agent.log");
-    address_ = WaitForAddress(dir_->path() + "/addr");
+    address_ = WaitForPortFile(dir_->path() + "/addr");
   }
   static void TearDownTestSuite() {
     if (agent_ > 0) {
@@ -242,7 +235,7 @@ TEST_F(NonLoopbackAgent, WithoutTlsItRefusesToStart) {
 
 TEST_F(NonLoopbackAgent, WithInsecureItWarnsAndInfoShowsItInsecure) {
   agent_ = Spawn(AgentArgv(true), dir_.path() + "/agent.log");
-  const std::string address = WaitForAddress(dir_.path() + "/addr");
+  const std::string address = WaitForPortFile(dir_.path() + "/addr");
   ASSERT_THAT(address, HasSubstr("198.18.7.1:")) << ReadFile(dir_.path() + "/agent.log");
   EXPECT_THAT(ReadFile(dir_.path() + "/agent.log"), HasSubstr("serving WITHOUT TLS"));
   const std::string out = ns_->Exec({Binary("controller/synq"), "info", address});

@@ -20,6 +20,7 @@
 #include "agent/kernel/sysctl_settings.h"
 #include "agent/metrics/agent_metrics.h"
 #include "agent/run/run_session.h"
+#include "tests/unit/agent/fake_proc_sys.h"
 
 namespace synq::agent {
 namespace {
@@ -43,11 +44,7 @@ class MetricsRunHooks : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     root_ = tmpl;
     const std::string proc_sys = root_ + "/proc/sys";
-    for (const SettingDef& def : AllowedSettings()) {
-      const fs::path path = SysctlPath(proc_sys, def.key);
-      fs::create_directories(path.parent_path());
-      std::ofstream(path) << def.min << "\n";
-    }
+    WriteFakeProcSys(proc_sys);
     RunManagerOptions options;
     options.metrics = &metrics_;
     options.watch_open_timeout = 300ms;

@@ -15,6 +15,7 @@
 #include "agent/kernel/sysctl_settings.h"
 #include "agent/run/run_session.h"
 #include "common/net_address.h"
+#include "tests/unit/agent/fake_proc_sys.h"
 
 namespace synq::agent {
 namespace {
@@ -29,11 +30,7 @@ class RunManagerTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     root_ = tmpl;
     const std::string proc_sys = root_ + "/proc/sys";
-    for (const SettingDef& def : AllowedSettings()) {
-      const fs::path path = SysctlPath(proc_sys, def.key);
-      fs::create_directories(path.parent_path());
-      std::ofstream(path) << def.min << "\n";
-    }
+    WriteFakeProcSys(proc_sys);
     // Floods plan against the real kernel's port settings.
     for (const char* file : {"ip_local_port_range", "ip_local_reserved_ports", "tcp_tw_reuse"}) {
       std::ifstream in(std::string("/proc/sys/net/ipv4/") + file);
