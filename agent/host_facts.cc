@@ -1,7 +1,6 @@
 #include "agent/host_facts.h"
 
 #include <ifaddrs.h>
-#include <liburing.h>
 #include <net/if.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
@@ -9,6 +8,7 @@
 
 #include <cstring>
 
+#include "agent/flood/flood_engine.h"
 #include "agent/kernel/sock_diag.h"
 #include "agent/kernel/sysctl_settings.h"
 #include "agent/shaping/shaper.h"
@@ -26,14 +26,6 @@ void Check(HostFacts& facts, Capability cap, bool ok, std::string why) {
   }
 }
 
-std::string ProbeIoUring() {
-  io_uring ring;
-  const int rc = io_uring_queue_init(2, &ring, 0);
-  if (rc < 0) return std::string("io_uring_setup failed: ") + strerror(-rc);
-  io_uring_queue_exit(&ring);
-  return "";
-}
-
 // What is costly to probe and does not change while the agent runs: netem is probed by creating
 // a qdisc in a throwaway network namespace, nfqueue by binding a queue. Probed once per process.
 struct CostlyProbes {
@@ -46,7 +38,10 @@ struct CostlyProbes {
 const CostlyProbes& Costly() {
   static const CostlyProbes probes = [] {
     CostlyProbes p;
-    p.uring = ProbeIoUring();
+    // The flood engine's own probe: the same answer as --flood-engine auto, with its reason
+    // (seccomp, kernel.io_uring_disabled, ENOSYS, a missing opcode).
+    const absl::Status uring = ProbeIoUring();
+    p.uring = uring.ok() ? "" : std::string(uring.message());
     p.netem = ProbeNetem();
     p.nfqueue = ProbeNfqueue();
     p.tracefs = TracefsUnavailableReason();
