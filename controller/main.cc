@@ -367,13 +367,16 @@ absl::StatusOr<std::map<std::string, AgentSecurity>> LoadHostSecurity(const Scen
   return out;
 }
 
-// Connects to every host's agent (embedded ones through the lab) and reads its host info.
+// Connects to every host's agent (embedded ones through the lab) and reads its host info; a group
+// member keeps the connection its probe made (`probed`, by endpoint).
 absl::StatusOr<std::vector<HostHandle>> ConnectHosts(
-    const Scenario& scenario, const Lab* lab,
-    const std::map<std::string, AgentSecurity>& security) {
+    const Scenario& scenario, const Lab* lab, const std::map<std::string, AgentSecurity>& security,
+    std::map<std::string, ConnectedAgent> probed) {
   std::vector<HostHandle> hosts;
   std::vector<AgentTarget> targets;
-  for (const auto& spec : scenario.hosts) {
+  std::vector<std::optional<ConnectedAgent>> reused(scenario.hosts.size());
+  for (size_t i = 0; i < scenario.hosts.size(); ++i) {
+    const HostSpec& spec = scenario.hosts[i];
     HostHandle h;
     h.name = spec.name;
     std::string address = spec.agent;
@@ -382,21 +385,29 @@ absl::StatusOr<std::vector<HostHandle>> ConnectHosts(
       address = lh->agent_address;
       h.address = lh->address;
       h.interface = lh->interface;
+    } else if (auto p = probed.find(address); p != probed.end()) {
+      reused[i] = std::move(p->second);  // a group member: its probe's connection
+      probed.erase(p);
     }
-    targets.push_back({address, spec.embedded() ? AgentSecurity{} : security.at(spec.name)});
+    if (!reused[i]) {
+      targets.push_back({address, spec.embedded() ? AgentSecurity{} : security.at(spec.name)});
+    }
     hosts.push_back(std::move(h));
   }
   // Every agent at once: connecting and host info cost the slowest agent, not the sum.
   auto connected = ConnectAgents(targets, kConnectTimeout);
+  size_t next = 0;
   for (size_t i = 0; i < hosts.size(); ++i) {
     const auto& spec = scenario.hosts[i];
     HostHandle& h = hosts[i];
-    if (!connected[i].ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("hosts.", spec.name, ": ", connected[i].status().message()));
+    absl::StatusOr<ConnectedAgent> c =
+        reused[i] ? absl::StatusOr<ConnectedAgent>(*std::move(reused[i]))
+                  : std::move(connected[next++]);
+    if (!c.ok()) {
+      return absl::UnavailableError(absl::StrCat("hosts.", spec.name, ": ", c.status().message()));
     }
-    h.client = std::move(connected[i]->client);
-    h.info = std::move(connected[i]->info);
+    h.client = std::move(c->client);
+    h.info = std::move(c->info);
     if (!spec.embedded()) {
       h.address = RemoteHostAddress(spec.agent, h.info);
       h.interface = spec.interface;
@@ -535,11 +546,16 @@ int Run(RunCommand cmd) {
   }
 
   // Host groups: every group's members (the agents that answer), then member hosts in the
-  // scenario and in every run's plan (controller/fleet/).
+  // scenario and in every run's plan (controller/fleet/). The connect phase (Run.phase_ms)
+  // counts discovering and probing the members, whose connections the run keeps, and
+  // connecting every other agent; not starting embedded hosts.
+  const auto probe_began = std::chrono::steady_clock::now();
   fleet::GroupPlan group_plan;
+  std::map<std::string, ConnectedAgent> probed;  // members' connections, kept for the run
   if (std::any_of(scenario.hosts.begin(), scenario.hosts.end(),
                   [](const HostSpec& h) { return h.is_group(); })) {
-    auto members = fleet::FindGroupMembers(scenario, *security, kMemberTimeout, kDnsTimeout);
+    auto members =
+        fleet::FindGroupMembers(scenario, *security, kMemberTimeout, kDnsTimeout, &probed);
     if (!members.ok()) return Error(kExitHostFailed, std::string(members.status().message()));
     for (RunPlan& plan : *plans) {
       auto expanded = fleet::ExpandGroups(plan.scenario, *members);
@@ -553,11 +569,14 @@ int Run(RunCommand cmd) {
     for (const auto& [member, m] : group_plan.hosts) (*security)[member] = security->at(m.group);
   }
 
+  const auto probe_duration = std::chrono::steady_clock::now() - probe_began;
+
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
   const auto connect_began = std::chrono::steady_clock::now();
-  auto hosts = ConnectHosts(scenario, lab->get(), *security);
-  const auto connect_duration = std::chrono::steady_clock::now() - connect_began;
+  auto hosts = ConnectHosts(scenario, lab->get(), *security, std::move(probed));
+  const auto connect_duration =
+      probe_duration + (std::chrono::steady_clock::now() - connect_began);
   if (!hosts.ok()) {
     ForgetLab();
     return Error(kExitHostFailed, std::string(hosts.status().message()));

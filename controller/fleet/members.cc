@@ -17,7 +17,8 @@ std::string FieldOf(const HostSpec& host) {
 
 std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
                                      const AgentSecurity& security,
-                                     std::chrono::nanoseconds connect_timeout) {
+                                     std::chrono::nanoseconds connect_timeout,
+                                     std::map<std::string, ConnectedAgent>* connected_out) {
   // The controller's one fan-out: every endpoint at once on gRPC's callback API.
   std::vector<AgentTarget> targets;
   targets.reserve(endpoints.size());
@@ -27,7 +28,8 @@ std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
   out.reserve(endpoints.size());
   for (size_t i = 0; i < endpoints.size(); ++i) {
     if (connected[i].ok()) {
-      out.push_back({endpoints[i], std::move(connected[i]->info)});
+      out.push_back({endpoints[i], connected[i]->info});
+      if (connected_out != nullptr) (*connected_out)[endpoints[i]] = *std::move(connected[i]);
     } else {
       out.push_back({endpoints[i], connected[i].status()});
     }
@@ -69,7 +71,7 @@ absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
 absl::StatusOr<GroupMembers> FindGroupMembers(
     const Scenario& scenario, const std::map<std::string, AgentSecurity>& security,
     std::chrono::nanoseconds connect_timeout, std::chrono::milliseconds dns_timeout,
-    std::map<std::string, std::vector<MemberProbe>>* probes_out) {
+    std::map<std::string, ConnectedAgent>* connected) {
   GroupMembers out;
   for (const HostSpec& host : scenario.hosts) {
     if (!host.is_group()) continue;
@@ -86,9 +88,9 @@ absl::StatusOr<GroupMembers> FindGroupMembers(
     }
     auto sec = security.find(host.name);
     std::vector<MemberProbe> probes =
-        ProbeAgents(found, sec == security.end() ? AgentSecurity{} : sec->second, connect_timeout);
+        ProbeAgents(found, sec == security.end() ? AgentSecurity{} : sec->second, connect_timeout,
+                    connected);
     auto members = ChooseMembers(host, found, probes);
-    if (probes_out != nullptr) (*probes_out)[host.name] = probes;
     if (!members.ok()) return members.status();
     out[host.name] = *std::move(members);
   }

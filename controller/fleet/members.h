@@ -21,10 +21,12 @@ struct MemberProbe {
 };
 
 // Connects to every endpoint at once (ConnectAgents: the callback API) and asks GetHostInfo;
-// results in the order of `endpoints`.
+// results in the order of `endpoints`. Each agent that answered is also moved into `connected`
+// (optional, by endpoint), so the run can keep the connection instead of dialling again.
 std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
                                      const AgentSecurity& security,
-                                     std::chrono::nanoseconds connect_timeout);
+                                     std::chrono::nanoseconds connect_timeout,
+                                     std::map<std::string, ConnectedAgent>* connected = nullptr);
 
 // The members of group `host` given what was found (the listed or discovered endpoints) and how
 // each answered: those that answered, in sorted endpoint order. Unavailable when fewer than
@@ -37,11 +39,11 @@ absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
 
 // Every group of `scenario`: its endpoints (DNS lookups for discover:), probed with the group's
 // security (security.at(group name)), chosen by ChooseMembers. The first group that fails stops
-// (Unavailable / NotFound, message starting with the field path). `probes_out` (optional)
-// receives every probe, for showing host info.
+// (Unavailable / NotFound, message starting with the field path). `connected` (optional)
+// receives every agent that answered, by endpoint (ProbeAgents).
 absl::StatusOr<GroupMembers> FindGroupMembers(
     const Scenario& scenario, const std::map<std::string, AgentSecurity>& security,
     std::chrono::nanoseconds connect_timeout, std::chrono::milliseconds dns_timeout,
-    std::map<std::string, std::vector<MemberProbe>>* probes_out = nullptr);
+    std::map<std::string, ConnectedAgent>* connected = nullptr);
 
 }  // namespace synq::controller::fleet

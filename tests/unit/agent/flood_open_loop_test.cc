@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "agent/flood/flood_engine.h"
+#include "agent/flood/source_ports.h"
 #include "agent/flood/uring.h"
 #include "common/net_address.h"
 #include "common/unique_fd.h"
@@ -450,11 +451,26 @@ TEST_P(FloodOpenLoopEngines, SourcePortsAreBoundFromTheGivenSlices) {
   spec.connections = 12;
   spec.concurrency = 12;
   spec.hold = 100ms;
-  // Two loopback addresses; of 41000-41019 and 41100-41109 only ports with port % 3 == 1.
+  // The slices lie outside ip_local_port_range: a port that connect() picked for itself (any
+  // other test's connection, or its TIME_WAIT) refuses bind() even with SO_REUSEADDR, and the
+  // rotation would skip it to the other address, so 6 per address holds only there.
+  const absl::StatusOr<PortFacts> facts = ReadPortFacts("/proc/sys");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  uint32_t base = 0;
+  if (facts->local_range.first >= 1224) {
+    base = facts->local_range.first - 200u;
+  } else if (facts->local_range.last <= 65335) {
+    base = facts->local_range.last + 100u;
+  } else {
+    GTEST_SKIP() << "ip_local_port_range covers every port from 1024";
+  }
+  const auto port = [&](uint32_t offset) { return static_cast<uint16_t>(base + offset); };
+  // Two loopback addresses; of base+0..19 and base+100..109 only ports with port % 3 == 1
+  // (6 or 7 of the first slice, 3 or 4 of the second: at least 9 per address).
   for (const char* ip : {"127.0.0.1", "127.0.0.2"}) {
     SourcePorts s;
     s.address = *common::ParseHostAddress(ip, 0);
-    s.ranges = {{41000, 41019}, {41100, 41109}};
+    s.ranges = {{port(0), port(19)}, {port(100), port(109)}};
     s.stride = 3;
     s.offset = 1;
     spec.source_ports.push_back(s);
@@ -469,12 +485,12 @@ TEST_P(FloodOpenLoopEngines, SourcePortsAreBoundFromTheGivenSlices) {
     EXPECT_EQ(h.remote, peer.address().ToString());
     std::vector<uint16_t> ports = h.local_ports;
     std::sort(ports.begin(), ports.end());
-    // Usable with p % 3 == 1: 41002, 41005, ..., 41017, then 41101, 41104, 41107; a port someone
-    // else holds would be skipped, so check the rule rather than the exact list.
+    // A port a listener on this machine holds would still be skipped, so check the rule rather
+    // than the exact list.
     EXPECT_EQ(ports.size(), 6u) << h.local_ip;
     for (uint16_t p : ports) {
       EXPECT_EQ(p % 3, 1) << p;
-      EXPECT_TRUE((p >= 41000 && p <= 41019) || (p >= 41100 && p <= 41109)) << p;
+      EXPECT_TRUE((p >= port(0) && p <= port(19)) || (p >= port(100) && p <= port(109))) << p;
     }
     EXPECT_EQ(std::set<uint16_t>(ports.begin(), ports.end()).size(), ports.size());
   }
