@@ -400,9 +400,9 @@ absl::StatusOr<std::vector<HostHandle>> ConnectHosts(
   for (size_t i = 0; i < hosts.size(); ++i) {
     const auto& spec = scenario.hosts[i];
     HostHandle& h = hosts[i];
-    absl::StatusOr<ConnectedAgent> c =
-        reused[i] ? absl::StatusOr<ConnectedAgent>(*std::move(reused[i]))
-                  : std::move(connected[next++]);
+    absl::StatusOr<ConnectedAgent> c = reused[i]
+                                           ? absl::StatusOr<ConnectedAgent>(*std::move(reused[i]))
+                                           : std::move(connected[next++]);
     if (!c.ok()) {
       return absl::UnavailableError(absl::StrCat("hosts.", spec.name, ": ", c.status().message()));
     }
