@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
@@ -30,6 +31,7 @@
 #include "agent/shaping/shaper.h"
 #include "agent/trace/drop_events.h"
 #include "common/atomic_file.h"
+#include "common/labels.h"
 #include "common/unique_fd.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
   std::string health_port_file;
   std::string metrics_listen;
   std::string metrics_port_file;
+  std::vector<std::string> label_args;
   app.add_option("--listen", listen,
                  "gRPC address: HOST:PORT (port 0 = any free port) or unix:/path")
       ->capture_default_str();
@@ -102,7 +105,18 @@ int main(int argc, char** argv) {
                  "HOST:PORT to serve Prometheus metrics on, over HTTP at /metrics");
   app.add_option("--metrics-port-file", metrics_port_file,
                  "write the bound --metrics-listen address to this file when ready");
+  app.add_option("--label", label_args,
+                 "KEY=VALUE (repeatable): a label host info reports, which a host group's "
+                 "select: matches (Kubernetes label syntax, e.g. node=$(NODE_NAME))");
   CLI11_PARSE(app, argc, argv);
+  synq::common::Labels labels;
+  for (const std::string& arg : label_args) {
+    auto label = synq::common::ParseLabel(arg);
+    if (!label.ok()) return Fail(absl::StrCat("--label: ", label.status().message()));
+    if (!labels.insert(*std::move(label)).second) {
+      return Fail(absl::StrCat("--label: '", arg.substr(0, arg.find('=')), "' given twice"));
+    }
+  }
   if (!health_port_file.empty() && health_listen.empty()) {
     return Fail("--health-port-file: needs --health-listen");
   }
@@ -193,7 +207,7 @@ int main(int argc, char** argv) {
   run_options.metrics = &metrics;
   synq::agent::RunManager runs(paths, run_options);
   runs.RefuseRuns("it is still restoring what a previous agent left; try again shortly");
-  synq::agent::AgentServiceImpl service(runs, policy);
+  synq::agent::AgentServiceImpl service(runs, policy, std::move(labels));
   synq::agent::EnableHealthService();
   synq::agent::HealthStatus health;
   auto main_server = synq::agent::StartAgentServer(listen, security->credentials, &service);

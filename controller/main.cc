@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/labels.h"
 #include "common/limits.h"
 #include "common/net_address.h"
 #include "controller/agent_client.h"
@@ -27,7 +28,6 @@
 #include "controller/fleet/group_merge.h"
 #include "controller/fleet/members.h"
 #include "controller/lab.h"
-#include "controller/run/setting_check.h"
 #include "controller/orchestrator.h"
 #include "controller/result/format.h"
 #include "controller/result/html_report.h"
@@ -37,6 +37,7 @@
 #include "controller/result/summary_line.h"
 #include "controller/result/table.h"
 #include "controller/run/progress.h"
+#include "controller/run/setting_check.h"
 #include "controller/scenario/discover_target.h"
 #include "controller/scenario_loader.h"
 #include "controller/search/search_run.h"
@@ -187,22 +188,26 @@ int Info(const std::vector<std::string>& agents, const TlsFlags& tls) {
                 absl::StrJoin(*found, " ").c_str());
     addresses.insert(addresses.end(), found->begin(), found->end());
   }
-  for (const auto& address : addresses) {
-    auto client = ConnectAgent(address, kConnectTimeout, *security);
-    if (!client.ok()) {
-      code = Error(kExitHostFailed, std::string(client.status().message()));
+  // Every agent at once (a discovered group may be large); printed in the order given.
+  std::vector<AgentTarget> targets;
+  for (const auto& address : addresses) targets.push_back({address, *security});
+  std::vector<absl::StatusOr<ConnectedAgent>> connected = ConnectAgents(targets, kConnectTimeout);
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const std::string& address = addresses[i];
+    if (!connected[i].ok()) {
+      code = Error(kExitHostFailed, std::string(connected[i].status().message()));
       continue;
     }
-    auto info = (*client)->GetHostInfo();
-    if (!info.ok()) {
-      code = Error(kExitHostFailed, std::string(info.status().message()));
-      continue;
-    }
+    const v1::HostInfo* info = &connected[i]->info;
     std::printf("%s\n  hostname  %s\n  kernel    %s\n  agent     %s\n  fd limit  %lu (hard %lu)\n",
                 address.c_str(), info->hostname().c_str(), info->kernel_release().c_str(),
                 info->agent_version().c_str(), static_cast<unsigned long>(info->fd_limit_soft()),
                 static_cast<unsigned long>(info->fd_limit_hard()));
     std::printf("  addresses %s\n", absl::StrJoin(info->addresses(), " ").c_str());
+    if (!info->labels().empty()) {
+      const common::Labels labels(info->labels().begin(), info->labels().end());
+      std::printf("  labels    %s\n", common::FormatLabels(labels).c_str());
+    }
     // What this channel is: TLS when we used it (the agent required it), else plaintext, which
     // the agent reports as insecure when others can reach it.
     const bool tls_used = security->tls.has_value() && !absl::StartsWith(address, "unix:");

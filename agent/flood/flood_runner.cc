@@ -310,7 +310,18 @@ absl::StatusOr<std::vector<FloodPlan>> PlanFloods(const std::vector<FloodSpec>& 
     const uint32_t processes = std::max<uint32_t>(plan.workers, 1);
     const uint32_t per_process_concurrency =
         std::max<uint32_t>(plan.spec.concurrency / processes, 1);
-    uint32_t threads = plan.spec.threads > 0 ? plan.spec.threads : budget.cores;
+    uint32_t threads = plan.spec.threads;
+    if (threads == 0) {
+      // A ring launches tens of thousands of connects a second (docs/performance.md), and
+      // every ring is one more thread woken at the start instant: a ring per kAttemptsPerRing
+      // attempts of this process's share, up to the cores.
+      threads = budget.cores;
+      if (plan.attempts > 0) {
+        const uint64_t share = (plan.attempts + processes - 1) / processes;
+        threads = static_cast<uint32_t>(std::min<uint64_t>(
+            threads, std::max<uint64_t>(1, (share + kAttemptsPerRing - 1) / kAttemptsPerRing)));
+      }
+    }
     plan.threads = std::max<uint32_t>(1, std::min(threads, per_process_concurrency));
   }
   if (workers_total > budget.max_workers) {

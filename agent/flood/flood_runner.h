@@ -39,6 +39,11 @@ inline constexpr uint64_t kTimeWaitSeconds = 60;
 // /proc/meminfo and /proc/slabinfo (when unreadable, 4096 bytes a socket, said so in source).
 absl::StatusOr<HostBudget> ReadHostBudget(const std::string& proc_sys_dir);
 
+// A flood without `threads` gets one ring per this many attempts of a process's share, at most
+// the host's cores (and at most its concurrency): a 2-connection flood wakes one thread, not one
+// per core.
+inline constexpr uint64_t kAttemptsPerRing = 1024;
+
 // One flood as it will run.
 struct FloodPlan {
   FloodSpec spec;             // sources resolved, source_ports filled (this flood's share of ports)

@@ -55,6 +55,9 @@ struct RunManager::Run {
   int collecting = 0;  // collections in progress (mu): the teardown waits for them
   // StartFloods' start_at: listeners started later count their pauses from it too.
   std::optional<std::chrono::system_clock::time_point> flood_start;
+  // Armed floods (StartFloods without start_at) wait on `cv` for `fire_at` (or `stop`).
+  bool armed = false;
+  std::optional<std::chrono::system_clock::time_point> fire_at;
 };
 
 namespace {
@@ -470,12 +473,26 @@ absl::StatusOr<RunManager::CaptureStarted> RunManager::StartCapture(const Caller
 }
 
 absl::Status RunManager::StartFloods(const Caller& caller, const std::string& run_id,
-                                     std::chrono::system_clock::time_point start_at,
+                                     std::optional<std::chrono::system_clock::time_point> start_at,
                                      std::vector<FloodSpec> floods) {
   std::lock_guard<std::mutex> lock(mu_);
   auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
+  if (start_at && floods.empty()) {
+    // The fire (or only the flood start, for a host whose listeners pause): armed floods start
+    // at `start_at`, and listener pauses count from it.
+    std::lock_guard<std::mutex> run_lock(run->mu);
+    run->flood_start = start_at;
+    for (auto& listener : run->listeners) listener->SetFloodStart(*start_at);
+    if (run->armed) {
+      run->armed = false;
+      run->fire_at = start_at;
+      run->cv.notify_all();
+    }
+    return absl::OkStatus();
+  }
+  if (floods.empty()) return absl::OkStatus();  // nothing to arm
   // All floods of a host are planned and checked together (ports, descriptors, kernel memory)
   // before any starts; past the descriptor limit they run in worker processes.
   auto budget = ReadHostBudget(paths_.proc_sys_dir);
@@ -485,21 +502,36 @@ absl::Status RunManager::StartFloods(const Caller& caller, const std::string& ru
 
   std::lock_guard<std::mutex> run_lock(run->mu);
   if (run->floods_running > 0) {
-    return absl::FailedPreconditionError("floods of this run are still running");
+    return absl::FailedPreconditionError(run->armed
+                                             ? "floods of this run are armed and not fired yet"
+                                             : "floods of this run are still running");
   }
-  // Listener pauses count from the flood start.
-  run->flood_start = start_at;
-  for (auto& listener : run->listeners) listener->SetFloodStart(start_at);
+  if (start_at) {
+    // Listener pauses count from the flood start.
+    run->flood_start = start_at;
+    for (auto& listener : run->listeners) listener->SetFloodStart(*start_at);
+  } else {
+    run->armed = true;
+    run->fire_at.reset();
+  }
   for (auto& plan : *plans) {
     ++run->floods_running;
     run->flood_threads.emplace_back([this, run, plan = std::move(plan), start_at] {
       const FloodSpec& spec = plan.spec;
+      std::optional<std::chrono::system_clock::time_point> at = start_at;
+      if (!at) {  // armed: the plan is made and checked; wait for the fire
+        std::unique_lock<std::mutex> wait_lock(run->mu);
+        run->cv.wait(wait_lock, [&] { return run->fire_at.has_value() || run->stop.load(); });
+        at = run->fire_at;
+      }
       // The result (held sockets, worker processes in its keepalive) lives until the run ends.
-      absl::StatusOr<FloodResult> result = RunPlannedFlood(plan, start_at, run->stop);
+      absl::StatusOr<FloodResult> result =
+          at ? RunPlannedFlood(plan, *at, run->stop)
+             : absl::AbortedError("the run ended before the armed flood was fired");
       std::vector<Waiter> waiters;
       {
         std::lock_guard<std::mutex> flood_lock(run->mu);
-        if (options_.metrics != nullptr) {  // metrics hook: floods and connects by outcome
+        if (options_.metrics != nullptr && at) {  // metrics hook: floods and connects by outcome
           if (result.ok()) {
             options_.metrics->FloodFinished(*result);
           } else {
@@ -773,6 +805,11 @@ absl::StatusOr<std::map<std::string, int64_t>> RunManager::Teardown(
     std::unique_ptr<Run> run, std::vector<std::function<void()>> on_end) {
   // No manager lock here: flood threads and the sampler take run->mu and must be able to finish.
   run->stop = true;
+  {
+    // Armed floods wait on cv for their fire: wake them to see `stop` (under mu: no lost wake).
+    std::lock_guard<std::mutex> run_lock(run->mu);
+  }
+  run->cv.notify_all();
   for (auto& t : run->flood_threads) t.join();
   {
     // Collections in progress read the run's listeners and capture: let them finish first.

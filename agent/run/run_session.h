@@ -158,8 +158,12 @@ class RunManager {
   };
   absl::StatusOr<CaptureStarted> StartCapture(const Caller& caller, const std::string& run_id,
                                               const std::string& interface);
+  // With start_at and floods: plans them together and starts them at start_at. Without
+  // start_at: arms them (planned, checked, threads waiting) until a call with start_at and no
+  // floods fires them at its start_at; a run that ends first never starts them. start_at alone
+  // also sets the instant listener pauses count from.
   absl::Status StartFloods(const Caller& caller, const std::string& run_id,
-                           std::chrono::system_clock::time_point start_at,
+                           std::optional<std::chrono::system_clock::time_point> start_at,
                            std::vector<FloodSpec> floods);
   // Calls `done` once every flood has finished (at once if none runs), with the collected run,
   // or with an empty one when `wait_only` (the caller only waits for the floods to end). The

@@ -308,6 +308,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::GetHostInfo(grpc::CallbackServerCont
   const FloodEngineChoice engine = ProcessFloodEngine();
   response->set_flood_engine(FloodEngineName(engine.engine));
   response->set_flood_engine_note(engine.note);
+  response->mutable_labels()->insert(labels_.begin(), labels_.end());
+  response->set_armed_start(true);
   return Done(context, absl::OkStatus());
 }
 

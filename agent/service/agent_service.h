@@ -6,16 +6,18 @@
 #include "agent/access_policy.h"
 #include "agent/host_facts.h"
 #include "agent/run/run_session.h"
+#include "common/labels.h"
 #include "synq/agent/v1/agent.grpc.pb.h"
 
 namespace synq::agent {
 
 class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackService {
  public:
-  // `policy`: the flood targets allowed and whether the agent serves insecurely.
-  // Probes the host's costly capabilities (netem, nfqueue, io_uring) here, once.
-  explicit AgentServiceImpl(RunManager& runs, AccessPolicy policy = {})
-      : runs_(runs), policy_(std::move(policy)) {
+  // `policy`: the flood targets allowed and whether the agent serves insecurely. `labels`: what
+  // host info reports as the agent's labels (--label). Probes the host's costly capabilities
+  // (netem, nfqueue, io_uring) here, once.
+  explicit AgentServiceImpl(RunManager& runs, AccessPolicy policy = {}, common::Labels labels = {})
+      : runs_(runs), policy_(std::move(policy)), labels_(std::move(labels)) {
     ProbeCostlyHostFactsOnce();
   }
 
@@ -64,6 +66,7 @@ class AgentServiceImpl final : public synq::agent::v1::AgentService::CallbackSer
  private:
   RunManager& runs_;
   const AccessPolicy policy_;
+  const common::Labels labels_;
 };
 
 // absl::StatusCode -> grpc::StatusCode, one to one.

@@ -194,7 +194,7 @@ absl::StatusOr<ObserveSpec> ToObserveSpec(const v1::ObserveListenerRequest& requ
 absl::StatusOr<FloodsSpec> ToFloodsSpec(const v1::StartFloodsRequest& request) {
   RETURN_IF_ERROR(CheckCount("floods", request.floods_size()));
   FloodsSpec out;
-  out.start_at = proto::FromProto(request.start_at());
+  if (request.has_start_at()) out.start_at = proto::FromProto(request.start_at());
   for (const v1::FloodSpec& f : request.floods()) {
     absl::StatusOr<FloodSpec> spec = FromProto(f);
     if (!spec.ok()) return spec.status();

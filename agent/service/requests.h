@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,8 @@ absl::StatusOr<ObserveSpec> ToObserveSpec(const synq::agent::v1::ObserveListener
 
 // StartFloods: every flood through FromProto (agent/flood/flood_proto.h), with its bounds.
 struct FloodsSpec {
-  std::chrono::system_clock::time_point start_at;
+  // Unset: arm `floods` (RunManager::StartFloods).
+  std::optional<std::chrono::system_clock::time_point> start_at;
   std::vector<FloodSpec> floods;
 };
 absl::StatusOr<FloodsSpec> ToFloodsSpec(const synq::agent::v1::StartFloodsRequest& request);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/labels.h"
 #include "controller/fleet/discovery.h"
 
 namespace synq::controller::fleet {
@@ -41,30 +42,46 @@ absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
                                                        const std::vector<std::string>& found,
                                                        const std::vector<MemberProbe>& probes) {
   const HostGroup& group = *host.group;
-  std::vector<std::string> answered;
+  std::vector<std::string> selected;
+  size_t answered = 0;
   std::vector<std::string> silent;
+  std::vector<std::string> unselected;  // answered, labels do not match select:
   for (const MemberProbe& p : probes) {
-    if (p.info.ok()) {
-      answered.push_back(p.endpoint);
-    } else {
+    if (!p.info.ok()) {
       silent.push_back(absl::StrCat(p.endpoint, " (", p.info.status().message(), ")"));
+      continue;
+    }
+    ++answered;
+    const common::Labels labels(p.info->labels().begin(), p.info->labels().end());
+    if (common::LabelsMatch(labels, group.select)) {
+      selected.push_back(p.endpoint);
+    } else {
+      unselected.push_back(absl::StrCat(p.endpoint, " (", labels.empty() ? "no labels" : "",
+                                        common::FormatLabels(labels), ")"));
     }
   }
-  SortEndpoints(answered);
+  SortEndpoints(selected);
   const int64_t need = group.count_any ? 1 : group.count;
-  if (static_cast<int64_t>(answered.size()) >= need) return answered;
+  if (static_cast<int64_t>(selected.size()) >= need) return selected;
   const std::string required =
       group.count_any ? "count: any needs at least 1" : absl::StrCat("count ", group.count);
+  const std::string matching = group.select.empty()
+                                   ? ""
+                                   : absl::StrCat(", ", selected.size(), " match select {",
+                                                  common::FormatLabels(group.select), "}");
   std::string message;
   if (group.discover) {
     message = absl::StrCat(FieldOf(host), ": found ", found.size(), " agent(s) at ",
-                           group.discover->uri, " (", absl::StrJoin(found, ", "), "), ",
-                           answered.size(), " answered; ", required);
+                           group.discover->uri, " (", absl::StrJoin(found, ", "), "), ", answered,
+                           " answered", matching, "; ", required);
   } else {
-    message = absl::StrCat(FieldOf(host), ": ", answered.size(), " of ", found.size(),
-                           " listed agent(s) answered; ", required);
+    message = absl::StrCat(FieldOf(host), ": ", answered, " of ", found.size(),
+                           " listed agent(s) answered", matching, "; ", required);
   }
   if (!silent.empty()) absl::StrAppend(&message, "; did not answer: ", absl::StrJoin(silent, "; "));
+  if (!unselected.empty()) {
+    absl::StrAppend(&message, "; not selected: ", absl::StrJoin(unselected, "; "));
+  }
   return absl::UnavailableError(message);
 }
 

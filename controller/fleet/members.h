@@ -29,10 +29,11 @@ std::vector<MemberProbe> ProbeAgents(const std::vector<std::string>& endpoints,
                                      std::map<std::string, ConnectedAgent>* connected = nullptr);
 
 // The members of group `host` given what was found (the listed or discovered endpoints) and how
-// each answered: those that answered, in sorted endpoint order. Unavailable when fewer than
-// `count` answered (with `count: any`, fewer than one); the message names the field
-// ("hosts.clients.discover"), how many were found of how many required, the addresses found and
-// each one that did not answer with its reason.
+// each answered: those that answered and whose labels match the group's select:, in sorted
+// endpoint order. Unavailable when fewer than `count` are members (with `count: any`, fewer
+// than one); the message names the field ("hosts.clients.discover"), how many were found,
+// answered and matched of how many required, the addresses found, each one that did not answer
+// with its reason and each one not selected with its labels.
 absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
                                                        const std::vector<std::string>& found,
                                                        const std::vector<MemberProbe>& probes);

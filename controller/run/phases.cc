@@ -421,18 +421,40 @@ void SchedulePhase(RunContext& ctx) {
     if (!l.pauses.empty()) by_host[ctx.HostIndex(l.host)];
   }
 
+  std::vector<std::pair<int, v1::StartFloodsRequest>> requests(by_host.begin(), by_host.end());
+  for (auto& [i, request] : requests) request.set_run_id(ctx.run_id);
+
+  // Arm, then fire (HostInfo.armed_start): every agent first plans, checks and starts its
+  // floods' threads, which wait; the instant is chosen only once all of them hold their floods,
+  // so the lead covers a call as small as GetClock rather than each agent's planning. Agents
+  // that cannot arm get floods and instant in one call, as before.
+  const bool arm = std::all_of(requests.begin(), requests.end(), [&ctx](const auto& r) {
+    return ctx.hosts[r.first].info.armed_start();
+  });
+  if (arm) {
+    FanOut(requests.size(), [&](size_t k, std::function<void()> done) {
+      const int i = requests[k].first;
+      ctx.hosts[i].client->StartFloodsAsync(requests[k].second, [&ctx, i, done](absl::Status st) {
+        if (!st.ok()) ctx.FailCall(i, st, "schedule");
+        done();
+      });
+    });
+    // Armed floods that are never fired never start: ending the run stops them.
+    if (!ctx.ok()) return;
+    for (auto& [i, request] : requests) request.clear_floods();
+  }
+
   // The instant is sized from the measured fan-out: the slowest whole GetClock round (every
-  // agent at once, send to last answer). StartFloods' round costs more (bigger requests, and each
-  // agent plans its floods before it answers): on one 2-core machine with 200 agents, four
-  // rounds left half the agents answering after the instant, so the lead is eight. start_lead is
-  // the floor. Whether every agent really started at the instant is not assumed: start skew
-  // comes from measured starts, and agents that acknowledged late are named in not_observed.
+  // agent at once, send to last answer). Without arming, StartFloods' round costs more (bigger
+  // requests, and each agent plans its floods before it answers): on one 2-core machine with
+  // 200 agents, four rounds left half the agents answering after the instant, so the lead is
+  // eight. start_lead is the floor. Whether every agent really started at the instant is not
+  // assumed: start skew comes from measured starts, and agents that acknowledged late are named
+  // in not_observed.
   const nanoseconds lead = std::max<nanoseconds>(ctx.options.start_lead, 8 * round_time);
   const Clock::time_point start_at = ctx.options.now() + lead;
   ctx.inputs.start_at = start_at;
-  std::vector<std::pair<int, v1::StartFloodsRequest>> requests(by_host.begin(), by_host.end());
   for (auto& [i, request] : requests) {
-    request.set_run_id(ctx.run_id);
     // The one instant, in this agent's clock.
     const nanoseconds offset = *ctx.inputs.hosts[i].clock_offset;
     proto::ToProto(start_at + std::chrono::duration_cast<Clock::duration>(offset),
@@ -459,9 +481,10 @@ void SchedulePhase(RunContext& ctx) {
     std::sort(late.begin(), late.end());
     ctx.inputs.not_observed.push_back(absl::StrCat(
         "start synchronization: the start instant was ",
-        std::chrono::duration<double, std::milli>(lead).count(),
-        " ms ahead, but these agents acknowledged StartFloods only after it: ",
-        absl::StrJoin(late, ", "), "; their floods started late (see start_lateness_ms)"));
+        std::chrono::duration<double, std::milli>(lead).count(), " ms ahead, but these agents ",
+        arm ? "acknowledged the fire of their armed floods" : "acknowledged StartFloods",
+        " only after it: ", absl::StrJoin(late, ", "),
+        "; their floods started late (see start_lateness_ms)"));
   }
 }
 

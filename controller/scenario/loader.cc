@@ -85,7 +85,7 @@ class Loader {
   std::string ResolveHost(const Entries& entries, const std::string& item_path);
   // A light check of an agent address: HOST:PORT (HOST may be a DNS name) or unix:/path.
   void CheckAgentAddress(const std::string& text, const std::string& path);
-  // `discover:`, `agents:` and `count:` of a host group.
+  // `discover:`, `agents:`, `count:` and `select:` of a host group.
   void ParseHostGroupField(const std::string& key, const YAML::Node& value, const std::string& path,
                            HostSpec& host);
   // What a group needs once all its fields are read (one source of members, a count).
@@ -219,6 +219,28 @@ void Loader::ParseHostGroupField(const std::string& key, const YAML::Node& value
     }
     return;
   }
+  if (key == "select") {
+    if (!value.IsMap() || value.size() == 0) {
+      Error(path, absl::StrCat("expected a map of label -> value ({zone: eu-west-1a}), got ",
+                               Describe(value)));
+      return;
+    }
+    for (const auto& [label, v] : MapEntries(value, path)) {
+      const std::string label_path = JoinPath(path, label);
+      if (absl::Status s = common::CheckLabelKey(label); !s.ok()) {
+        Error(label_path, s);
+        continue;
+      }
+      std::optional<Scalar> wanted = GetScalar(v, label_path, "a label value");
+      if (!wanted) continue;
+      if (absl::Status s = common::CheckLabelValue(wanted->text); !s.ok()) {
+        Error(label_path, s);
+        continue;
+      }
+      group.select[label] = wanted->text;
+    }
+    return;
+  }
   // count
   std::optional<Scalar> count = GetScalar(value, path, "a number of agents or any");
   if (!count) return;
@@ -248,7 +270,7 @@ void Loader::CheckHostGroup(const std::string& path, HostSpec& host) {
   const bool has_source = group.discover || !group.agents.empty();
   if (!has_source) {
     Error(JoinPath(path, "discover"),
-          "count: needs the group's agents: discover: URI or agents: [ADDRESS, ...]");
+          "count: and select: need the group's agents: discover: URI or agents: [ADDRESS, ...]");
     return;
   }
   if (group.count < 0) return;
@@ -310,7 +332,7 @@ void Loader::ParseHosts(const YAML::Node* node) {
           ParseHostTls(value, field_path, host.tls);
           continue;
         }
-        if (key == "discover" || key == "agents" || key == "count") {
+        if (key == "discover" || key == "agents" || key == "count" || key == "select") {
           ParseHostGroupField(key, value, field_path, host);
           continue;
         }

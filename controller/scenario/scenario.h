@@ -8,11 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/labels.h"
 #include "common/modes.h"
-#include "controller/search/search_def.h"
 #include "controller/scenario/sweep_target.h"
 #include "controller/scenario/sweep_value.h"
 #include "controller/scenario/values.h"
+#include "controller/search/search_def.h"
 
 namespace synq::controller {
 
@@ -43,6 +44,7 @@ struct HostGroup {
   std::vector<std::string> agents;         // static list of "host:port" / "unix:/path"
   int64_t count = 0;                       // agents that must answer; 0 with count_any
   bool count_any = false;                  // `count: any`: run with whoever answers (>= 1)
+  common::Labels select;  // members are the agents whose labels (--label) all match; {} = all
 };
 
 struct HostSpec {

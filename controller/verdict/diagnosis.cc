@@ -399,6 +399,12 @@ void ExplainFullQueue(const v1::Run& run, const ListeningHost& s, const std::str
   if (listener.accept() != v1::ACCEPT_MODE_UNSPECIFIED) {
     absl::StrAppend(&text, " (accept ", AcceptModeName(listener.accept()), ")");
   }
+  if (listener.accept_queue_peak() > listener.backlog_effective() + 1) {
+    // Measured above the rule: the fullness check and the insertion are not atomic.
+    absl::StrAppend(&text,
+                    "; a peak above backlog_effective + 1 means final ACKs handled at once on "
+                    "several CPUs each passed the kernel's fullness check before any was queued");
+  }
   absl::StrAppend(&text, ".");
   const SettingValue somaxconn = Setting(*s.host, kSomaxconn);
   if (somaxconn && listener.backlog() > listener.backlog_effective() &&

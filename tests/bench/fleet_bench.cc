@@ -31,6 +31,8 @@
 //   build/tests/bench/bench_fleet --agents 200
 // `--sample-interval 1s` samples less often on every agent: on one 2-core machine, 200 agents
 // sampling every 100 ms take most of the CPU themselves, which slows every phase they answer.
+// `--synq PATH` drives the agents with another controller binary (the same agents), for an A/B
+// of two controller builds in one script.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -67,6 +69,7 @@ using std::chrono::seconds;
 
 std::vector<int> g_sizes = {20};
 std::string g_sample_interval;  // --sample-interval: the scenario's sample_interval, "" = default
+std::string g_synq;             // --synq: another controller binary (an A/B against another build)
 constexpr int kConnectionsPerFlood = 2;
 
 struct Figures {
@@ -202,7 +205,8 @@ Figures Measure(int n) {
   const double agents_cpu_before = fleet.CpuMs();
   const auto began = std::chrono::steady_clock::now();
   const pid_t pid =
-      Spawn({Binary("controller/synq"), "run", scenario, "--out", out}, dir.path() + "/synq.log");
+      Spawn({g_synq.empty() ? Binary("controller/synq") : g_synq, "run", scenario, "--out", out},
+            dir.path() + "/synq.log");
   rusage usage{};
   int status = 0;
   const auto deadline = began + seconds(300);
@@ -371,6 +375,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--sample-interval") synq::testing::g_sample_interval = argv[i + 1];
+    if (arg == "--synq") synq::testing::g_synq = argv[i + 1];
     if (arg == "--agents" || arg == "--sizes") {
       synq::testing::g_sizes.clear();
       for (absl::string_view s : absl::StrSplit(argv[i + 1], ',')) {

@@ -62,8 +62,13 @@ TEST_F(AcceptQueueOverflow, AbortOnOverflowAndSyncookiesGiveTheSeedTable) {
 
     // The delay is real: the handshake takes one delayed SYN-ACK.
     ASSERT_EQ(server["shaping"].size(), 1u);
-    // The asked one-way delay is met within 2 ms (the handshake RTT on veth adds ~0.1 ms).
-    EXPECT_NEAR(prefill["connect_latency_ms"]["p50"].get<double>(), 200.0, 2.0);
+    // The asked one-way delay is a floor: the SYN-ACK cannot leave earlier. On top come the
+    // veth RTT (~0.1 ms), the histogram's bucket edge (under 0.5% of 200 ms) and the agent's
+    // wake-up to release the delayed packet, which a loaded 2-core machine stretched to 3.8 ms
+    // once; 15 ms above still tells one delayed SYN-ACK from none (0.1 ms) or two (400 ms).
+    const double prefill_ms = prefill["connect_latency_ms"]["p50"].get<double>();
+    EXPECT_GE(prefill_ms, 199.5);
+    EXPECT_LE(prefill_ms, 215.0);
     EXPECT_EQ(Get(prefill, "established"), 1);
     EXPECT_EQ(Get(prefill["fates"], "queued"), 1);
 

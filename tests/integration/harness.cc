@@ -308,7 +308,8 @@ AgentProcess::~AgentProcess() {
 }
 
 std::string AgentProcess::Start(const std::string& netns, const std::string& listen,
-                                const std::string& state_dir, const std::string& log) {
+                                const std::string& state_dir, const std::string& log,
+                                const std::vector<std::string>& extra_args) {
   const std::string port_file = log + ".addr";
   std::error_code ec;
   fs::remove(port_file, ec);
@@ -327,6 +328,7 @@ std::string AgentProcess::Start(const std::string& netns, const std::string& lis
       absl::StrContains(RunProcess({Binary("agent/synq-agent"), "--help"}).output, "--insecure")) {
     argv.push_back("--insecure");
   }
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   pid_ = Spawn(argv, log);
   return WaitForPortFile(port_file);
 }

@@ -124,7 +124,8 @@ class AgentProcess {
   // and waits until it serves; returns its address ("unix:/...", "198.18.0.1:41234") or "" when
   // it did not come up within 10 s. A non-loopback `listen` gets --insecure when the agent has it.
   std::string Start(const std::string& netns, const std::string& listen,
-                    const std::string& state_dir, const std::string& log);
+                    const std::string& state_dir, const std::string& log,
+                    const std::vector<std::string>& extra_args = {});
   pid_t pid() const { return pid_; }
   // True while the process runs (reaps it once it has exited).
   bool Alive();

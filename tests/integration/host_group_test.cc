@@ -5,8 +5,12 @@
 // namespace changes (it only gets the 198.18.0.0/15 blackhole route, as synq lab does).
 // - A flood placed on the discovered group runs on all eight members; the merged row is the sum
 //   of the member rows, and the server's accept queue bounds what it holds: a never-accepting
-//   listener with backlog 3 queues exactly 4 (backlog + 1) across all members.
-// - `synq info dns://...` lists the eight members with their host info.
+//   listener with backlog 3 queues 4 (backlog + 1) across all members, or one more per other
+//   CPU whose final ACK raced the fullness check; the merged queued equals the queue's peak.
+// - `synq info dns://...` lists the eight members with their host info and labels (each agent
+//   runs with --label rack=odd|even --label node=aN).
+// - select: {rack: even} runs on the four even agents only; with count 5 it refuses, naming
+//   each agent left out with its labels.
 // - A name with seven records and count 8 refuses to run, naming what was found.
 // - With one agent stopped the run refuses (exit 3), naming the member that did not answer
 //   (for the discovered group and for a static list of the same eight);
@@ -15,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -90,9 +95,15 @@ class HostGroup : public ::testing::Test {
     for (size_t k = 0; k < hosts.size(); ++k) {
       auto agent = std::make_unique<AgentProcess>();
       const std::string name = absl::StrCat("a", hosts[k]);
+      // Members carry labels as a DaemonSet would pass them: rack=odd/even and their node.
+      std::vector<std::string> labels;
+      if (hosts[k] <= kMembers) {
+        labels = {"--label", absl::StrCat("rack=", hosts[k] % 2 == 0 ? "even" : "odd"), "--label",
+                  absl::StrCat("node=", name)};
+      }
       const std::string address =
           agent->Start(namespaces_[k]->name(), MemberIp(hosts[k]) + ":7700",
-                       dir_->path() + "/" + name, dir_->path() + "/" + name + ".log");
+                       dir_->path() + "/" + name, dir_->path() + "/" + name + ".log", labels);
       if (address.empty()) {
         setup_error_ = absl::StrCat("agent in ", namespaces_[k]->name(), " did not start");
         return;
@@ -168,9 +179,8 @@ floods:
   - {name: f1, host: clients, target: l1, connections: )",
                      kPerMember, ", concurrency: ", kPerMember, R"(, connect_timeout: 1s, hold: 1s}
 expect:
-  # Judged on the merged row: the group's total in the server's accept queue.
-  - floods.f1.fates.queued == )",
-                     kBacklog + 1, R"(
+  # Judged on the merged row: the group's total is the server's whole accept queue.
+  - floods.f1.fates.queued == listeners.l1.accept_queue_peak
 )");
     const std::string file = dir_->Write(name + ".yaml", yaml);
     const std::string out = dir_->path() + "/out-" + name;
@@ -241,7 +251,16 @@ void ExpectMergedRow(const nlohmann::json& run, int members) {
   EXPECT_EQ(Get(merged["fates"], "syn_recv"), syn_recv);
   // A listener that never accepts holds backlog + 1 established connections in its accept
   // queue (sk_acceptq_is_full is `>`), whoever sent them; SYNs that find it full are dropped.
-  EXPECT_EQ(queued, static_cast<uint64_t>(kBacklog + 1)) << merged.dump();
+  // The fullness check and the insertion are not one atomic step (final ACKs are handled
+  // without the listener's lock since Linux 4.4), so a final ACK handled at the same moment on
+  // each other CPU may add one more: members on several CPUs queue backlog + 1 to
+  // backlog + CPUs (seen: 5 of backlog 3 on 2 cores, in about one run of ten).
+  const uint64_t cpus = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_GE(queued, static_cast<uint64_t>(kBacklog + 1)) << merged.dump();
+  EXPECT_LE(queued, static_cast<uint64_t>(kBacklog) + cpus) << merged.dump();
+  // Every queued connection is a member's: the merged fates account for the server's whole
+  // queue, which never drains, so its peak is what it holds.
+  EXPECT_EQ(queued, run["listeners"]["l1"]["accept_queue_peak"].get<uint64_t>()) << merged.dump();
   EXPECT_GE(established, queued);
   EXPECT_LT(established, attempted) << "the queue cannot hold every member's connections";
   // The merged latency histogram holds every established connection of every member.
@@ -262,7 +281,8 @@ TEST_F(HostGroup, DiscoveredGroupRunsOnEveryMemberAndMergesTheirRows) {
   // The scenario's expectation read the merged row.
   ASSERT_EQ(run["expectations"].size(), 1u);
   EXPECT_EQ(run["expectations"][0]["passed"], true) << run["expectations"].dump();
-  EXPECT_EQ(run["expectations"][0]["values"]["floods.f1.fates.queued"], kBacklog + 1);
+  EXPECT_EQ(run["expectations"][0]["values"]["floods.f1.fates.queued"],
+            run["listeners"]["l1"]["accept_queue_peak"]);
   // Members are named in sorted endpoint order and keep where they were reached.
   for (int i = 1; i <= kMembers; ++i) {
     const nlohmann::json& host = run["hosts"][absl::StrCat("clients-", i)];
@@ -278,6 +298,8 @@ TEST_F(HostGroup, InfoListsTheDiscoveredMembers) {
   EXPECT_THAT(p.output, HasSubstr(absl::StrCat(Discover(kName), ": 8 agent(s)")));
   for (int i = 1; i <= kMembers; ++i) {
     EXPECT_THAT(p.output, HasSubstr(MemberIp(i) + ":7700\n  hostname"));
+    EXPECT_THAT(p.output, HasSubstr(absl::StrCat("  labels    node=a", i,
+                                                 ",rack=", i % 2 == 0 ? "even" : "odd", "\n")));
   }
   EXPECT_THAT(p.output, Not(HasSubstr(kServerIp)));
 }
@@ -288,6 +310,27 @@ TEST_F(HostGroup, FewerRecordsThanCountRefusesNamingWhatWasFound) {
   EXPECT_THAT(r.output, HasSubstr("hosts.clients.discover: found 7 agent(s)"));
   EXPECT_THAT(r.output, HasSubstr(MemberIp(7) + ":7700"));
   EXPECT_THAT(r.output, HasSubstr("count 8"));
+}
+
+TEST_F(HostGroup, SelectRunsOnTheMembersWhoseLabelsMatch) {
+  // rack=even: agents 2, 4, 6, 8, renumbered clients-1..4 in address order.
+  SynqRun r = Run("even", absl::StrCat("{discover: \"", Discover(kName),
+                                       "\", count: 4, select: {rack: even}}"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json& run = r.result["runs"][0];
+  ExpectMergedRow(run, 4);
+  for (int i = 1; i <= 4; ++i) {
+    EXPECT_EQ(run["hosts"][absl::StrCat("clients-", i)]["endpoint"], MemberIp(2 * i) + ":7700");
+  }
+  EXPECT_FALSE(run["hosts"].contains("clients-5"));
+
+  // Five needed, four match: refused before any host is touched, naming who was left out.
+  SynqRun five = Run("five", absl::StrCat("{discover: \"", Discover(kName),
+                                          "\", count: 5, select: {rack: even}}"));
+  EXPECT_EQ(five.exit_code, 3) << five.output;
+  EXPECT_THAT(five.output, HasSubstr("8 answered, 4 match select {rack=even}; count 5; "
+                                     "not selected: " +
+                                     MemberIp(1) + ":7700 (node=a1,rack=odd)"));
 }
 
 // Last: it stops an agent.

@@ -395,6 +395,7 @@ TEST_F(AgentServiceTest, HostInfoReportsKernelReleaseVersionAndCapabilities) {
   ASSERT_EQ(::uname(&uts), 0);
   EXPECT_EQ(info->kernel_release(), uts.release);
   EXPECT_FALSE(info->agent_version().empty());
+  EXPECT_TRUE(info->armed_start()) << "controllers arm this agent's floods before the instant";
 
   auto has = [&](v1::Capability c) {
     return std::find(info->capabilities().begin(), info->capabilities().end(), c) !=

@@ -202,6 +202,23 @@ TEST(PlanFloods, PlansWorkerProcessesPastTheDescriptorLimit) {
   EXPECT_THAT(refused.status().message(), HasSubstr("at most 1 workers are allowed"));
 }
 
+TEST(PlanFloods, RingsFollowTheAttemptsUpToTheCores) {
+  // One ring per kAttemptsPerRing (1024) attempts, at most the 2 cores: a small flood wakes one
+  // thread at the instant; `threads` overrides.
+  auto threads = [](FloodSpec spec) {
+    auto plans = PlanFloods({spec}, StockBudget());
+    EXPECT_TRUE(plans.ok()) << plans.status();
+    return plans.ok() ? plans->front().threads : 0u;
+  };
+  EXPECT_EQ(threads(Spec("127.0.0.1:8080", 2)), 1u);
+  EXPECT_EQ(threads(Spec("127.0.0.1:8080", 1024)), 1u);
+  EXPECT_EQ(threads(Spec("127.0.0.1:8080", 1025)), 2u);
+  EXPECT_EQ(threads(Spec("127.0.0.1:8080", 10000)), 2u);
+  FloodSpec pinned = Spec("127.0.0.1:8080", 2);
+  pinned.threads = 2;
+  EXPECT_EQ(threads(pinned), 2u);
+}
+
 TEST(PlanFloods, RefusesWhatDoesNotFitInKernelMemory) {
   FloodSpec spec = Spec("127.0.0.1:8080", 10000);
   HostBudget b = StockBudget();

@@ -1,8 +1,13 @@
 // Proves the RunManager's threads together, without gRPC (so ThreadSanitizer sees only our code:
 // `.ci/dev tsan` runs this): a run begun, sampled, flooded against its own loopback listener,
 // collected twice at once while the sampler runs, and ended from another thread while a second
-// caller's Begin waits for that teardown. Settings go to a temporary fake /proc/sys only.
+// caller's Begin waits for that teardown; floods armed without an instant wait for their fire,
+// and never start when the run ends first. Settings go to a temporary fake /proc/sys only.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,6 +20,7 @@
 #include "agent/kernel/sysctl_settings.h"
 #include "agent/run/run_session.h"
 #include "common/net_address.h"
+#include "common/unique_fd.h"
 #include "tests/unit/agent/fake_proc_sys.h"
 
 namespace synq::agent {
@@ -137,6 +143,95 @@ TEST_F(RunManagerTest, FloodCollectAndEndFromManyThreadsWhileTheSamplerRuns) {
   // The first owner's token does not open the second caller's run.
   auto denied = runs_->ApplySettings(owner, "r2", {{"net.core.somaxconn", 64}});
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+}
+
+// A never-accepting loopback listener of the test's own: poll() says readable as soon as one
+// connection sits in its accept queue, so "no connect reached it" is observable.
+common::UniqueFd QuietListener(common::SocketAddress* address) {
+  common::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(::listen(fd.get(), 64), 0);
+  *address = *common::LocalAddressOf(fd.get());
+  return fd;
+}
+
+bool Queued(const common::UniqueFd& listener) {
+  pollfd p{listener.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+TEST_F(RunManagerTest, ArmedFloodsStartOnlyWhenFiredAndNeverIfTheRunEndsFirst) {
+  Caller owner;
+  auto token = Begin(owner, "r1");
+  ASSERT_TRUE(token.ok()) << token.status();
+  owner.token = *token;
+  auto sink = runs_->Subscribe(
+      owner, "r1", [](const SampleValue&) {}, [] {});
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  common::SocketAddress address;
+  common::UniqueFd listener = QuietListener(&address);
+  FloodSpec flood;
+  flood.name = "f";
+  flood.target = address;
+  flood.connections = 10;
+  flood.concurrency = 10;
+  flood.connect_timeout = 2s;
+  flood.hold = 50ms;
+
+  // Armed: planned and waiting; nothing connects, and a second arm is refused.
+  ASSERT_TRUE(runs_->StartFloods(owner, "r1", std::nullopt, {flood}).ok());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(Queued(listener)) << "an armed flood connected before it was fired";
+  absl::Status again = runs_->StartFloods(owner, "r1", std::nullopt, {flood});
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition) << again;
+  EXPECT_NE(again.message().find("armed and not fired"), std::string::npos) << again;
+
+  // Fired 100 ms ahead: the flood starts then (its measured start is not before the instant)
+  // and all 10 connects land in the 65-slot accept queue.
+  const auto fire_at = std::chrono::system_clock::now() + 100ms;
+  ASSERT_TRUE(runs_->StartFloods(owner, "r1", fire_at, {}).ok());
+  std::promise<absl::StatusOr<CollectedRun>> collected;
+  ASSERT_TRUE(
+      runs_
+          ->Collect(owner, "r1", false,
+                    [&](absl::StatusOr<CollectedRun> c) { collected.set_value(std::move(c)); })
+          .ok());
+  auto run = collected.get_future().get();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->floods.size(), 1u);
+  EXPECT_EQ(run->floods[0].established, 10u);
+  EXPECT_GE(run->floods[0].started_at, fire_at);
+  EXPECT_TRUE(Queued(listener));
+  std::promise<absl::Status> ended;
+  runs_->End(owner, "r1", [&](absl::StatusOr<std::map<std::string, int64_t>> r) {
+    ended.set_value(r.status());
+  });
+  ASSERT_TRUE(ended.get_future().get().ok());
+
+  // Armed, then the run ends: the flood never starts and the end does not wait for a fire.
+  common::SocketAddress second_address;
+  common::UniqueFd second = QuietListener(&second_address);
+  flood.target = second_address;
+  auto next = Begin(owner, "r2");
+  ASSERT_TRUE(next.ok()) << next.status();
+  owner.token = *next;
+  ASSERT_TRUE(runs_
+                  ->Subscribe(
+                      owner, "r2", [](const SampleValue&) {}, [] {})
+                  .ok());
+  ASSERT_TRUE(runs_->StartFloods(owner, "r2", std::nullopt, {flood}).ok());
+  std::promise<absl::Status> ended_armed;
+  runs_->End(owner, "r2", [&](absl::StatusOr<std::map<std::string, int64_t>> r) {
+    ended_armed.set_value(r.status());
+  });
+  auto end_status = ended_armed.get_future();
+  ASSERT_EQ(end_status.wait_for(10s), std::future_status::ready) << "End waited for a fire";
+  EXPECT_TRUE(end_status.get().ok());
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(Queued(second)) << "a flood armed in an ended run connected";
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
-// Proves host groups without a network: `discover:`, `agents:` and `count:` load, and each bad
-// one is named by its field with the reason; discover URIs parse (system resolver or a given
-// DNS server); endpoints sort by address; a group expands into GROUP-1..N in sorted endpoint
+// Proves host groups without a network: `discover:`, `agents:`, `count:` and `select:` load, and
+// each bad one is named by its field with the reason; discover URIs parse (system resolver or a
+// given DNS server); endpoints sort by address; a group expands into GROUP-1..N in sorted endpoint
 // order with floods, listeners and settings per member (a single-host flood to a group listener
 // becomes one flood per target member); too few answering agents refuse with the missing ones
-// named; merged rows add the members' counts and merge their histograms exactly (the merged
-// histogram equals one that recorded every member's values), and listener rows add accepts.
+// named; select: keeps the agents whose labels match and names the others with their labels; merged
+// rows add the members' counts and merge their histograms exactly (the merged histogram equals one
+// that recorded every member's values), and listener rows add accepts.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -81,7 +82,8 @@ hosts:
   EXPECT_THAT(errors, Contains(HasSubstr("hosts.e.count: ")));
   EXPECT_THAT(errors,
               Contains(HasSubstr("hosts.f.agent: a host is one agent (agent:) or a group")));
-  EXPECT_THAT(errors, Contains(HasSubstr("hosts.g.discover: count: needs the group's agents")));
+  EXPECT_THAT(errors,
+              Contains(HasSubstr("hosts.g.discover: count: and select: need the group's agents")));
 }
 
 TEST(HostGroupLoader, AFloodFromAGroupToAGroupListenerIsRefused) {
@@ -213,6 +215,61 @@ TEST(ChooseMembers, TooFewAnsweringNamesWhoDidNotAnswer) {
   EXPECT_THAT(*any, ElementsAre("198.18.0.1:7700", "198.18.0.3:7700"));
   auto two = fleet::ChooseMembers(Group(true, 2, false), found, probes);
   EXPECT_TRUE(two.ok()) << two.status();
+}
+
+TEST(ChooseMembers, SelectKeepsTheAgentsWhoseLabelsMatch) {
+  // Four agents answer; two carry zone=a (one with a second label), one zone=b, one none.
+  const std::vector<std::string> found = {"198.18.0.4:7700", "198.18.0.3:7700", "198.18.0.2:7700",
+                                          "198.18.0.1:7700"};
+  auto labelled = [](std::map<std::string, std::string> labels) {
+    v1::HostInfo info;
+    info.mutable_labels()->insert(labels.begin(), labels.end());
+    return info;
+  };
+  std::vector<fleet::MemberProbe> probes = {
+      {"198.18.0.4:7700", labelled({{"zone", "a"}, {"node", "w4"}})},
+      {"198.18.0.3:7700", labelled({{"zone", "b"}})},
+      {"198.18.0.2:7700", labelled({{"zone", "a"}})},
+      {"198.18.0.1:7700", labelled({})}};
+  HostSpec zone_a = Group(true, 2, false);
+  zone_a.group->select = {{"zone", "a"}};
+  auto two = fleet::ChooseMembers(zone_a, found, probes);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_THAT(*two, ElementsAre("198.18.0.2:7700", "198.18.0.4:7700"));  // sorted
+  zone_a.group->count = 3;
+  auto three = fleet::ChooseMembers(zone_a, found, probes);
+  ASSERT_FALSE(three.ok());
+  EXPECT_THAT(std::string(three.status().message()),
+              HasSubstr("4 answered, 2 match select {zone=a}; count 3; not selected: "
+                        "198.18.0.3:7700 (zone=b); 198.18.0.1:7700 (no labels)"));
+  HostSpec both = Group(true, 0, true);
+  both.group->select = {{"zone", "a"}, {"node", "w4"}};
+  auto one = fleet::ChooseMembers(both, found, probes);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_THAT(*one, ElementsAre("198.18.0.4:7700"));
+}
+
+TEST(HostGroupLoader, SelectTakesLabelsAndRefusesBadOnesByName) {
+  LoadResult ok = LoadScenario(R"(name: t
+hosts:
+  clients: { discover: "dns:///a:7700", count: any,
+             select: { topology.kubernetes.io/zone: eu-west-1a, pool: "load" } }
+)");
+  ASSERT_TRUE(ok.ok()) << ::testing::PrintToString(Errors(ok));
+  EXPECT_EQ(ok.scenario.hosts[0].group->select,
+            (common::Labels{{"topology.kubernetes.io/zone", "eu-west-1a"}, {"pool", "load"}}));
+  LoadResult bad = LoadScenario(R"(name: t
+hosts:
+  a: { discover: "dns:///a:7700", count: 1, select: zone }
+  b: { discover: "dns:///a:7700", count: 1, select: { -zone: x } }
+  c: { discover: "dns:///a:7700", count: 1, select: { zone: "a b" } }
+  d: { discover: "dns:///a:7700", count: 1, select: { zone: [a] } }
+)");
+  const std::vector<std::string> errors = Errors(bad);
+  EXPECT_THAT(errors, Contains(HasSubstr("hosts.a.select: expected a map of label -> value")));
+  EXPECT_THAT(errors, Contains(HasSubstr("hosts.b.select.-zone: label key '-zone'")));
+  EXPECT_THAT(errors, Contains(HasSubstr("hosts.c.select.zone: label value 'a b'")));
+  EXPECT_THAT(errors, Contains(HasSubstr("hosts.d.select.zone: expected a label value")));
 }
 
 // A member row as the run builder writes it, from latencies recorded in a real histogram.

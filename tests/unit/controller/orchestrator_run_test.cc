@@ -1,7 +1,7 @@
 // Proves the orchestration of one run against fake agents: the order of calls, target resolution
 // (same host -> loopback, other host -> its address), one start instant corrected for each
-// agent's clock offset, the fixed result.json names, and that every agent's run is ended even
-// when a step fails.
+// agent's clock offset (armed agents get floods first, the instant after), the fixed
+// result.json names, and that every agent's run is ended even when a step fails.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,9 +59,17 @@ class FakeAgent : public AgentClient {
     RETURN_IF_ERROR(Record("StartCapture"));
     return v1::StartCaptureResponse();
   }
+  // As an armed agent does: floods (with or without an instant) replace what it holds; an
+  // instant alone fires what it holds.
   absl::Status StartFloods(const v1::StartFloodsRequest& request) override {
     RETURN_IF_ERROR(Record("StartFloods"));
-    floods_ = request;
+    std::lock_guard<std::mutex> lock(mu_);
+    start_requests_.push_back(request);
+    if (request.floods_size() > 0) {
+      floods_ = request;
+    } else {
+      *floods_.mutable_start_at() = request.start_at();
+    }
     return absl::OkStatus();
   }
   absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
@@ -124,6 +132,7 @@ class FakeAgent : public AgentClient {
   }
   std::string fail_at;  // the call that fails, if any
   v1::StartFloodsRequest floods_;
+  std::vector<v1::StartFloodsRequest> start_requests_;
 
  private:
   absl::Status Record(const std::string& call) {
@@ -306,6 +315,50 @@ TEST(SchedulePhase, TheInstantIsTakenOnTheInjectedClockAndSentInEachAgentsClock)
       std::chrono::duration<double>(server_start - (*ctx.inputs.start_at + kBehind)).count(), 0.0,
       0.05);
   EXPECT_EQ(ctx.inputs.targets.at("f1").ToString(), "198.18.0.2:4242");
+  EndPhase(ctx);
+}
+
+TEST(SchedulePhase, AgentsThatArmGetTheirFloodsFirstAndTheInstantOnlyOnceAllHoldThem) {
+  Fixture f;
+  for (HostHandle& h : f.hosts) h.info.set_armed_start(true);
+  const RunPlan plan{TwoHosts(), {}};
+  RunOptions options;
+  RunContext ctx(plan, 0, f.hosts, options);
+  BeginPhase(ctx);
+  PreparePhase(ctx);
+  SchedulePhase(ctx);
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE(ctx.inputs.start_at.has_value());
+  for (FakeAgent* agent : {f.server_, f.client_}) {
+    // Arm: the floods without an instant; fire: the instant without floods.
+    ASSERT_EQ(agent->start_requests_.size(), 2u) << agent->address();
+    EXPECT_EQ(agent->start_requests_[0].floods_size(), 1) << agent->address();
+    EXPECT_FALSE(agent->start_requests_[0].has_start_at()) << agent->address();
+    EXPECT_EQ(agent->start_requests_[1].floods_size(), 0) << agent->address();
+    EXPECT_TRUE(agent->start_requests_[1].has_start_at()) << agent->address();
+  }
+  // One instant, in each agent's clock (the client's runs 5 s ahead).
+  const auto server_start = proto::FromProto(f.server_->start_requests_[1].start_at());
+  const auto client_start = proto::FromProto(f.client_->start_requests_[1].start_at());
+  EXPECT_NEAR(std::chrono::duration<double>(client_start - server_start).count(), 5.0, 0.05);
+  EndPhase(ctx);
+}
+
+TEST(SchedulePhase, OneAgentThatCannotArmGetsEveryAgentTheOneCallStart) {
+  Fixture f;
+  f.hosts[0].info.set_armed_start(true);  // the server arms; the client (an older agent) cannot
+  const RunPlan plan{TwoHosts(), {}};
+  RunOptions options;
+  RunContext ctx(plan, 0, f.hosts, options);
+  BeginPhase(ctx);
+  PreparePhase(ctx);
+  SchedulePhase(ctx);
+  ASSERT_TRUE(ctx.ok());
+  for (FakeAgent* agent : {f.server_, f.client_}) {
+    ASSERT_EQ(agent->start_requests_.size(), 1u) << agent->address();
+    EXPECT_EQ(agent->start_requests_[0].floods_size(), 1) << agent->address();
+    EXPECT_TRUE(agent->start_requests_[0].has_start_at()) << agent->address();
+  }
   EndPhase(ctx);
 }
 
