@@ -1,6 +1,7 @@
 #include "controller/fleet/members.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -85,10 +86,30 @@ absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
   return absl::UnavailableError(message);
 }
 
-absl::StatusOr<GroupMembers> FindGroupMembers(
-    const Scenario& scenario, const std::map<std::string, AgentSecurity>& security,
-    std::chrono::nanoseconds connect_timeout, std::chrono::milliseconds dns_timeout,
-    std::map<std::string, ConnectedAgent>* connected) {
+std::vector<std::string> WithoutFixedAgents(const Scenario& scenario, const HostSpec& host,
+                                            const std::vector<std::string>& found,
+                                            std::vector<std::string>* excluded) {
+  std::map<std::string, std::string> fixed;  // agent address -> the host it is
+  for (const HostSpec& h : scenario.hosts) {
+    if (!h.is_group() && !h.agent.empty() && h.name != host.name) fixed.emplace(h.agent, h.name);
+  }
+  std::vector<std::string> kept;
+  for (const std::string& endpoint : found) {
+    auto it = fixed.find(endpoint);
+    if (it == fixed.end()) {
+      kept.push_back(endpoint);
+    } else if (excluded != nullptr) {
+      excluded->push_back(absl::StrCat(endpoint, " (hosts.", it->second, ")"));
+    }
+  }
+  return kept;
+}
+
+absl::StatusOr<GroupMembers> FindGroupMembers(const Scenario& scenario,
+                                              const std::map<std::string, AgentSecurity>& security,
+                                              std::chrono::nanoseconds connect_timeout,
+                                              std::chrono::milliseconds dns_timeout,
+                                              std::map<std::string, ConnectedAgent>* connected) {
   GroupMembers out;
   for (const HostSpec& host : scenario.hosts) {
     if (!host.is_group()) continue;
@@ -103,12 +124,19 @@ absl::StatusOr<GroupMembers> FindGroupMembers(
     } else {
       SortEndpoints(found);
     }
+    std::vector<std::string> excluded;
+    found = WithoutFixedAgents(scenario, host, found, &excluded);
     auto sec = security.find(host.name);
-    std::vector<MemberProbe> probes =
-        ProbeAgents(found, sec == security.end() ? AgentSecurity{} : sec->second, connect_timeout,
-                    connected);
+    std::vector<MemberProbe> probes = ProbeAgents(
+        found, sec == security.end() ? AgentSecurity{} : sec->second, connect_timeout, connected);
     auto members = ChooseMembers(host, found, probes);
-    if (!members.ok()) return members.status();
+    if (!members.ok()) {
+      if (excluded.empty()) return members.status();
+      return absl::Status(
+          members.status().code(),
+          absl::StrCat(members.status().message(),
+                       "; not members, hosts of their own: ", absl::StrJoin(excluded, ", ")));
+    }
     out[host.name] = *std::move(members);
   }
   return out;

@@ -38,6 +38,14 @@ absl::StatusOr<std::vector<std::string>> ChooseMembers(const HostSpec& host,
                                                        const std::vector<std::string>& found,
                                                        const std::vector<MemberProbe>& probes);
 
+// The endpoints of group `host` that are not also a host of their own in `scenario` (another
+// host's `agent:`, compared as written): one agent cannot be two hosts of a run, and the host
+// named on its own keeps it (a DaemonSet's Service also lists the server node's agent).
+// `excluded` (optional) receives each left out, with the host that keeps it.
+std::vector<std::string> WithoutFixedAgents(const Scenario& scenario, const HostSpec& host,
+                                            const std::vector<std::string>& found,
+                                            std::vector<std::string>* excluded = nullptr);
+
 // Every group of `scenario`: its endpoints (DNS lookups for discover:), probed with the group's
 // security (security.at(group name)), chosen by ChooseMembers. The first group that fails stops
 // (Unavailable / NotFound, message starting with the field path). `connected` (optional)

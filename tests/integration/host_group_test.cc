@@ -9,6 +9,8 @@
 //   CPU whose final ACK raced the fullness check; the merged queued equals the queue's peak.
 // - `synq info dns://...` lists the eight members with their host info and labels (each agent
 //   runs with --label rack=odd|even --label node=aN).
+// - a name whose records include the server's agent runs the group on the other eight (one
+//   agent is never two hosts);
 // - select: {rack: even} runs on the four even agents only; with count 5 it refuses, naming
 //   each agent left out with its labels.
 // - A name with seven records and count 8 refuses to run, naming what was found.
@@ -38,6 +40,7 @@ constexpr int kMembers = 8;
 constexpr char kDnsServer[] = "127.0.0.1:5353";
 constexpr char kName[] = "synq-agent.test";
 constexpr char kShortName[] = "seven.test";  // only members 1..7
+constexpr char kWithServerName[] = "all.test";  // members 1..8 and the server's agent
 constexpr int kBacklog = 3;
 constexpr int kPerMember = 4;  // connections each member's flood attempts
 
@@ -110,7 +113,8 @@ class HostGroup : public ::testing::Test {
       }
       agents_.push_back(std::move(agent));
     }
-    // The resolver: eight A records for kName, seven for kShortName, nothing else.
+    // The resolver: eight A records for kName, seven for kShortName, nine for kWithServerName
+    // (the server's too), nothing else.
     std::vector<std::string> dns = {"/usr/bin/env",
                                     "ip",
                                     "netns",
@@ -130,7 +134,9 @@ class HostGroup : public ::testing::Test {
     for (int i = 1; i <= kMembers; ++i) {
       dns.push_back(absl::StrCat("--host-record=", kName, ",", MemberIp(i)));
       if (i < kMembers) dns.push_back(absl::StrCat("--host-record=", kShortName, ",", MemberIp(i)));
+      dns.push_back(absl::StrCat("--host-record=", kWithServerName, ",", MemberIp(i)));
     }
+    dns.push_back(absl::StrCat("--host-record=", kWithServerName, ",", kServerIp));
     dnsmasq_ = Spawn(dns, dir_->path() + "/dnsmasq.log");
     const bool listening = PollUntil(
         [&] {
@@ -331,6 +337,20 @@ TEST_F(HostGroup, SelectRunsOnTheMembersWhoseLabelsMatch) {
   EXPECT_THAT(five.output, HasSubstr("8 answered, 4 match select {rack=even}; count 5; "
                                      "not selected: " +
                                      MemberIp(1) + ":7700 (node=a1,rack=odd)"));
+}
+
+TEST_F(HostGroup, TheServersAgentListedInTheGroupStaysTheServerOnly) {
+  // As a DaemonSet's Service lists the server node's agent too: the group runs on the other 8.
+  // (A static list naming it is refused when the scenario loads.)
+  SynqRun r = Run("withserver",
+                  absl::StrCat("{discover: \"", Discover(kWithServerName), "\", count: 8}"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json& run = r.result["runs"][0];
+  ExpectMergedRow(run, kMembers);
+  EXPECT_FALSE(run["hosts"].contains("clients-9"));
+  for (int i = 1; i <= kMembers; ++i) {
+    EXPECT_EQ(run["hosts"][absl::StrCat("clients-", i)]["endpoint"], MemberIp(i) + ":7700");
+  }
 }
 
 // Last: it stops an agent.

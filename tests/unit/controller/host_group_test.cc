@@ -249,6 +249,22 @@ TEST(ChooseMembers, SelectKeepsTheAgentsWhoseLabelsMatch) {
   EXPECT_THAT(*one, ElementsAre("198.18.0.4:7700"));
 }
 
+TEST(GroupEndpoints, AnAgentThatIsAHostOfItsOwnIsNotAlsoAMember) {
+  // A DaemonSet's Service lists every node's agent, the server node's too: the host named on
+  // its own keeps it, and the group runs on the others.
+  Scenario s;
+  s.hosts.push_back({"server", "198.18.0.7:7700"});
+  s.hosts.push_back(Group(true, 2, false));
+  std::vector<std::string> excluded;
+  const std::vector<std::string> kept = fleet::WithoutFixedAgents(
+      s, s.hosts[1], {"198.18.0.5:7700", "198.18.0.7:7700", "198.18.0.9:7700"}, &excluded);
+  EXPECT_THAT(kept, ElementsAre("198.18.0.5:7700", "198.18.0.9:7700"));
+  EXPECT_THAT(excluded, ElementsAre("198.18.0.7:7700 (hosts.server)"));
+  // Another port on the same address is another agent.
+  EXPECT_THAT(fleet::WithoutFixedAgents(s, s.hosts[1], {"198.18.0.7:7701"}),
+              ElementsAre("198.18.0.7:7701"));
+}
+
 TEST(HostGroupLoader, SelectTakesLabelsAndRefusesBadOnesByName) {
   LoadResult ok = LoadScenario(R"(name: t
 hosts:
