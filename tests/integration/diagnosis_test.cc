@@ -231,7 +231,11 @@ TEST_F(Diagnosis, PacedAcceptShowsTheOneSecondRetransmitBand) {
   ASSERT_NE(paced, nullptr) << d.text;
   EXPECT_CITES(*paced, "listeners.l1.accept_interval_ms", 250);
   EXPECT_CITES(*paced, "floods.f1.rate", 20);
-  EXPECT_CITES(*paced, "listeners.l1.accept_queue_peak", 3);
+  // backlog 2 + 1, or one more if two final ACKs raced the fullness check on two CPUs.
+  const int peak = d.run.listeners().at("l1").accept_queue_peak();
+  EXPECT_GE(peak, 3);
+  EXPECT_LE(peak, 4);
+  EXPECT_CITES(*paced, "listeners.l1.accept_queue_peak", peak);
   EXPECT_NE(paced->text().find("(4 a second)"), std::string::npos) << paced->text();
 }
 
