@@ -479,12 +479,17 @@ absl::Status RunManager::StartFloods(const Caller& caller, const std::string& ru
   auto found = Find(caller, run_id);
   if (!found.ok()) return found.status();
   Run* run = *found;
+  // Listener pauses count from the flood start (listeners started later read flood_start).
+  // Under run->mu.
+  auto set_flood_start = [run](std::chrono::system_clock::time_point at) {
+    run->flood_start = at;
+    for (auto& listener : run->listeners) listener->SetFloodStart(at);
+  };
   if (start_at && floods.empty()) {
     // The fire (or only the flood start, for a host whose listeners pause): armed floods start
-    // at `start_at`, and listener pauses count from it.
+    // at `start_at`.
     std::lock_guard<std::mutex> run_lock(run->mu);
-    run->flood_start = start_at;
-    for (auto& listener : run->listeners) listener->SetFloodStart(*start_at);
+    set_flood_start(*start_at);
     if (run->armed) {
       run->armed = false;
       run->fire_at = start_at;
@@ -507,9 +512,7 @@ absl::Status RunManager::StartFloods(const Caller& caller, const std::string& ru
                                              : "floods of this run are still running");
   }
   if (start_at) {
-    // Listener pauses count from the flood start.
-    run->flood_start = start_at;
-    for (auto& listener : run->listeners) listener->SetFloodStart(*start_at);
+    set_flood_start(*start_at);
   } else {
     run->armed = true;
     run->fire_at.reset();
