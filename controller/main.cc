@@ -23,6 +23,7 @@
 #include "common/labels.h"
 #include "common/limits.h"
 #include "common/net_address.h"
+#include "common/process_cpu.h"
 #include "controller/agent_client.h"
 #include "controller/fleet/discovery.h"
 #include "controller/fleet/group_merge.h"
@@ -555,6 +556,7 @@ int Run(RunCommand cmd) {
   // counts discovering and probing the members, whose connections the run keeps, and
   // connecting every other agent; not starting embedded hosts.
   const auto probe_began = std::chrono::steady_clock::now();
+  const std::chrono::nanoseconds probe_cpu_began = common::ProcessCpuTime();
   fleet::GroupPlan group_plan;
   std::map<std::string, ConnectedAgent> probed;  // members' connections, kept for the run
   if (std::any_of(scenario.hosts.begin(), scenario.hosts.end(),
@@ -575,13 +577,17 @@ int Run(RunCommand cmd) {
   }
 
   const auto probe_duration = std::chrono::steady_clock::now() - probe_began;
+  const std::chrono::nanoseconds probe_cpu = common::ProcessCpuTime() - probe_cpu_began;
 
   auto lab = StartEmbeddedHosts(scenario);
   if (!lab.ok()) return Error(kExitHostFailed, std::string(lab.status().message()));
   const auto connect_began = std::chrono::steady_clock::now();
+  const std::chrono::nanoseconds connect_cpu_began = common::ProcessCpuTime();
   auto hosts = ConnectHosts(scenario, lab->get(), *security, std::move(probed));
   const auto connect_duration =
       probe_duration + (std::chrono::steady_clock::now() - connect_began);
+  const std::chrono::nanoseconds connect_cpu =
+      probe_cpu + (common::ProcessCpuTime() - connect_cpu_began);
   if (!hosts.ok()) {
     ForgetLab();
     return Error(kExitHostFailed, std::string(hosts.status().message()));
@@ -618,6 +624,7 @@ int Run(RunCommand cmd) {
   options.out_dir = cmd.out_dir;
   options.lease = lease;
   options.connect_duration = connect_duration;
+  options.connect_cpu = connect_cpu;
   options.on_sample = [&progress](const std::string& host, const v1::Sample& sample) {
     progress.OnSample(host, sample);
   };

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/process_cpu.h"
 #include "controller/result/run_builder.h"
 #include "controller/run/phases.h"
 
@@ -29,13 +30,18 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
                                         std::vector<RunFailure>* failures) {
   RunContext ctx(plan, index, hosts_, options_);
   const Clock::time_point began = options_.now();
-  // Controller wall time per phase (Run.phase_ms): what fanning out to this many agents cost.
-  std::map<std::string, double> phase_ms;
+  // Controller wall time and CPU time per phase (Run.phase_ms, Run.phase_cpu_ms): what fanning
+  // out to this many agents cost.
+  std::map<std::string, double> phase_ms, phase_cpu_ms;
   Clock::time_point mark = began;
+  std::chrono::nanoseconds cpu_mark = common::ProcessCpuTime();
   auto lap = [&](const char* phase) {
     const Clock::time_point now = options_.now();
+    const std::chrono::nanoseconds cpu = common::ProcessCpuTime();
     phase_ms[phase] += std::chrono::duration<double, std::milli>(now - mark).count();
+    phase_cpu_ms[phase] += std::chrono::duration<double, std::milli>(cpu - cpu_mark).count();
     mark = now;
+    cpu_mark = cpu;
   };
   BeginPhase(ctx);
   PreparePhase(ctx);
@@ -49,10 +55,16 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
   ctx.inputs.duration = options_.now() - began;
   synq::result::v1::Run run = result::BuildRun(ctx.inputs);
   for (const auto& [phase, ms] : phase_ms) (*run.mutable_phase_ms())[phase] = ms;
+  for (const auto& [phase, ms] : phase_cpu_ms) (*run.mutable_phase_cpu_ms())[phase] = ms;
   // Connecting happens once per invocation, before the first run: it is reported there.
+  auto in_ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
   if (index == 0 && options_.connect_duration) {
-    (*run.mutable_phase_ms())["connect"] =
-        std::chrono::duration<double, std::milli>(*options_.connect_duration).count();
+    (*run.mutable_phase_ms())["connect"] = in_ms(*options_.connect_duration);
+  }
+  if (index == 0 && options_.connect_cpu) {
+    (*run.mutable_phase_cpu_ms())["connect"] = in_ms(*options_.connect_cpu);
   }
   // A flood that measured nothing fails its host (exit 3) unless the scenario expects it.
   for (RunFailure& f : FloodsThatOnlyFailed(plan.scenario, run)) {

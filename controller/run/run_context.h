@@ -47,6 +47,8 @@ struct RunOptions {
   // How long connecting to the agents and reading their host info took (Run.phase_ms "connect"
   // of the first run); unset when the caller did not measure it.
   std::optional<std::chrono::nanoseconds> connect_duration;
+  // The controller's CPU time in that connect phase (Run.phase_cpu_ms "connect").
+  std::optional<std::chrono::nanoseconds> connect_cpu;
   // The controller's clock; tests inject their own.
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
   // Called from gRPC callback threads for every Watch sample (progress display); must not block.

@@ -3,9 +3,11 @@
 // agent's clock offset (armed agents get floods first, the instant after), the fixed
 // result.json names, and that every agent's run is ended even when a step fails.
 #include <gtest/gtest.h>
+#include <time.h>
 
 #include <algorithm>
 #include <mutex>
+#include <thread>
 
 #include "common/status_macros.h"
 #include "controller/orchestrator.h"
@@ -15,7 +17,14 @@
 namespace synq::controller {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
 
 // Records every call; answers like an agent whose clock runs `offset` ahead.
 class FakeAgent : public AgentClient {
@@ -90,6 +99,10 @@ class FakeAgent : public AgentClient {
                                                             std::chrono::nanoseconds,
                                                             bool) override {
     RETURN_IF_ERROR(Record("CollectResults"));
+    // CPU this call costs the controller's process (it runs there): spun on the thread's clock.
+    const auto burn_from = ThreadCpuTime();
+    while (ThreadCpuTime() - burn_from < collect_cpu) {
+    }
     v1::CollectResultsResponse r;
     for (const auto& f : floods_.floods()) {
       auto* out = r.add_floods();
@@ -131,6 +144,7 @@ class FakeAgent : public AgentClient {
     return calls_;
   }
   std::string fail_at;  // the call that fails, if any
+  std::chrono::nanoseconds collect_cpu{0};  // CPU spent in CollectResults
   v1::StartFloodsRequest floods_;
   std::vector<v1::StartFloodsRequest> start_requests_;
 
@@ -230,6 +244,43 @@ TEST(OrchestratorRun, ResolvesTargetsStartsAtOneInstantAndWritesTheFixedNames) {
   calls = f.server_->calls();
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "ApplySettings"), 1);
   EXPECT_EQ(calls.back(), "EndRun");
+}
+
+TEST(OrchestratorRun, EveryPhaseReportsItsWallTimeAndTheControllerCpuItCost) {
+  Fixture f;
+  // Each agent's CollectResults costs the controller 60 ms of CPU; nothing else is that heavy.
+  constexpr milliseconds kCollectCpu{60};
+  f.server_->collect_cpu = kCollectCpu;
+  f.client_->collect_cpu = kCollectCpu;
+  RunOptions options;
+  options.connect_duration = milliseconds(7);
+  options.connect_cpu = milliseconds(3);
+  Orchestrator orchestrator(f.hosts, options);
+  RunPlan plan{TwoHosts(), {}};
+  std::vector<RunFailure> failures;
+  const synq::result::v1::Run first = orchestrator.Run(plan, 0, &failures);
+  const synq::result::v1::Run second = orchestrator.Run(plan, 1, &failures);
+  EXPECT_TRUE(failures.empty());
+
+  const double cores = std::max(1u, std::thread::hardware_concurrency());
+  for (const char* phase : {"prepare", "start", "collect", "end"}) {
+    SCOPED_TRACE(phase);
+    ASSERT_TRUE(first.phase_ms().contains(phase));
+    ASSERT_TRUE(first.phase_cpu_ms().contains(phase));
+    // CPU time of all threads fits in the phase's wall time on every core (1 ms: the two
+    // clocks' granularity).
+    EXPECT_GE(first.phase_cpu_ms().at(phase), 0);
+    EXPECT_LE(first.phase_cpu_ms().at(phase), first.phase_ms().at(phase) * cores + 1);
+  }
+  // The collect phase carries both agents' CPU, wherever the calls ran; prepare none of it.
+  EXPECT_GE(first.phase_cpu_ms().at("collect"), 2.0 * kCollectCpu.count());
+  EXPECT_LT(first.phase_cpu_ms().at("prepare"), kCollectCpu.count());
+  // Connecting happened once, before the first run: only that run reports it.
+  EXPECT_EQ(first.phase_ms().at("connect"), 7);
+  EXPECT_EQ(first.phase_cpu_ms().at("connect"), 3);
+  EXPECT_FALSE(second.phase_ms().contains("connect"));
+  EXPECT_FALSE(second.phase_cpu_ms().contains("connect"));
+  EXPECT_GE(second.phase_cpu_ms().at("collect"), 2.0 * kCollectCpu.count());
 }
 
 TEST(OrchestratorRun, AFailingStepIsReportedAndEveryAgentsRunIsStillEnded) {
