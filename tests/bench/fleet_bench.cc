@@ -29,6 +29,8 @@
 // Smoke (CTest, label bench): 20 agents. Full (figures in docs/performance.md):
 //   build/tests/bench/bench_fleet --sizes 100,200
 //   build/tests/bench/bench_fleet --agents 200
+//   build/tests/bench/bench_fleet --sizes 200,1000 --sample-interval 1s  (1,000 real agents:
+//   ~3 min, ~4 GiB of memory at the peak)
 // `--sample-interval 1s` samples less often on every agent: on one 2-core machine, 200 agents
 // sampling every 100 ms take most of the CPU themselves, which slows every phase they answer.
 // `--synq PATH` drives the agents with another controller binary (the same agents), for an A/B
