@@ -30,6 +30,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/agent/engine_param.h"
+#include "tests/unit/agent/loopback_listener.h"
 
 namespace synq::agent {
 namespace {
@@ -40,26 +41,6 @@ using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 
 class FloodEngines : public EngineParamTest {};  // engine_param.h
-
-// A listening socket on 127.0.0.1 with a kernel-chosen port.
-common::UniqueFd Listen(int backlog) {
-  common::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_TRUE(fd.valid()) << std::strerror(errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
-      << std::strerror(errno);
-  EXPECT_EQ(::listen(fd.get(), backlog), 0) << std::strerror(errno);
-  return fd;
-}
-
-common::SocketAddress AddressOf(const common::UniqueFd& fd) {
-  absl::StatusOr<common::SocketAddress> addr = common::LocalAddressOf(fd.get());
-  EXPECT_TRUE(addr.ok()) << addr.status();
-  return addr.ok() ? *addr : common::SocketAddress{};
-}
 
 // Accepts up to `want` connections on its own thread (giving up after `patience`) and hands each
 // to `on_accept`.

@@ -38,6 +38,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/agent/engine_param.h"
+#include "tests/unit/agent/loopback_listener.h"
 
 namespace synq::agent {
 namespace {
@@ -47,30 +48,15 @@ using Clock = std::chrono::steady_clock;
 
 class FloodOpenLoopEngines : public EngineParamTest {};  // engine_param.h
 
-common::UniqueFd Listen(int backlog) {
-  common::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  EXPECT_TRUE(fd.valid()) << std::strerror(errno);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(::listen(fd.get(), backlog), 0);
-  return fd;
-}
-
-common::SocketAddress AddressOf(const common::UniqueFd& fd) {
-  absl::StatusOr<common::SocketAddress> addr = common::LocalAddressOf(fd.get());
-  EXPECT_TRUE(addr.ok()) << addr.status();
-  return addr.ok() ? *addr : common::SocketAddress{};
-}
-
 // A server on its own thread (epoll): accepts everything, optionally writes `greeting` to each
 // connection, reads and drops, and records how each connection ended as the peer sees it:
 // recv() == 0 (a FIN) or ECONNRESET (an RST), and how long after accept.
 class Peer {
  public:
   explicit Peer(int backlog, std::string greeting = "")
-      : listener_(Listen(backlog)), address_(AddressOf(listener_)), greeting_(std::move(greeting)) {
+      : listener_(Listen(backlog, SOCK_NONBLOCK)),
+        address_(AddressOf(listener_)),
+        greeting_(std::move(greeting)) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Peer() { Stop(); }
@@ -293,7 +279,7 @@ TEST_P(FloodOpenLoopEngines, ChurnRstAtSteadyRateMakesRateTimesDurationAttemptsA
 // connections was established (and answered), none is an error, and the flood closes its end.
 TEST_P(FloodOpenLoopEngines, ChurnAgainstAServerThatClosesFirstCountsEstablishedNotErrors) {
   SKIP_WITHOUT_ENGINE();
-  common::UniqueFd listener = Listen(1024);
+  common::UniqueFd listener = Listen(1024, SOCK_NONBLOCK);
   const common::SocketAddress address = AddressOf(listener);
   std::atomic<bool> done{false};
   std::thread server([&] {
@@ -366,7 +352,7 @@ TEST_P(FloodOpenLoopEngines, TooLittleConcurrencyDropsLaunchesInsteadOfSlowingDo
   // Backlog 0 and nobody accepts: the accept queue holds backlog + 1 = 1 connection and the
   // kernel drops every later SYN, so those connects hang until connect_timeout (the SYN
   // retransmit comes at 1 s, after the 400 ms timeout).
-  common::UniqueFd listener = Listen(0);
+  common::UniqueFd listener = Listen(0, SOCK_NONBLOCK);
   FloodSpec spec = SpecFor(AddressOf(listener));
   spec.profile.rate = 200;  // one due every 5 ms: 200 due in the 1 s duration
   spec.duration = 1s;
@@ -388,7 +374,7 @@ TEST_P(FloodOpenLoopEngines, TooLittleConcurrencyDropsLaunchesInsteadOfSlowingDo
 
 TEST_P(FloodOpenLoopEngines, LatencyRunsFromTheScheduledInstant) {
   SKIP_WITHOUT_ENGINE();
-  common::UniqueFd listener = Listen(16);  // 5 connections fit in the accept queue
+  common::UniqueFd listener = Listen(16, SOCK_NONBLOCK);  // 5 connections fit in the accept queue
   FloodSpec spec = SpecFor(AddressOf(listener));
   spec.connections = 5;
   spec.concurrency = 5;
@@ -588,7 +574,7 @@ TEST_P(FloodOpenLoopEngines, UserMemoryPerHeldSocketIsAtMost64Bytes) {
   constexpr int kHeld = 5000;
   // A listener that accepts everything into a vector reserved up front (no allocation while the
   // flood runs), so the accept queue never fills and every connection is held.
-  common::UniqueFd listener = Listen(1024);
+  common::UniqueFd listener = Listen(1024, SOCK_NONBLOCK);
   const common::SocketAddress target = AddressOf(listener);
   std::vector<common::UniqueFd> accepted;
   accepted.reserve(kHeld);

@@ -38,6 +38,7 @@
 #include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/agent/loopback_listener.h"
 
 namespace synq::agent {
 namespace {
@@ -184,33 +185,14 @@ class FloodRunnerTest : public ::testing::Test {
   std::vector<common::UniqueFd> listeners_;
 };
 
-// A listener on 127.0.0.1 with a kernel-chosen port (in *port) and backlog 4096 (capped by
-// somaxconn, 4096 by default) that nobody accepts from; invalid if socket/bind/listen failed.
-common::UniqueFd NeverAcceptingListener(uint16_t* port) {
-  common::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (!listener.valid() ||
-      ::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(listener.get(), 4096) != 0 ||
-      ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return common::UniqueFd();
-  }
-  *port = ntohs(addr.sin_port);
-  return listener;
-}
-
 TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
   // A never-accepting loopback listener: 3000 connections fit its queue (backlog 4096 is
   // capped by somaxconn, 4096 by default), so every attempt is established.
-  uint16_t port = 0;
-  common::UniqueFd listener = NeverAcceptingListener(&port);
+  common::UniqueFd listener = Listen(4096);
   ASSERT_TRUE(listener.valid());
   FloodSpec spec;
   spec.name = "rings";
-  spec.target = *common::ParseSocketAddress(absl::StrCat("127.0.0.1:", port));
+  spec.target = AddressOf(listener);
   spec.connections = 3000;
   spec.concurrency = 500;
   spec.hold = 100ms;
@@ -230,7 +212,7 @@ TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
   EXPECT_EQ(result->established, 3000u);
   EXPECT_EQ(result->connect_latency_us.count(), 3000u);
   EXPECT_EQ(result->held_sockets->size(), 3000u);  // both rings' sockets, held here
-  auto queue = QueryListenQueue(port);
+  auto queue = QueryListenQueue(spec.target.port());
   ASSERT_TRUE(queue.ok()) << queue.status();
   EXPECT_EQ(queue->accept_queue, 3000);
 }
@@ -238,12 +220,11 @@ TEST(FloodRunner, SplitsAFloodOverRingsInThisProcessAndMergesExactly) {
 TEST(FloodRunner, WorkerProcessesRunTheEngineTheAgentChose) {
   // Two worker processes, each told the engine in its request: a never-accepting loopback
   // listener (backlog 4096, capped by somaxconn 4096 by default) takes all 200 connections.
-  uint16_t port = 0;
-  common::UniqueFd listener = NeverAcceptingListener(&port);
+  common::UniqueFd listener = Listen(4096);
   ASSERT_TRUE(listener.valid());
   FloodSpec spec;
   spec.name = "engine";
-  spec.target = *common::ParseSocketAddress(absl::StrCat("127.0.0.1:", port));
+  spec.target = AddressOf(listener);
   spec.connections = 200;
   spec.concurrency = 50;
   spec.hold = 0ms;

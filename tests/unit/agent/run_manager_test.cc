@@ -22,6 +22,7 @@
 #include "common/net_address.h"
 #include "common/unique_fd.h"
 #include "tests/unit/agent/fake_proc_sys.h"
+#include "tests/unit/agent/loopback_listener.h"
 
 namespace synq::agent {
 namespace {
@@ -145,19 +146,8 @@ TEST_F(RunManagerTest, FloodCollectAndEndFromManyThreadsWhileTheSamplerRuns) {
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
 }
 
-// A never-accepting loopback listener of the test's own: poll() says readable as soon as one
-// connection sits in its accept queue, so "no connect reached it" is observable.
-common::UniqueFd QuietListener(common::SocketAddress* address) {
-  common::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(::listen(fd.get(), 64), 0);
-  *address = *common::LocalAddressOf(fd.get());
-  return fd;
-}
-
+// Whether a connection sits in a never-accepting listener's accept queue (poll() says readable
+// as soon as one does), so "no connect reached it" is observable.
 bool Queued(const common::UniqueFd& listener) {
   pollfd p{listener.get(), POLLIN, 0};
   return ::poll(&p, 1, 0) == 1;
@@ -171,8 +161,8 @@ TEST_F(RunManagerTest, ArmedFloodsStartOnlyWhenFiredAndNeverIfTheRunEndsFirst) {
   auto sink = runs_->Subscribe(
       owner, "r1", [](const SampleValue&) {}, [] {});
   ASSERT_TRUE(sink.ok()) << sink.status();
-  common::SocketAddress address;
-  common::UniqueFd listener = QuietListener(&address);
+  common::UniqueFd listener = Listen(64);
+  const common::SocketAddress address = AddressOf(listener);
   FloodSpec flood;
   flood.name = "f";
   flood.target = address;
@@ -212,8 +202,8 @@ TEST_F(RunManagerTest, ArmedFloodsStartOnlyWhenFiredAndNeverIfTheRunEndsFirst) {
   ASSERT_TRUE(ended.get_future().get().ok());
 
   // Armed, then the run ends: the flood never starts and the end does not wait for a fire.
-  common::SocketAddress second_address;
-  common::UniqueFd second = QuietListener(&second_address);
+  common::UniqueFd second = Listen(64);
+  const common::SocketAddress second_address = AddressOf(second);
   flood.target = second_address;
   auto next = Begin(owner, "r2");
   ASSERT_TRUE(next.ok()) << next.status();
