@@ -48,8 +48,9 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   // Debian's Abseil checks every Mutex acquisition for lock-order cycles (its debug default):
-  // gRPC takes many mutexes per call, and at 1,000 agents the bookkeeping (GraphCycles) was ~6%
-  // of the controller's CPU. Cycles are what TSan and the tests look for, not production.
+  // gRPC takes many mutexes per call, here as in the controller (where the bookkeeping,
+  // GraphCycles, was ~6% of its CPU at 1,000 agents). Cycles are what TSan and the tests look
+  // for, not production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Hidden mode: a flood worker process the agent started to hold sockets past its fd limit.
   if (synq::agent::IsFloodWorkerInvocation(argc, argv)) {

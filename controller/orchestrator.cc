@@ -32,14 +32,17 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
   const Clock::time_point began = options_.now();
   // Controller wall time and CPU time per phase (Run.phase_ms, Run.phase_cpu_ms): what fanning
   // out to this many agents cost.
+  auto in_ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
   std::map<std::string, double> phase_ms, phase_cpu_ms;
   Clock::time_point mark = began;
   std::chrono::nanoseconds cpu_mark = common::ProcessCpuTime();
   auto lap = [&](const char* phase) {
     const Clock::time_point now = options_.now();
     const std::chrono::nanoseconds cpu = common::ProcessCpuTime();
-    phase_ms[phase] += std::chrono::duration<double, std::milli>(now - mark).count();
-    phase_cpu_ms[phase] += std::chrono::duration<double, std::milli>(cpu - cpu_mark).count();
+    phase_ms[phase] = in_ms(now - mark);
+    phase_cpu_ms[phase] = in_ms(cpu - cpu_mark);
     mark = now;
     cpu_mark = cpu;
   };
@@ -54,12 +57,9 @@ synq::result::v1::Run Orchestrator::Run(const RunPlan& plan, int index,
   lap("end");
   ctx.inputs.duration = options_.now() - began;
   synq::result::v1::Run run = result::BuildRun(ctx.inputs);
-  for (const auto& [phase, ms] : phase_ms) (*run.mutable_phase_ms())[phase] = ms;
-  for (const auto& [phase, ms] : phase_cpu_ms) (*run.mutable_phase_cpu_ms())[phase] = ms;
+  run.mutable_phase_ms()->insert(phase_ms.begin(), phase_ms.end());
+  run.mutable_phase_cpu_ms()->insert(phase_cpu_ms.begin(), phase_cpu_ms.end());
   // Connecting happens once per invocation, before the first run: it is reported there.
-  auto in_ms = [](std::chrono::nanoseconds d) {
-    return std::chrono::duration<double, std::milli>(d).count();
-  };
   if (index == 0 && options_.connect_duration) {
     (*run.mutable_phase_ms())["connect"] = in_ms(*options_.connect_duration);
   }

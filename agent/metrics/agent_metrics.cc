@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/process_cpu.h"
 
 namespace synq::agent {
 
@@ -89,14 +90,10 @@ void LabelledCounter(std::string& out, absl::string_view name, absl::string_view
 
 // Process figures read at scrape time (the client libraries' standard process_* metrics).
 void ProcessMetrics(std::string& out, std::chrono::system_clock::time_point started) {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) == 0) {
-    const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-    Family(out, "process_cpu_seconds_total", "counter",
-           "User and system CPU time the agent process spent, in seconds.");
-    Sample(out, "process_cpu_seconds_total", {}, cpu);
-  }
+  Family(out, "process_cpu_seconds_total", "counter",
+         "User and system CPU time the agent process spent, in seconds.");
+  Sample(out, "process_cpu_seconds_total", {},
+         std::chrono::duration<double>(common::ProcessCpuTime()).count());
   std::ifstream statm("/proc/self/statm");
   uint64_t pages = 0;
   uint64_t resident = 0;

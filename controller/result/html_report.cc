@@ -688,13 +688,11 @@ std::string ListenerQueues(const v1::Run& run) {
 
   constexpr double kLeft = 50, kTop = 12, kPlotW = 1000, kPlotH = 150;
   const TimeAxis ax = RunTimeAxis(run, kLeft, kPlotW);
-  const auto by_host = SamplesByHost(run);
-  const std::vector<const v1::Sample*> none;
+  auto by_host = SamplesByHost(run);
   for (const auto& name : names) {
     const v1::Listener& l = run.listeners().at(name);
     Series queue, syn_recv, queue_max;
-    auto host_samples = by_host.find(l.host());
-    for (const v1::Sample* sample : host_samples == by_host.end() ? none : host_samples->second) {
+    for (const v1::Sample* sample : by_host[l.host()]) {  // empty when the host sent none
       const v1::Sample& s = *sample;
       auto it = s.listeners().find(name);
       if (it == s.listeners().end()) continue;
